@@ -1,0 +1,121 @@
+"""The ``emergence`` command. Exit codes: 0 ok, 1 runtime failure, 2 bad input."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pipeline.errors import RunError, UsageError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit code 2
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="emergence", description="Exact sweeps of the emergence phase transition.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="run (or resume) a workflow into a Zarr cube")
+    run.add_argument("workflow", help="workflow TOML file")
+    run.add_argument("--out", help="store path or fsspec URL (default data/<name>.zarr)")
+    run.add_argument("--workers", type=_positive_int, help="local workers (default: one per core)")
+    run.add_argument("--scheduler", help="address of an existing Dask scheduler (or $DASK_SCHEDULER_ADDRESS)")
+    run.add_argument("--scheduler-file", help="scheduler file of an existing Dask scheduler")
+    run.add_argument("--overwrite", action="store_true", help="replace a store made from another workflow")
+    run.add_argument("--max-cells", type=_positive_int, default=None, help="refuse larger grids (default 1e9)")
+    run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    info = sub.add_parser("info", help="dims, completion and provenance of a cube")
+    info.add_argument("store")
+    info.add_argument("--format", choices=("text", "json"), default="text")
+
+    query = sub.add_parser("query", help="select cells of a cube")
+    query.add_argument("store")
+    query.add_argument("--sel", action="append", default=[], metavar="DIM=VALUE",
+                       help="select along a dim (nearest on float axes); repeatable")
+    query.add_argument("--var", action="append", default=None, help="variable(s) to show (default: all)")
+    query.add_argument("--format", choices=("table", "csv", "json"), default="table")
+
+    summary = sub.add_parser("summary", help="a short account of what a cube shows")
+    summary.add_argument("store")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except UsageError as exc:
+        print(f"emergence: error: {exc}", file=sys.stderr)
+        return 2
+    except RunError as exc:
+        print(f"emergence: failed: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("emergence: interrupted; finished blocks are kept, re-run to resume", file=sys.stderr)
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "run":
+        return _cmd_run(args)
+    if args.command == "info":
+        from pipeline.inspect import cube_info, format_info
+
+        info = cube_info(_location(args.store))
+        print(json.dumps(info, indent=2) if args.format == "json" else format_info(info))
+        return 0
+    if args.command == "query":
+        from pipeline.inspect import query
+
+        print(query(_location(args.store), args.sel, args.var, args.format))
+        return 0
+    if args.command == "summary":
+        from pipeline.summary import summarize
+
+        print(summarize(_location(args.store)))
+        return 0
+    raise UsageError(f"unknown command {args.command!r}")
+
+
+def _location(url: str):  # noqa: ANN202
+    from pipeline.store import StoreLocation
+
+    return StoreLocation(url)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    import os
+
+    from pipeline.config import DEFAULT_MAX_CELLS, load_workflow
+    from pipeline.engine import run
+
+    workflow = load_workflow(args.workflow, max_cells=args.max_cells or DEFAULT_MAX_CELLS)
+    out = args.out or str(Path("data") / f"{workflow.name}.zarr")
+    scheduler = args.scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
+    report = run(workflow, _location(out), scheduler=scheduler, scheduler_file=args.scheduler_file,
+                 workers=args.workers, overwrite=args.overwrite, progress=not args.no_progress)
+    if report.blocks_computed:
+        print(f"{out}: computed {report.blocks_computed} blocks "
+              f"({report.blocks_done_before + report.blocks_computed}/{report.blocks_total} done) "
+              f"in {report.seconds:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""``emergence info`` and ``emergence query``: read-only views of a cube."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from pipeline import store
+from pipeline.errors import UsageError
+
+PROVENANCE_KEYS = ("experiment", "workflow_fingerprint", "created", "package_version", "git_commit",
+                   "library_versions", "block_chunks")
+
+
+def cube_info(location: store.StoreLocation) -> dict[str, Any]:
+    """Dims and sizes, variables, block completion and provenance of a cube."""
+    attrs = store.read_attrs(location)
+    ds = store.open_cube(location)
+    done = store.done_blocks(store.open_group(location, mode="r"))
+    provenance = {k: attrs.get(k) for k in PROVENANCE_KEYS}
+    for k in ("library_versions", "block_chunks"):
+        if isinstance(provenance[k], str):
+            provenance[k] = json.loads(provenance[k])
+    return {
+        "store": location.url,
+        "dims": {d: int(n) for d, n in ds.sizes.items()},
+        "variables": {name: {"dims": list(v.dims), "long_name": v.attrs.get("long_name", ""),
+                             "units": v.attrs.get("units", "")} for name, v in ds.data_vars.items()},
+        "blocks_done": len(done),
+        "blocks_total": int(attrs["blocks_total"]),
+        "complete": len(done) == int(attrs["blocks_total"]),
+        "provenance": provenance,
+        "workflow": attrs.get("workflow", ""),
+    }
+
+
+def format_info(info: dict[str, Any]) -> str:
+    lines = [f"cube {info['store']}"]
+    lines.append("dims: " + ", ".join(f"{d}={n}" for d, n in info["dims"].items()))
+    state = "complete" if info["complete"] else "INCOMPLETE (re-run to resume)"
+    lines.append(f"blocks: {info['blocks_done']}/{info['blocks_total']} done, {state}")
+    lines.append("variables:")
+    for name, v in info["variables"].items():
+        lines.append(f"  {name:14s} ({', '.join(v['dims'])})  {v['long_name']} [{v['units']}]")
+    lines.append("provenance:")
+    for key, value in info["provenance"].items():
+        lines.append(f"  {key}: {json.dumps(value) if isinstance(value, dict) else value}")
+    return "\n".join(lines)
+
+
+def parse_selection(ds: xr.Dataset, selections: Sequence[str]) -> dict[str, Any]:
+    """``DIM=VALUE`` strings -> exact coordinate values to select.
+
+    Float axes take the nearest value, but a value outside the axis range is an
+    error; integer and string axes need an exact match.
+    """
+    chosen: dict[str, Any] = {}
+    for item in selections:
+        dim, sep, text = item.partition("=")
+        dim = dim.strip()
+        if not sep or not dim:
+            raise UsageError(f"--sel {item!r}: expected DIM=VALUE")
+        if dim not in ds.dims:
+            raise UsageError(f"--sel {item!r}: unknown dim {dim!r}; dims are {list(ds.dims)}")
+        coord = ds[dim].values
+        kind = coord.dtype.kind
+        if kind in "fiu":
+            try:
+                value = float(text)
+            except ValueError:
+                raise UsageError(f"--sel {dim}={text!r}: not a number") from None
+            if kind == "f":
+                lo, hi = float(np.min(coord)), float(np.max(coord))
+                if not lo <= value <= hi:
+                    raise UsageError(f"--sel {dim}={text}: outside the axis range [{lo:g}, {hi:g}]")
+                chosen[dim] = coord[int(np.argmin(np.abs(coord - value)))].item()
+            else:
+                if value not in set(coord.tolist()):
+                    raise UsageError(f"--sel {dim}={text}: not on the axis; values are {_preview(coord)}")
+                chosen[dim] = int(value)
+        else:
+            values = [str(v) for v in coord]
+            if text not in values:
+                raise UsageError(f"--sel {dim}={text!r}: not on the axis; values are {values}")
+            chosen[dim] = text
+    return chosen
+
+
+def _preview(values: np.ndarray) -> str:
+    items = values.tolist()
+    return str(items) if len(items) <= 12 else f"[{items[0]}, {items[1]}, ..., {items[-1]}] ({len(items)} values)"
+
+
+def query(location: store.StoreLocation, selections: Sequence[str], variables: Sequence[str] | None,
+          fmt: str = "table") -> str:
+    """Cells of a cube selected by ``DIM=VALUE``, as a table, CSV or JSON records."""
+    ds = store.open_cube(location)
+    names = list(variables) if variables else list(ds.data_vars)
+    for name in names:
+        if name not in ds.data_vars:
+            raise UsageError(f"--var {name!r}: unknown variable; variables are {list(ds.data_vars)}")
+    chosen = parse_selection(ds, selections)
+    sub = ds[names].sel(chosen).load()
+    if sub.sizes and int(np.prod(list(sub.sizes.values()))) > 100_000:
+        raise UsageError(f"the selection has {int(np.prod(list(sub.sizes.values()))):,} cells; narrow it with --sel")
+    frame = sub.to_dataframe() if sub.sizes else sub.to_pandas().to_frame().T
+    for dim, value in chosen.items():
+        if dim not in frame.columns and dim not in (frame.index.names or []):
+            frame[dim] = value
+    if fmt == "csv":
+        return frame.to_csv().rstrip("\n")
+    if fmt == "json":
+        return frame.reset_index().to_json(orient="records", double_precision=15)
+    with _wide_pandas():
+        return frame.to_string()
+
+
+class _wide_pandas:
+    def __enter__(self) -> None:
+        import pandas as pd
+
+        self._ctx = pd.option_context("display.max_rows", 10_000, "display.width", 200,
+                                      "display.max_columns", 50, "display.precision", 12)
+        self._ctx.__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        self._ctx.__exit__(*exc)

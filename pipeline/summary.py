@@ -1,0 +1,65 @@
+"""``emergence summary``: a few lines on what a cube shows (used by ``make demo``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from pipeline import store
+from pipeline.inspect import cube_info
+
+
+def growth_exponent(log10_risk: xr.DataArray) -> xr.DataArray:
+    """d log R / d log T between the two largest horizons (T must be the last-sorted axis)."""
+    T = log10_risk["T"].values
+    order = np.argsort(T)
+    t1, t2 = T[order[-2]], T[order[-1]]
+    r1, r2 = log10_risk.sel(T=t1), log10_risk.sel(T=t2)
+    with np.errstate(invalid="ignore"):
+        g = (r2 - r1) / (np.log10(t2) - np.log10(t1))
+    return g.where(np.isfinite(r1) & np.isfinite(r2))
+
+
+def summarize(location: store.StoreLocation) -> str:
+    info = cube_info(location)
+    ds = store.open_cube(location)
+    shape = " x ".join(f"{n} {d}" for d, n in info["dims"].items() if d in ds.dims)
+    head = [f"{location.url} ({info['provenance']['experiment']}): {shape}; "
+            f"blocks {info['blocks_done']}/{info['blocks_total']} done"]
+    if info["provenance"]["experiment"] == "hidden":
+        return "\n".join(head + _hidden(ds))
+    return "\n".join(head + _observed(ds))
+
+
+def _hidden(ds: xr.Dataset) -> list[str]:
+    if ds.sizes["T"] < 2:
+        return ["(one horizon only: no growth exponents)"]
+    g = growth_exponent(ds["log10_risk"]).load()
+    Tmax = int(ds["T"].max())
+    kmin, kmax = int(ds["k"].min()), int(ds["k"].max())
+    lines = [f"growth exponent g = dlog R/dlog T at T = {Tmax:.3g} (g ~ 1: diverges linearly; g ~ 0: bounded)"]
+    lines.append(f"{'lam':>6} {'noise':>8} {'a':>7} | {'trunc k=' + str(kmin):>12} {'trunc k=' + str(kmax):>12}"
+                 f" | {'bestfir k=' + str(kmin):>13} {'bestfir k=' + str(kmax):>13}")
+    for lam in ds["lam"].values:
+        for ratio in ds["noise_ratio"].values:
+            cells = []
+            for learner in ("truncated_kalman", "best_fir"):
+                if learner not in ds["learner"].values:
+                    cells += ["-", "-"]
+                    continue
+                for k in (kmin, kmax):
+                    v = float(g.sel(lam=lam, noise_ratio=ratio, learner=learner, k=k))
+                    cells.append("0 risk" if np.isnan(v) else f"{v:.2f}")
+            a = float(ds["a"].sel(lam=lam, noise_ratio=ratio))
+            lines.append(f"{lam:6.3g} {ratio:8.3g} {a:7.3f} | {cells[0]:>12} {cells[1]:>12} | "
+                         f"{cells[2]:>13} {cells[3]:>13}")
+    return lines
+
+
+def _observed(ds: xr.Dataset) -> list[str]:
+    lines = ["critical parameter count d* (measured from `bounded` / theory):"]
+    crit = ds["critical_d"].load()
+    for spectrum in ds["spectrum"].values:
+        parts = [f"{f}={int(crit.sel(spectrum=spectrum, family=f))}" for f in ds["family"].values]
+        lines.append(f"  {str(spectrum):24s} " + "  ".join(parts))
+    return lines
