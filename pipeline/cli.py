@@ -39,6 +39,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--overwrite", action="store_true", help="replace a store made from another workflow")
     run.add_argument("--max-cells", type=_positive_int, default=None, help="refuse larger grids (default 1e9)")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    run.add_argument("--dry-run", action="store_true",
+                     help="print cells, blocks, size on disk (and the job script) without writing")
+    run.add_argument("--cluster", choices=("local", "slurm", "pbs", "sge", "lsf", "htcondor"),
+                     help="start workers through dask-jobqueue (overrides [cluster] kind)")
+    run.add_argument("--cluster-profile", help="TOML file with [cluster] keys (cores, memory, ...)")
+    run.add_argument("--extend", action="store_true",
+                     help="grow an existing cube to the workflow's larger axes, computing only new cells")
 
     info = sub.add_parser("info", help="dims, completion and provenance of a cube")
     info.add_argument("store")
@@ -102,16 +109,26 @@ def _location(url: str):  # noqa: ANN202
 def _cmd_run(args: argparse.Namespace) -> int:
     import os
 
+    from pipeline.cluster import cluster_spec, load_profile
     from pipeline.config import DEFAULT_MAX_CELLS, load_workflow
-    from pipeline.engine import run
+    from pipeline.engine import describe_plan, run
 
     workflow = load_workflow(args.workflow, max_cells=args.max_cells or DEFAULT_MAX_CELLS)
+    profile = load_profile(args.cluster_profile) if args.cluster_profile else None
+    cluster = cluster_spec(workflow.cluster, kind=args.cluster, profile=profile)
     out = args.out or str(Path("data") / f"{workflow.name}.zarr")
+    location = _location(out)
+    if args.dry_run:
+        print(describe_plan(workflow, location, cluster))
+        return 0
+    if args.overwrite and args.extend:
+        raise UsageError("--overwrite and --extend exclude each other")
     scheduler = args.scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
-    report = run(workflow, _location(out), scheduler=scheduler, scheduler_file=args.scheduler_file,
-                 workers=args.workers, overwrite=args.overwrite, progress=not args.no_progress)
+    report = run(workflow, location, scheduler=scheduler, scheduler_file=args.scheduler_file,
+                 workers=args.workers, cluster=cluster, overwrite=args.overwrite, extend=args.extend,
+                 progress=not args.no_progress)
     if report.blocks_computed:
-        print(f"{out}: computed {report.blocks_computed} blocks "
+        print(f"{out}: computed {report.blocks_computed} blocks, {report.cells_computed:,} cells "
               f"({report.blocks_done_before + report.blocks_computed}/{report.blocks_total} done) "
               f"in {report.seconds:.1f} s")
     return 0

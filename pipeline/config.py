@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.cluster import cluster_spec
 from pipeline.errors import ConfigError, UsageError
 from pipeline.experiments import get_experiment, known_experiments
 from pipeline.experiments.base import AxisRule, Settings
@@ -45,10 +46,11 @@ class Workflow:
         return self.settings.experiment
 
     def fingerprint(self, *, without_axes: bool = False) -> str:
-        """Hash of what determines the cube's numbers and layout (not comments or spacing).
+        """Hash of what determines the cube's numbers (not comments, spacing or chunking).
 
-        ``without_axes`` leaves out axis values (but not the axis chunking), which is
-        what may change when a sweep is extended.
+        Chunking is left out because results are bit-identical whatever the chunking;
+        a store keeps the block plan it was created with. ``without_axes`` also leaves
+        out axis values, which is what may change when a sweep is extended.
         """
         content: dict[str, Any] = {
             "experiment": self.settings.experiment,
@@ -56,7 +58,6 @@ class Workflow:
             "method": self.settings.method,
             "mc_samples": self.settings.mc_samples if self.settings.method == "montecarlo" else None,
             "extra": dict(sorted(self.settings.extra.items())),
-            "chunks": list(self.plan.chunks),
         }
         if not without_axes:
             content["axes"] = {k: _jsonable(v) for k, v in self.coords.items()}
@@ -149,7 +150,8 @@ def parse_workflow(text: str, max_cells: int = DEFAULT_MAX_CELLS, source: str = 
 
     cluster = raw.get("cluster", {})
     if not isinstance(cluster, dict):
-        raise ConfigError("cluster", cluster, "must be a table")
+        raise ConfigError("cluster", cluster, "must be a table (see README, Running on a cluster)")
+    cluster_spec(cluster)
 
     shape = tuple(len(coords[a]) for a in experiment.axes)
     cells = math.prod(shape)

@@ -5,6 +5,7 @@ The engine knows experiments only through ``pipeline.experiments.base``.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -16,11 +17,34 @@ import numpy as np
 import xarray as xr
 
 from pipeline import store
+from pipeline.cluster import ClusterSpec, start_batch_cluster
 from pipeline.config import Workflow
 from pipeline.errors import RunError, UsageError
 from pipeline.experiments import get_experiment
 from pipeline.experiments.base import Settings, VariableSpec
-from pipeline.grid import BlockKey, as_key_string
+from pipeline.grid import BlockKey, BlockPlan, as_key_string
+from pipeline.lock import StoreLock
+
+
+FAULT_ENV = "EMERGENCE_FAULT"
+"""Fault injection for tests: comma-separated ``point=KEY`` items (KEY a block key like
+``0.1.0.0.0`` or ``*``). Points: ``crash-before-write`` and ``crash-before-mark`` end the
+worker process abruptly; ``fail-kernel`` raises inside the kernel; ``delay=SECONDS``
+slows every block."""
+
+
+def _inject_fault(point: str, key: BlockKey) -> None:
+    spec = os.environ.get(FAULT_ENV)
+    if not spec:
+        return
+    for item in spec.split(","):
+        name, _, arg = item.strip().partition("=")
+        if name == "delay" and point == "crash-before-write":
+            time.sleep(float(arg))
+        elif name == point and arg in ("*", as_key_string(key)):
+            if point == "fail-kernel":
+                raise FloatingPointError(f"injected kernel fault in block {as_key_string(key)}")
+            os._exit(17)
 
 
 class BlockError(RuntimeError):
@@ -35,6 +59,7 @@ class RunReport:
     blocks_total: int
     blocks_done_before: int
     blocks_computed: int = 0
+    cells_computed: int = 0
     failed: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     dashboard: str | None = None
@@ -44,29 +69,127 @@ class RunReport:
         return not self.failed and self.blocks_done_before + self.blocks_computed == self.blocks_total
 
 
-def prepare_store(workflow: Workflow, location: store.StoreLocation, overwrite: bool) -> bool:
-    """Create the cube if needed. Returns True when a new cube was created.
+@dataclass(frozen=True)
+class StoreState:
+    """The block plan a store was created with, and the region known complete
+    before its latest extension (cells inside it are never recomputed)."""
 
-    Refuses (UsageError) a store made from a different workflow unless ``overwrite``.
+    plan: BlockPlan
+    complete_shape: tuple[int, ...]
+
+
+def prepare_store(workflow: Workflow, location: store.StoreLocation, overwrite: bool = False,
+                  extend: bool = False, say: Callable[[str], None] = print) -> StoreState:
+    """Create, check or extend the cube for ``workflow``; return its block plan.
+
+    Refuses (UsageError) a store made from a different workflow unless ``overwrite``,
+    or unless ``extend`` and only axis values were added at the ends of axes.
     """
     if location.exists() and not overwrite:
         attrs = store.read_attrs(location)
         if attrs.get("workflow_fingerprint") != workflow.fingerprint():
+            if extend:
+                return extend_store(workflow, location, attrs, say)
             raise UsageError(
                 f"store {location.url!r} was made from a different workflow "
                 f"(fingerprint {attrs.get('workflow_fingerprint')} != {workflow.fingerprint()}); "
-                "pass --overwrite to replace it or --out to write elsewhere"
+                "pass --overwrite to replace it, --extend to add axis values, or --out to write elsewhere"
             )
-        return False
+        return _stored_state(workflow, location, attrs)
     if location.anything_here() and not location.exists() and not overwrite:
         raise UsageError(f"{location.url!r} exists and is not an emergence cube; pass --overwrite to replace it")
     experiment = get_experiment(workflow.experiment)
     static = experiment.static(workflow.coords, workflow.settings)
     attrs = store.provenance(workflow.text, workflow.fingerprint(), workflow.experiment, workflow.plan)
+    attrs["workflow_base_fingerprint"] = workflow.fingerprint(without_axes=True)
     ds, encoding = store.template(workflow.coords, static, experiment.variables(workflow.settings),
                                   workflow.plan, attrs)
     store.create_cube(location, ds, encoding, workflow.plan)
-    return True
+    return StoreState(workflow.plan, (0,) * len(workflow.plan.axes))
+
+
+def _stored_state(workflow: Workflow, location: store.StoreLocation, attrs: Mapping[str, Any]) -> StoreState:
+    """The stored plan, after checking the metadata agrees with the workflow."""
+    try:
+        chunks = json.loads(attrs["block_chunks"])
+        plan = BlockPlan(workflow.plan.axes, workflow.plan.shape, tuple(int(chunks[a]) for a in workflow.plan.axes))
+        group = store.open_group(location, mode="r")
+        blocks = group[f"{store.DONE_GROUP}/done"]
+        complete = tuple(int(n) for n in blocks.attrs.get("complete_shape", [0] * len(plan.axes)))
+        shapes_ok = blocks.shape == plan.nblocks and all(
+            group[a].shape == (n,) for a, n in zip(plan.axes, plan.shape, strict=True))
+    except Exception as exc:
+        raise UsageError(f"store {location.url!r}: metadata is corrupt or incomplete "
+                         f"({type(exc).__name__}: {exc}); pass --overwrite to rebuild it") from None
+    if not shapes_ok:
+        raise UsageError(f"store {location.url!r}: array shapes disagree with its workflow "
+                         "(an interrupted --extend?); pass --overwrite to rebuild it")
+    return StoreState(plan, complete)
+
+
+def extend_store(workflow: Workflow, location: store.StoreLocation, attrs: Mapping[str, Any],
+                 say: Callable[[str], None] = print) -> StoreState:
+    """Grow a complete cube to the workflow's axes (old values must be a prefix of new)."""
+    if attrs.get("workflow_base_fingerprint") != workflow.fingerprint(without_axes=True):
+        raise UsageError(f"store {location.url!r}: --extend may only add axis values; the workflow's "
+                         "experiment, seed, method, mc_samples or settings differ from the store's")
+    old_ds = store.open_cube(location)
+    for axis in workflow.plan.axes:
+        old = old_ds[axis].values
+        new = workflow.coords[axis]
+        prefix = new[: len(old)]
+        same = len(new) >= len(old) and all(str(a) == str(b) if old.dtype.kind in "OUT" else a == b
+                                            for a, b in zip(old.tolist(), prefix.tolist(), strict=True))
+        if not same:
+            raise UsageError(f"--extend: axis {axis!r} must keep its {len(old)} existing values first, in order, "
+                             "and add new values after them")
+    old_state = _stored_state_from(location, attrs, workflow.plan.axes, old_ds)
+    group = store.open_group(location, mode="r")
+    done = store.done_blocks(group)
+    if len(done) != old_state.plan.total:
+        raise UsageError(f"--extend: the cube has {len(done)}/{old_state.plan.total} blocks done; "
+                         "finish it first (re-run the old workflow without --extend)")
+    plan = BlockPlan(workflow.plan.axes, workflow.plan.shape, old_state.plan.chunks)
+    experiment = get_experiment(workflow.experiment)
+    static = experiment.static(workflow.coords, workflow.settings)
+    store.grow_cube(location, workflow.coords, static, experiment.variables(workflow.settings), plan,
+                    complete_shape=old_state.plan.shape,
+                    attrs={"workflow": workflow.text, "workflow_fingerprint": workflow.fingerprint(),
+                           "blocks_total": plan.total})
+    say(f"{location.url}: extended from {old_state.plan.cells:,} to {plan.cells:,} cells")
+    return StoreState(plan, old_state.plan.shape)
+
+
+def _stored_state_from(location: store.StoreLocation, attrs: Mapping[str, Any], axes: tuple[str, ...],
+                       ds: xr.Dataset) -> StoreState:
+    chunks = json.loads(attrs["block_chunks"])
+    shape = tuple(ds.sizes[a] for a in axes)
+    return StoreState(BlockPlan(axes, shape, tuple(int(chunks[a]) for a in axes)), shape)
+
+
+def new_regions(block: Mapping[str, slice], complete_shape: tuple[int, ...]) -> list[dict[str, slice]]:
+    """The block's cells outside the complete region, as disjoint rectangles.
+
+    Rectangle ``i`` takes axes before ``i`` inside the complete region, axis ``i``
+    outside it, and later axes whole. For a fresh cube this is the block itself.
+    """
+    axes = list(block)
+    regions = []
+    for i in range(len(axes)):
+        region = {}
+        for j, axis in enumerate(axes):
+            s = block[axis]
+            lo, hi = s.start, s.stop
+            if j < i:
+                hi = min(hi, complete_shape[j])
+            elif j == i:
+                lo = max(lo, complete_shape[j])
+            if hi <= lo:
+                break
+            region[axis] = slice(lo, hi)
+        else:
+            regions.append(region)
+    return regions
 
 
 def static_variables(location: store.StoreLocation, variables: Mapping[str, VariableSpec]) -> xr.Dataset:
@@ -80,25 +203,30 @@ def compute_block(
     settings: Settings,
     location: store.StoreLocation,
     key: BlockKey,
-    slices: Mapping[str, slice],
+    regions: list[dict[str, slice]],
     static: xr.Dataset,
 ) -> dict[str, Any]:
-    """Task body: compute a block, check it, write its region, then mark it done."""
+    """Task body: compute the block's regions, check them, write them, then mark the block done."""
     started = time.perf_counter()
     experiment = get_experiment(experiment_name)
     variables = experiment.variables(settings)
-    block_coords = {axis: static[axis].values[s] for axis, s in slices.items()}
-    block_static = static.isel({d: s for d, s in slices.items() if d in static.dims})
-    try:
-        arrays = experiment.kernel(block_coords, block_static, settings)
-    except Exception as exc:
-        raise BlockError(f"block {as_key_string(key)}: kernel failed: {type(exc).__name__}: {exc}") from exc
-    check_block(key, block_coords, arrays, variables)
     group = store.open_group(location)
-    store.write_block(group, key, slices, arrays, variables)
+    cells = 0
+    for slices in regions:
+        block_coords = {axis: static[axis].values[s] for axis, s in slices.items()}
+        block_static = static.isel({d: s for d, s in slices.items() if d in static.dims})
+        try:
+            _inject_fault("fail-kernel", key)
+            arrays = experiment.kernel(block_coords, block_static, settings)
+        except Exception as exc:
+            raise BlockError(f"block {as_key_string(key)}: kernel failed: {type(exc).__name__}: {exc}") from exc
+        check_block(key, block_coords, arrays, variables)
+        _inject_fault("crash-before-write", key)
+        store.write_block(group, key, slices, arrays, variables)
+        cells += int(np.prod([s.stop - s.start for s in slices.values()]))
+    _inject_fault("crash-before-mark", key)
     store.mark_done(group, key)
-    return {"key": key, "seconds": time.perf_counter() - started,
-            "cells": int(np.prod([s.stop - s.start for s in slices.values()]))}
+    return {"key": key, "seconds": time.perf_counter() - started, "cells": cells}
 
 
 def check_block(
@@ -127,10 +255,13 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def make_client(scheduler: str | None, workers: int | None, scheduler_file: str | None = None) -> Any:
-    """A distributed Client: to an existing scheduler, or a new local cluster."""
+def make_client(scheduler: str | None, workers: int | None, scheduler_file: str | None = None,
+                cluster: ClusterSpec | None = None) -> Any:
+    """A distributed Client: to an existing scheduler, a batch cluster, or a new local cluster."""
     from distributed import Client, LocalCluster
 
+    if cluster is not None and cluster.is_batch and not (scheduler or scheduler_file):
+        return Client(start_batch_cluster(cluster))
     if scheduler_file:
         return Client(scheduler_file=scheduler_file, timeout="30s")
     if scheduler:
@@ -148,7 +279,9 @@ def run(
     scheduler: str | None = None,
     scheduler_file: str | None = None,
     workers: int | None = None,
+    cluster: ClusterSpec | None = None,
     overwrite: bool = False,
+    extend: bool = False,
     progress: bool = True,
     say: Callable[[str], None] = print,
 ) -> RunReport:
@@ -156,8 +289,17 @@ def run(
     started = time.perf_counter()
     experiment = get_experiment(workflow.experiment)
     variables = experiment.variables(workflow.settings)
-    plan = workflow.plan
-    prepare_store(workflow, location, overwrite)
+    with StoreLock(location):
+        state = prepare_store(workflow, location, overwrite, extend, say)
+        return _run_locked(workflow, location, state, variables, scheduler, scheduler_file, workers,
+                           cluster, progress, say, started)
+
+
+def _run_locked(workflow: Workflow, location: store.StoreLocation, state: StoreState,
+                variables: Mapping[str, VariableSpec], scheduler: str | None, scheduler_file: str | None,
+                workers: int | None, cluster: ClusterSpec | None, progress: bool,
+                say: Callable[[str], None], started: float) -> RunReport:
+    plan = state.plan
     group = store.open_group(location)
     done = store.done_blocks(group)
     pending = [k for k in plan.keys() if k not in done]
@@ -168,11 +310,11 @@ def run(
     if done:
         say(f"{location.url}: resuming, {len(done)}/{plan.total} blocks already done")
     static = static_variables(location, variables)
-    client = make_client(scheduler, workers, scheduler_file)
+    client = make_client(scheduler, workers, scheduler_file, cluster)
     try:
         report.dashboard = client.dashboard_link
         say(f"dask dashboard: {client.dashboard_link}")
-        _run_blocks(client, workflow, location, pending, static, report, progress)
+        _run_blocks(client, workflow, location, state, pending, static, report, progress)
     finally:
         _close(client, own_cluster=not (scheduler or scheduler_file))
     report.seconds = time.perf_counter() - started
@@ -182,8 +324,8 @@ def run(
     return report
 
 
-def _run_blocks(client: Any, workflow: Workflow, location: store.StoreLocation, pending: list[BlockKey],
-                static: xr.Dataset, report: RunReport, progress: bool) -> None:
+def _run_blocks(client: Any, workflow: Workflow, location: store.StoreLocation, state: StoreState,
+                pending: list[BlockKey], static: xr.Dataset, report: RunReport, progress: bool) -> None:
     from distributed import as_completed
     from tqdm import tqdm
 
@@ -191,7 +333,7 @@ def _run_blocks(client: Any, workflow: Workflow, location: store.StoreLocation, 
     token = workflow.fingerprint()
     futures = [
         client.submit(compute_block, workflow.experiment, workflow.settings, location, key,
-                      workflow.plan.slices(key), static_future, pure=False,
+                      new_regions(state.plan.slices(key), state.complete_shape), static_future, pure=False,
                       key=f"block-{token}-{as_key_string(key)}-{time.monotonic_ns()}")
         for key in pending
     ]
@@ -201,8 +343,9 @@ def _run_blocks(client: Any, workflow: Workflow, location: store.StoreLocation, 
         for future in as_completed(futures):
             key_text = future.key.split("-")[2]
             try:
-                future.result()
+                result = future.result()
                 report.blocks_computed += 1
+                report.cells_computed += result["cells"]
             except Exception as exc:  # a failed block is reported, the others go on
                 report.failed[key_text] = f"{type(exc).__name__}: {exc}".splitlines()[0]
             bar.update(1)
@@ -220,3 +363,45 @@ def _close(client: Any, own_cluster: bool) -> None:
     client.close()
     if cluster is not None:
         cluster.close()
+
+
+def describe_plan(workflow: Workflow, location: store.StoreLocation, cluster: ClusterSpec | None = None) -> str:
+    """What ``run`` would do, without writing anything (``emergence run --dry-run``)."""
+    experiment = get_experiment(workflow.experiment)
+    plan = workflow.plan
+    variables = experiment.variables(workflow.settings)
+    nbytes = sum(int(np.prod([len(workflow.coords[d]) for d in spec.dims])) * np.dtype(spec.dtype).itemsize
+                 for spec in variables.values())
+    lines = [
+        f"workflow {workflow.name!r} (experiment {workflow.experiment}, method {workflow.settings.method})",
+        "grid: " + " x ".join(f"{a}={n}" for a, n in zip(plan.axes, plan.shape, strict=True))
+        + f" = {plan.cells:,} cells",
+        "blocks: " + f"{plan.total:,} of " + " x ".join(f"{a}={c}" for a, c in zip(plan.axes, plan.chunks, strict=True)),
+        f"estimated size on disk: at most {_human(nbytes)} uncompressed ({len(variables)} result variables)",
+        f"store: {location.url} ({_store_state(workflow, location)})",
+    ]
+    if cluster is not None and cluster.is_batch:
+        from pipeline.cluster import job_script
+
+        lines += [f"{cluster.kind} job script:", job_script(cluster).rstrip()]
+    lines.append("dry run: nothing was written")
+    return "\n".join(lines)
+
+
+def _store_state(workflow: Workflow, location: store.StoreLocation) -> str:
+    if not location.exists():
+        return "exists, not a cube: run would refuse without --overwrite" if location.anything_here() else "new"
+    attrs = store.read_attrs(location)
+    if attrs.get("workflow_fingerprint") != workflow.fingerprint():
+        return ("made from a different workflow: run refuses without --overwrite "
+                "(or --extend, if only axis values were added)")
+    done = len(store.done_blocks(store.open_group(location, mode="r")))
+    return f"{done}/{attrs.get('blocks_total')} blocks done"
+
+
+def _human(nbytes: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if nbytes < 1024 or unit == "TiB":
+            return f"{nbytes:.1f} {unit}" if unit != "B" else f"{int(nbytes)} B"
+        nbytes /= 1024
+    return f"{nbytes:.1f} TiB"

@@ -236,3 +236,45 @@ def open_cube(location: StoreLocation | str) -> xr.Dataset:
     read_attrs(loc)
     return xr.open_zarr(loc.zarr_store(), consolidated=True, zarr_format=3)
 
+
+
+def grow_cube(
+    location: StoreLocation,
+    coords: Mapping[str, np.ndarray],
+    static: xr.Dataset,
+    variables: Mapping[str, VariableSpec],
+    plan: BlockPlan,
+    complete_shape: tuple[int, ...],
+    attrs: Mapping[str, Any],
+) -> None:
+    """Resize a cube to larger axes (old values first), rewrite coordinates and static
+    variables, and clear the done-marks of blocks that reach outside ``complete_shape``.
+
+    The root attributes (workflow, fingerprint) are written last, so an interrupted
+    extension is detected as a shape mismatch rather than silently mixed.
+    """
+    group = open_group(location)
+    for axis in plan.axes:
+        values = coords[axis]
+        group[axis].resize((len(values),))
+        group[axis][:] = np.array([str(v) for v in values], dtype=object) if values.dtype == object else values
+    for name, var in static.variables.items():
+        if name in plan.axes:
+            continue
+        if name not in group:
+            raise UsageError(f"--extend: the cube has no static variable {name!r}; rebuild it with --overwrite")
+        group[name].resize(var.shape)
+        group[name][...] = var.values
+    for name, spec in variables.items():
+        group[name].resize(tuple(len(coords[d]) for d in spec.dims))
+    done = group[f"{DONE_GROUP}/done"]
+    done.resize(plan.nblocks)
+    marks = done[...]
+    for key in plan.keys():
+        slices = plan.slices(key)
+        inside = all(s.stop <= n for s, n in zip(slices.values(), complete_shape, strict=True))
+        if not inside and marks[key]:
+            done[key] = 0
+    done.attrs["complete_shape"] = list(complete_shape)
+    group.attrs.update(dict(attrs))
+    consolidate(location)

@@ -1,0 +1,209 @@
+"""The engine on a real LocalCluster writing real Zarr stores in temporary folders."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+import warnings
+
+import numpy as np
+import pytest
+import xarray as xr
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pipeline import store
+from pipeline.config import parse_workflow
+from pipeline.engine import BlockError, check_block, run
+from pipeline.errors import RunError, UsageError
+from pipeline.experiments import get_experiment
+from pipeline.experiments.base import VariableSpec
+from tests.conftest import REPO, comparable, emergence, write_workflow
+
+SMALL = """
+experiment = "hidden"
+name = "small"
+[grid]
+lam = [0.9, 1.0, 1.05]
+noise_ratio = [0.5, 4.0]
+learner = ["truncated_kalman", "best_fir"]
+k = { range = [1, 6] }
+T = [1, 2, 10, 1000, 100000]
+"""
+
+
+def direct(text: str) -> xr.Dataset:
+    """The whole grid computed in one kernel call in this process (the reference)."""
+    wf = parse_workflow(text)
+    experiment = get_experiment(wf.experiment)
+    static = experiment.static(wf.coords, wf.settings)
+    arrays = experiment.kernel(wf.coords, static, wf.settings)
+    return arrays, wf
+
+
+def run_quiet(text, path, **kw):
+    wf = parse_workflow(text)
+    return run(wf, store.StoreLocation(str(path)), progress=False, say=lambda s: None, **kw)
+
+
+def test_cube_opens_with_plain_xarray_and_matches_the_kernel(tmp_path, dask_scheduler):
+    out = tmp_path / "small.zarr"
+    report = run_quiet(SMALL, out, scheduler=dask_scheduler)
+    assert report.complete and report.blocks_computed == report.blocks_total
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ds = xr.open_zarr(out).load()
+    assert list(ds["risk"].dims) == ["lam", "noise_ratio", "learner", "k", "T"]
+    assert ds["learner"].values.tolist() == ["truncated_kalman", "best_fir"]
+    for name in ("risk", "log10_risk", "kl_rate", "P", "kalman_gain", "a"):
+        assert ds[name].attrs["long_name"] and ds[name].attrs["units"]
+    for key in ("workflow", "package_version", "git_commit", "library_versions", "created"):
+        assert ds.attrs[key]
+    assert ds.attrs["workflow"] == SMALL
+    arrays, _ = direct(SMALL)
+    for name in ("risk", "log10_risk", "kl_rate"):
+        np.testing.assert_array_equal(ds[name].values, arrays[name])
+    assert not np.isnan(ds["log10_risk"].values).any()
+    # MATH §2.5 reference values come out of the cube
+    cell = ds.sel(lam=1.0, noise_ratio=4.0, learner="truncated_kalman")
+    np.testing.assert_allclose(cell["risk"].sel(k=1, T=10), 1.67231944258, rtol=1e-10)
+    np.testing.assert_allclose(cell["risk"].sel(k=3, T=10), 0.143707093855, rtol=1e-10)
+    assert float(cell["risk"].sel(k=1, T=1)) == 0.0
+
+
+def test_rerun_of_finished_store_does_nothing_and_says_so(tmp_path, dask_scheduler):
+    out = tmp_path / "s.zarr"
+    run_quiet(SMALL, out, scheduler=dask_scheduler)
+    said = []
+    wf = parse_workflow(SMALL)
+    report = run(wf, store.StoreLocation(str(out)), scheduler=dask_scheduler, progress=False, say=said.append)
+    assert report.blocks_computed == 0 and report.complete
+    assert "nothing to do" in said[-1]
+
+
+def test_changed_workflow_refused_unless_overwrite(tmp_path, dask_scheduler):
+    out = tmp_path / "s.zarr"
+    run_quiet(SMALL, out, scheduler=dask_scheduler)
+    changed = SMALL.replace("noise_ratio = [0.5, 4.0]", "noise_ratio = [0.5, 5.0]")
+    before = sorted(p.name for p in out.rglob("*"))
+    with pytest.raises(UsageError, match="different workflow"):
+        run_quiet(changed, out, scheduler=dask_scheduler)
+    assert sorted(p.name for p in out.rglob("*")) == before
+    run_quiet(changed, out, scheduler=dask_scheduler, overwrite=True)
+    assert xr.open_zarr(out)["noise_ratio"].values.tolist() == [0.5, 5.0]
+
+
+chunk_choice = st.fixed_dictionaries({}, optional={
+    "lam": st.integers(1, 3), "noise_ratio": st.integers(1, 2), "learner": st.integers(1, 2),
+    "k": st.integers(1, 6), "T": st.integers(1, 5)})
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(chunks=chunk_choice)
+def test_chunking_does_not_change_the_cube(tmp_path_factory, dask_scheduler, chunks):
+    text = SMALL + "[chunks]\n" + "".join(f"{k} = {v}\n" for k, v in chunks.items())
+    out = tmp_path_factory.mktemp("chunks") / "c.zarr"
+    run_quiet(text, out, scheduler=dask_scheduler)
+    arrays, wf = direct(SMALL)
+    ds = xr.open_zarr(out)
+    assert tuple(ds["risk"].encoding["chunks"]) == parse_workflow(text).plan.chunk_of(ds["risk"].dims)
+    for name in ("risk", "log10_risk", "kl_rate"):
+        np.testing.assert_array_equal(ds[name].values, arrays[name])
+
+
+def test_worker_count_does_not_change_the_cube(tmp_path):
+    one, two = tmp_path / "one.zarr", tmp_path / "two.zarr"
+    text = SMALL + "[chunks]\nk = 2\n"
+    run_quiet(text, one, workers=1)
+    run_quiet(text, two, workers=2)
+    xr.testing.assert_identical(comparable(xr.open_zarr(one)), comparable(xr.open_zarr(two)))
+
+
+def test_check_block_refuses_nan_and_names_the_cell():
+    spec = {"risk": VariableSpec(("k", "T"), "r", "1")}
+    coords = {"k": np.array([1, 2]), "T": np.array([10, 100])}
+    with pytest.raises(BlockError, match=r"risk is NaN at \{'k': 2, 'T': 100\}"):
+        check_block((0, 0), coords, {"risk": np.array([[1.0, 2.0], [3.0, np.nan]])}, spec)
+    allowed = {"risk": VariableSpec(("k", "T"), "r", "1", nan_means="undefined")}
+    check_block((0, 0), coords, {"risk": np.array([[1.0, 2.0], [3.0, np.nan]])}, allowed)
+
+
+def test_failed_block_is_reported_and_retried_on_rerun(tmp_path, monkeypatch):
+    out = tmp_path / "f.zarr"
+    text = SMALL + "[chunks]\nlam = 1\n"
+    monkeypatch.setenv("EMERGENCE_FAULT", "fail-kernel=1.0.0.0.0")
+    with pytest.raises(RunError, match=r"1 of 3 blocks failed.*1\.0\.0\.0\.0.*injected kernel fault"):
+        run_quiet(text, out, workers=1)
+    group = store.open_group(store.StoreLocation(str(out)))
+    assert store.done_blocks(group) == {(0, 0, 0, 0, 0), (2, 0, 0, 0, 0)}
+    assert np.isnan(xr.open_zarr(out)["risk"].sel(lam=1.0).values).all()
+    monkeypatch.delenv("EMERGENCE_FAULT")
+    report = run_quiet(text, out, workers=1)
+    assert report.blocks_done_before == 2 and report.blocks_computed == 1
+    arrays, _ = direct(SMALL)
+    np.testing.assert_array_equal(xr.open_zarr(out)["risk"].values, arrays["risk"])
+
+
+SLOW = """
+experiment = "hidden"
+name = "slow"
+[grid]
+lam = [1.0]
+noise_ratio = [0.5, 1.0, 2.0, 4.0]
+learner = ["truncated_kalman"]
+k = { range = [1, 4] }
+T = [10, 1000]
+[chunks]
+noise_ratio = 1
+k = 1
+"""
+
+
+def _done_count(out) -> int:
+    try:
+        return len(store.done_blocks(store.open_group(store.StoreLocation(str(out)), mode="r")))
+    except Exception:
+        return 0
+
+
+def test_resume_after_kill_9_of_the_driver(tmp_path):
+    wf_path = write_workflow(tmp_path, SLOW)
+    out = tmp_path / "slow.zarr"
+    env = {"EMERGENCE_FAULT": "delay=0.3"}
+    import os
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "run", str(wf_path), "--out", str(out),
+                             "--workers", "1", "--no-progress"], cwd=REPO,
+                            env=dict(os.environ, **env), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while _done_count(out) < 3 and time.time() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    time.sleep(1.0)  # the orphaned worker notices its scheduler is gone
+    info = json.loads(emergence("info", str(out), "--format", "json").stdout)
+    assert 3 <= info["blocks_done"] < info["blocks_total"] == 16
+    before = info["blocks_done"]
+    rerun = emergence("run", str(wf_path), "--out", str(out), "--workers", "1", "--no-progress")
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"computed {16 - before} blocks, {(16 - before) * 2} cells (16/16 done)" in rerun.stdout
+    reference = tmp_path / "ref.zarr"
+    run_quiet(SLOW, reference, workers=1)
+    xr.testing.assert_identical(comparable(xr.open_zarr(out)), comparable(xr.open_zarr(reference)))
+
+
+def test_crash_between_write_and_mark_leaves_block_for_resume(tmp_path):
+    wf_path = write_workflow(tmp_path, SLOW)
+    out = tmp_path / "torn.zarr"
+    crashed = emergence("run", str(wf_path), "--out", str(out), "--workers", "1", "--no-progress",
+                        env={"EMERGENCE_FAULT": "crash-before-mark=0.2.0.1.0"})
+    assert crashed.returncode == 1, crashed.stderr
+    assert "0.2.0.1.0" in crashed.stderr and "\n" not in crashed.stderr.strip()
+    ds = xr.open_zarr(out)
+    assert np.isfinite(ds["risk"].isel(noise_ratio=2, k=1).values).all()  # data bytes were written...
+    info = json.loads(emergence("info", str(out), "--format", "json").stdout)
+    assert info["blocks_done"] == 15  # ...but the block is not marked done
+    rerun = emergence("run", str(wf_path), "--out", str(out), "--workers", "1", "--no-progress")
+    assert rerun.returncode == 0 and "computed 1 blocks, 2 cells (16/16 done)" in rerun.stdout
