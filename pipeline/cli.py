@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--overwrite", action="store_true", help="replace a store made from another workflow")
     run.add_argument("--max-cells", type=_positive_int, default=None, help="refuse larger grids (default 1e9)")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    run.add_argument("--verbose", action="store_true", help="show Dask's own log messages")
     run.add_argument("--dry-run", action="store_true",
                      help="print cells, blocks, size on disk (and the job script) without writing")
     run.add_argument("--cluster", choices=("local", "slurm", "pbs", "sge", "lsf", "htcondor"),
@@ -65,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if not getattr(args, "verbose", False):
+        import logging
+
+        for name in ("distributed", "dask_jobqueue", "tornado"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
         return _dispatch(args)
     except UsageError as exc:

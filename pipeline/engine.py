@@ -6,6 +6,7 @@ The engine knows experiments only through ``pipeline.experiments.base``.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import time
@@ -192,24 +193,37 @@ def new_regions(block: Mapping[str, slice], complete_shape: tuple[int, ...]) -> 
     return regions
 
 
-def static_variables(location: store.StoreLocation, variables: Mapping[str, VariableSpec]) -> xr.Dataset:
-    """The cube's static part (everything but the blocked result variables), loaded."""
-    ds = store.open_cube(location)
-    return ds.drop_vars(list(variables)).load()
+_STATIC_CACHE: dict[tuple[str, str], xr.Dataset] = {}
+
+
+def load_static(location: store.StoreLocation, fingerprint: str, results: list[str]) -> xr.Dataset:
+    """The cube without its blocked result variables (its static part), loaded once
+    per worker process and cube version.
+
+    Tasks read it themselves instead of depending on a shared future: tasks without
+    dependencies are queued by the scheduler one per worker thread, so a worker that
+    dies takes down only the block it was running.
+    """
+    key = (location.url, fingerprint)
+    if key not in _STATIC_CACHE:
+        _STATIC_CACHE.clear()
+        _STATIC_CACHE[key] = store.open_cube(location).drop_vars(results).load()
+    return _STATIC_CACHE[key]
 
 
 def compute_block(
     experiment_name: str,
     settings: Settings,
     location: store.StoreLocation,
+    fingerprint: str,
     key: BlockKey,
     regions: list[dict[str, slice]],
-    static: xr.Dataset,
 ) -> dict[str, Any]:
     """Task body: compute the block's regions, check them, write them, then mark the block done."""
     started = time.perf_counter()
     experiment = get_experiment(experiment_name)
     variables = experiment.variables(settings)
+    static = load_static(location, fingerprint, list(variables))
     group = store.open_group(location)
     cells = 0
     for slices in regions:
@@ -268,7 +282,7 @@ def make_client(scheduler: str | None, workers: int | None, scheduler_file: str 
         return Client(scheduler, timeout="30s")
     n = workers or os.cpu_count() or 1
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                           dashboard_address=":0", silence_logs=40)
+                           dashboard_address=":0", silence_logs=logging.CRITICAL)
     return Client(cluster)
 
 
@@ -309,12 +323,11 @@ def _run_locked(workflow: Workflow, location: store.StoreLocation, state: StoreS
         return report
     if done:
         say(f"{location.url}: resuming, {len(done)}/{plan.total} blocks already done")
-    static = static_variables(location, variables)
     client = make_client(scheduler, workers, scheduler_file, cluster)
     try:
         report.dashboard = client.dashboard_link
         say(f"dask dashboard: {client.dashboard_link}")
-        _run_blocks(client, workflow, location, state, pending, static, report, progress)
+        _run_blocks(client, workflow, location, state, pending, report, progress)
     finally:
         _close(client, own_cluster=not (scheduler or scheduler_file))
     report.seconds = time.perf_counter() - started
@@ -325,15 +338,14 @@ def _run_locked(workflow: Workflow, location: store.StoreLocation, state: StoreS
 
 
 def _run_blocks(client: Any, workflow: Workflow, location: store.StoreLocation, state: StoreState,
-                pending: list[BlockKey], static: xr.Dataset, report: RunReport, progress: bool) -> None:
+                pending: list[BlockKey], report: RunReport, progress: bool) -> None:
     from distributed import as_completed
     from tqdm import tqdm
 
-    static_future = client.scatter(static, broadcast=True)
     token = workflow.fingerprint()
     futures = [
-        client.submit(compute_block, workflow.experiment, workflow.settings, location, key,
-                      new_regions(state.plan.slices(key), state.complete_shape), static_future, pure=False,
+        client.submit(compute_block, workflow.experiment, workflow.settings, location, token, key,
+                      new_regions(state.plan.slices(key), state.complete_shape), pure=False,
                       key=f"block-{token}-{as_key_string(key)}-{time.monotonic_ns()}")
         for key in pending
     ]

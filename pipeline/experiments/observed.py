@@ -1,0 +1,325 @@
+"""Experiment ``observed``: best-in-class risk of fully observed linear systems.
+
+Cube axes ``(spectrum, family, d, T, draw)``; see MATH.md section 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from pipeline.errors import ConfigError
+from pipeline.experiments.base import AxisRule, Settings, VariableSpec
+from pipeline.models import observed as om
+from pipeline.models.spectra import (
+    FAMILIES,
+    SpectrumError,
+    critical_d_theory,
+    family_dimension,
+    parse_spectrum,
+)
+from pipeline.models.streams import cell_rng
+
+BASES = ("jordan", "random")
+LOG10_2 = float(np.log10(2.0))
+
+
+def _check_spectrum(value: Any) -> str | None:
+    try:
+        parse_spectrum(str(value) if isinstance(value, np.str_) else value)
+    except SpectrumError as exc:
+        return str(exc)
+    return None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _check_d(value: Any) -> str | None:
+    if isinstance(value, str) and value == "all":
+        return None
+    if not _is_int(value) or value < 0:
+        return 'must be an integer >= 0 (or "all")'
+    return None
+
+
+def _check_T(value: Any) -> str | None:
+    if not _is_int(value) or value < 1:
+        return "must be an integer >= 1"
+    return None
+
+
+def _check_draw(value: Any) -> str | None:
+    if not _is_int(value) or value < 1:
+        return "must be an integer count >= 1"
+    return None
+
+
+def _check_basis(value: Any) -> str | None:
+    if value not in BASES:
+        return f"must be one of {', '.join(repr(b) for b in BASES)}"
+    return None
+
+
+def _str_array(values) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    for i, v in enumerate(values):
+        out[i] = str(v)
+    return out
+
+
+class ObservedExperiment:
+    name = "observed"
+    axes = ("spectrum", "family", "d", "T", "draw")
+    axis_rules: Mapping[str, AxisRule] = {
+        "spectrum": AxisRule("spectrum", "str", check=_check_spectrum),
+        "family": AxisRule("family", "str", choices=FAMILIES),
+        "d": AxisRule("d", "int", check=_check_d),
+        "T": AxisRule("T", "int", check=_check_T),
+        "draw": AxisRule("draw", "int", check=_check_draw),
+    }
+    extra_settings = {"basis": ("jordan", _check_basis)}
+
+    # -- configuration -----------------------------------------------------
+
+    def resolve_axes(self, axes: dict[str, np.ndarray], settings: Settings) -> dict[str, np.ndarray]:
+        out = dict(axes)
+        spectra = [str(s) for s in np.asarray(axes["spectrum"], dtype=object).ravel()]
+        for s in spectra:
+            err = _check_spectrum(s)
+            if err:
+                raise ConfigError("grid.spectrum", s, err)
+        families = [str(f) for f in np.asarray(axes["family"], dtype=object).ravel()]
+        for f in families:
+            if f not in FAMILIES:
+                raise ConfigError("grid.family", f, f"must be one of {', '.join(FAMILIES)}")
+        out["spectrum"] = _str_array(spectra)
+        out["family"] = _str_array(families)
+
+        d = np.asarray(axes["d"])
+        if d.ndim == 0 and d.dtype == object and d.item() == "all" or (
+            d.ndim == 0 and d.dtype.kind in "US" and str(d) == "all"
+        ):
+            dmax = max(
+                (family_dimension(parse_spectrum(s), f) for s in spectra for f in families),
+                default=0,
+            )
+            out["d"] = np.arange(dmax + 1, dtype=np.int64)
+        else:
+            vals = np.atleast_1d(d).ravel()
+            for v in vals:
+                if _check_d(v.item() if hasattr(v, "item") else v):
+                    raise ConfigError("grid.d", v, 'must be integers >= 0 or "all"')
+            out["d"] = vals.astype(np.int64)
+
+        draw = np.atleast_1d(np.asarray(axes["draw"], dtype=object)).ravel()
+        if draw.size != 1 or _check_draw(draw[0]):
+            value = draw[0] if draw.size == 1 else list(draw)
+            raise ConfigError("grid.draw", value, "must be an integer count >= 1")
+        out["draw"] = np.arange(int(draw[0]), dtype=np.int64)
+
+        T = np.atleast_1d(np.asarray(axes["T"])).ravel()
+        for v in T:
+            if _check_T(v.item() if hasattr(v, "item") else v):
+                raise ConfigError("grid.T", v, "must be an integer >= 1")
+        out["T"] = T.astype(np.int64)
+        basis = settings.extra.get("basis", "jordan")
+        if _check_basis(basis):
+            raise ConfigError("basis", basis, _check_basis(basis))
+        return out
+
+    def variables(self, settings: Settings) -> dict[str, VariableSpec]:
+        cube = ("spectrum", "family", "d", "T", "draw")
+        exact = settings.method != "montecarlo"
+        how = "exact" if exact else "Monte Carlo estimate of the"
+        out = {
+            "risk": VariableSpec(
+                cube,
+                "best-in-class risk per unit squared perturbation",
+                "process-noise variance",
+                description=f"{how} r_T(d) = min_phi tr((H - sum phi_i B_i) Sigmabar_T (.)')",
+            ),
+            "log10_risk": VariableSpec(
+                cube,
+                "log10 of the best-in-class risk",
+                "log10(process-noise variance)",
+                description="finite where the risk overflows float64; -inf where it is exactly 0",
+            ),
+            "kl_rate": VariableSpec(
+                cube,
+                "KL risk rate (risk / 2)",
+                "nats per step",
+            ),
+            "bounded": VariableSpec(
+                ("spectrum", "family", "d", "draw"),
+                "best-in-class risk bounded in T",
+                "1",
+                dtype="bool",
+                description="rank test: some phi makes H - sum phi_i B_i vanish on V_u",
+            ),
+        }
+        if not exact:
+            out["risk_stderr"] = VariableSpec(
+                cube, "standard error of the Monte Carlo risk", "process-noise variance"
+            )
+        return out
+
+    # -- static ------------------------------------------------------------
+
+    def static(self, coords: Mapping[str, np.ndarray], settings: Settings) -> xr.Dataset:
+        seed = int(settings.seed)
+        basis = settings.extra.get("basis", "jordan")
+        spectra = [str(s) for s in coords["spectrum"]]
+        families = [str(f) for f in coords["family"]]
+        draws = np.asarray(coords["draw"], dtype=np.int64)
+        sps = [parse_spectrum(s) for s in spectra]
+        nmax = max(sp.n for sp in sps)
+        dims = {(i, j): family_dimension(sp, f) for i, sp in enumerate(sps) for j, f in enumerate(families)}
+        Dmax = max(dims.values(), default=0)
+        S, Fm, N = len(sps), len(families), len(draws)
+        system = np.full((S, nmax, nmax), np.nan)
+        pert = np.full((S, Fm, N, nmax, nmax), np.nan)
+        lb = np.full((S, Fm, Dmax, nmax, nmax), np.nan)
+        crit = np.zeros((S, Fm), dtype=np.int64)
+        fdim = np.zeros((S, Fm), dtype=np.int64)
+        for i, sp in enumerate(sps):
+            n = sp.n
+            system[i, :n, :n] = om.system(sp, basis, seed)
+            for j, f in enumerate(families):
+                D = dims[i, j]
+                crit[i, j] = critical_d_theory(sp, f)
+                fdim[i, j] = D
+                pert[i, j, :, :n, :n] = om.perturbations(sp.text, f, seed, draws, basis)
+                if D:
+                    lb[i, j, :D, :n, :n] = om.learner_basis(sp.text, f, seed, basis)
+        sc = _str_array(spectra)
+        ds = xr.Dataset(
+            {
+                "critical_d": (("spectrum", "family"), crit, {"long_name": "theory critical parameter count d*", "units": "1"}),
+                "family_dim": (("spectrum", "family"), fdim, {"long_name": "family dimension D", "units": "1"}),
+                "system": (("spectrum", "row", "col"), system, {"long_name": "system matrix A (NaN-padded)", "units": "1"}),
+                "perturbation": (
+                    ("spectrum", "family", "draw", "row", "col"),
+                    pert,
+                    {"long_name": "adversary direction H, unit Frobenius norm (NaN-padded)", "units": "1"},
+                ),
+                "learner_basis": (
+                    ("spectrum", "family", "component", "row", "col"),
+                    lb,
+                    {"long_name": "learner's orthonormal family basis B_i (NaN-padded)", "units": "1"},
+                ),
+            },
+            coords={
+                "spectrum": sc,
+                "family": _str_array(families),
+                "draw": draws,
+                "row": np.arange(nmax, dtype=np.int64),
+                "col": np.arange(nmax, dtype=np.int64),
+                "component": np.arange(Dmax, dtype=np.int64),
+                "n": ("spectrum", np.array([sp.n for sp in sps], dtype=np.int64), {"long_name": "state dimension", "units": "1"}),
+                "n_unstable": (
+                    "spectrum",
+                    np.array([sp.n_unstable for sp in sps], dtype=np.int64),
+                    {"long_name": "unstable dimension n_u (|eig| >= 1)", "units": "1"},
+                ),
+                "spectral_radius": (
+                    "spectrum",
+                    np.array([sp.spectral_radius for sp in sps]),
+                    {"long_name": "spectral radius", "units": "1"},
+                ),
+            },
+        )
+        for name, attrs in (
+            ("spectrum", {"long_name": "eigenvalue spectrum of A (MATH.md 1.1 notation)", "units": "1"}),
+            ("family", {"long_name": "perturbation family", "units": "1"}),
+            ("draw", {"long_name": "adversary draw index", "units": "1"}),
+            ("row", {"long_name": "matrix row", "units": "1"}),
+            ("col", {"long_name": "matrix column", "units": "1"}),
+            ("component", {"long_name": "learner basis index i - 1", "units": "1"}),
+        ):
+            ds[name].attrs.update(attrs)
+        return ds
+
+    # -- kernel --------------------------------------------------------------
+
+    def kernel(
+        self, coords: Mapping[str, np.ndarray], static: xr.Dataset, settings: Settings
+    ) -> dict[str, np.ndarray]:
+        seed = int(settings.seed)
+        basis = settings.extra.get("basis", "jordan")
+        montecarlo = settings.method == "montecarlo"
+        spectra = [str(s) for s in coords["spectrum"]]
+        families = [str(f) for f in coords["family"]]
+        dvals = np.asarray(coords["d"], dtype=np.int64)
+        Tvals = np.asarray(coords["T"], dtype=np.int64)
+        draws = np.asarray(coords["draw"], dtype=np.int64)
+        shape = (len(spectra), len(families), len(dvals), len(Tvals), len(draws))
+        log2r = np.full(shape, np.nan)
+        bnd = np.ones((len(spectra), len(families), len(dvals), len(draws)), dtype=bool)
+        risk_mc = np.full(shape, np.nan) if montecarlo else None
+        stderr = np.full(shape, np.nan) if montecarlo else None
+
+        for i, text in enumerate(spectra):
+            sp = parse_spectrum(text)
+            n = sp.n
+            st_s = static.sel(spectrum=text)
+            A = np.asarray(st_s["system"].values, dtype=float)[:n, :n]
+            Q = om.basis_change(sp, basis, seed)
+            J = sp.jordan_matrix()
+            if not np.allclose(Q @ J @ Q.T, A, rtol=0, atol=1e-12 * max(1.0, np.abs(J).max())):
+                raise ValueError(f"static system of {text!r} does not match basis {basis!r}")
+            for j, fam in enumerate(families):
+                st = st_s.sel(family=fam)
+                D = int(st["family_dim"].values)
+                B = np.asarray(st["learner_basis"].values, dtype=float)[:D, :n, :n]
+                H = np.asarray(st["perturbation"].sel(draw=draws).values, dtype=float)[:, :n, :n]
+                prob = om.problem_from_matrices(text, fam, B, H, Q)
+                valid = dvals <= D
+                dsel = np.where(valid, dvals, 0)
+                bt = om.bounded(prob)  # (D+1, N)
+                bnd[i, j] = np.where(valid[:, None], bt[dsel], True)
+                for k, T in enumerate(Tvals):
+                    fac = om.risk_factor(text, fam, prob.P, int(T))
+                    lr = om.log2_risk(fac, prob.Pinv, prob.h)  # (N, D+1)
+                    log2r[i, j, :, k, :] = np.where(valid[:, None], lr[:, dsel].T, np.nan)
+                    if montecarlo:
+                        for q, dr in enumerate(draws):
+                            deltas = _deltas(fac, prob, B, q, n)
+                            rng = cell_rng(seed, "observed.montecarlo", text, fam, int(dr), int(T))
+                            mean, se = om.montecarlo_risk(A, deltas, int(T), int(settings.mc_samples), rng)
+                            risk_mc[i, j, :, k, q] = np.where(valid, mean[dsel], np.nan)
+                            stderr[i, j, :, k, q] = np.where(valid, se[dsel], np.nan)
+
+        out: dict[str, np.ndarray] = {"bounded": bnd}
+        if montecarlo:
+            risk = risk_mc
+            with np.errstate(divide="ignore"):
+                log10 = np.log10(risk)
+            out["risk_stderr"] = stderr
+        else:
+            with np.errstate(over="ignore"):
+                risk = np.exp2(log2r)
+            log10 = log2r * LOG10_2
+        out["risk"] = risk
+        out["log10_risk"] = log10
+        out["kl_rate"] = risk / 2.0
+        return out
+
+
+def _deltas(fac, prob, B: np.ndarray, q: int, n: int) -> np.ndarray:
+    D = prob.D
+    out = np.zeros((D + 1, n, n))
+    if D == 0:
+        return out
+    h = prob.h[q : q + 1]
+    for d in range(D + 1):
+        c = om.best_coefficients(fac, prob.Pinv, h, d)[0]
+        out[d] = np.einsum("i,ikl->kl", c, B)
+    return out
+
+
+OBSERVED = ObservedExperiment()
