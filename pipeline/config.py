@@ -133,9 +133,11 @@ def parse_workflow(text: str, max_cells: int = DEFAULT_MAX_CELLS, source: str = 
         if axis not in grid:
             raise ConfigError(f"grid.{axis}", None, "is required (a list, or a geom/linspace/range table)")
         raw_axes[axis] = parse_axis(f"grid.{axis}", grid[axis], experiment.axis_rules[axis])
+        if raw_axes[axis].ndim == 1:
+            _check_values(f"grid.{axis}", raw_axes[axis], experiment.axis_rules[axis])
     coords = experiment.resolve_axes(raw_axes, settings)
     for axis in experiment.axes:
-        _check_values(f"grid.{axis}", coords[axis], experiment.axis_rules[axis])
+        _check_values(f"grid.{axis}", coords[axis], rule=None)
 
     chunks_raw = raw.get("chunks", {})
     if not isinstance(chunks_raw, dict):
@@ -248,7 +250,8 @@ def parse_axis(key: str, spec: Any, rule: AxisRule) -> np.ndarray:
     raise ConfigError(key, spec, "must be a list, or a table with one of geom, linspace, range")
 
 
-def _check_values(key: str, values: np.ndarray, rule: AxisRule) -> None:
+def _check_values(key: str, values: np.ndarray, rule: AxisRule | None) -> None:
+    """Non-empty, no duplicates and, given a rule, every value allowed by it."""
     if values.ndim != 1 or values.size == 0:
         raise ConfigError(key, values.tolist(), "must be a non-empty list of values")
     seen: set[Any] = set()
@@ -256,6 +259,8 @@ def _check_values(key: str, values: np.ndarray, rule: AxisRule) -> None:
         if v in seen:
             raise ConfigError(key, v, "duplicate axis value; every value must appear once")
         seen.add(v)
+        if rule is None:
+            continue
         if rule.choices is not None and v not in rule.choices:
             raise ConfigError(key, v, f"must be one of {list(rule.choices)}")
         if rule.check is not None:

@@ -23,7 +23,8 @@ def growth_exponent(log10_risk: xr.DataArray) -> xr.DataArray:
 def summarize(location: store.StoreLocation) -> str:
     info = cube_info(location)
     ds = store.open_cube(location)
-    shape = " x ".join(f"{n} {d}" for d, n in info["dims"].items() if d in ds.dims)
+    axes = ds["risk"].dims
+    shape = " x ".join(f"{ds.sizes[d]} {d}" for d in axes)
     head = [f"{location.url} ({info['provenance']['experiment']}): {shape}; "
             f"blocks {info['blocks_done']}/{info['blocks_total']} done"]
     if info["provenance"]["experiment"] == "hidden":
@@ -57,7 +58,7 @@ def _hidden(ds: xr.Dataset) -> list[str]:
 
 
 def _observed(ds: xr.Dataset) -> list[str]:
-    lines = ["critical parameter count d* (measured from `bounded` / theory):"]
+    lines = ["critical parameter count d* (closed forms of MATH §1.4; `emergence thresholds` measures it):"]
     crit = ds["critical_d"].load()
     for spectrum in ds["spectrum"].values:
         parts = [f"{f}={int(crit.sel(spectrum=spectrum, family=f))}" for f in ds["family"].values]

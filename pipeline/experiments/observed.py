@@ -24,6 +24,23 @@ from pipeline.models.spectra import (
 from pipeline.models.streams import cell_rng
 
 BASES = ("jordan", "random")
+UNDEFINED = "d > family_dim (no learner with that many parameters)"
+
+
+def _check_nan_only_where_undefined(out: dict[str, np.ndarray], coords: Mapping[str, np.ndarray],
+                                    static: xr.Dataset) -> None:
+    """NaN is the mark of d > family_dim; anywhere else it is a kernel fault."""
+    d = np.asarray(coords["d"])
+    defined = d[None, None, :] <= static["family_dim"].values[:, :, None]
+    for name, values in out.items():
+        if values.dtype.kind != "f" or values.ndim != 5:
+            continue
+        bad = np.argwhere(np.isnan(values) & defined[:, :, :, None, None])
+        if bad.size:
+            i, j, k, t, q = bad[0]
+            cell = {"spectrum": str(coords["spectrum"][i]), "family": str(coords["family"][j]),
+                    "d": int(d[k]), "T": int(coords["T"][t]), "draw": int(coords["draw"][q])}
+            raise FloatingPointError(f"{name} is NaN at the defined cell {cell}")
 LOG10_2 = float(np.log10(2.0))
 
 
@@ -142,17 +159,20 @@ class ObservedExperiment:
                 "best-in-class risk per unit squared perturbation",
                 "process-noise variance",
                 description=f"{how} r_T(d) = min_phi tr((H - sum phi_i B_i) Sigmabar_T (.)')",
+                nan_means=UNDEFINED,
             ),
             "log10_risk": VariableSpec(
                 cube,
                 "log10 of the best-in-class risk",
                 "log10(process-noise variance)",
                 description="finite where the risk overflows float64; -inf where it is exactly 0",
+                nan_means=UNDEFINED,
             ),
             "kl_rate": VariableSpec(
                 cube,
                 "KL risk rate (risk / 2)",
                 "nats per step",
+                nan_means=UNDEFINED,
             ),
             "bounded": VariableSpec(
                 ("spectrum", "family", "d", "draw"),
@@ -164,7 +184,8 @@ class ObservedExperiment:
         }
         if not exact:
             out["risk_stderr"] = VariableSpec(
-                cube, "standard error of the Monte Carlo risk", "process-noise variance"
+                cube, "standard error of the Monte Carlo risk", "process-noise variance",
+                nan_means=UNDEFINED,
             )
         return out
 
@@ -307,6 +328,7 @@ class ObservedExperiment:
         out["risk"] = risk
         out["log10_risk"] = log10
         out["kl_rate"] = risk / 2.0
+        _check_nan_only_where_undefined(out, coords, static)
         return out
 
 
