@@ -53,7 +53,7 @@ class StoreLock:
             return json.loads(self.fs.cat_file(self.path))
         except FileNotFoundError:
             return None
-        except (ValueError, OSError):
+        except ValueError:
             return {"host": "?", "pid": -1, "heartbeat": 0.0, "token": "corrupt"}
 
     def is_stale(self, record: dict[str, Any]) -> bool:
@@ -62,6 +62,13 @@ class StoreLock:
         return time.time() - float(record.get("heartbeat", 0.0)) > self.stale_after
 
     def acquire(self) -> None:
+        try:
+            self._acquire()
+        except OSError as exc:
+            raise UsageError(f"cannot write the store {self.location.url!r}: "
+                             f"{exc.strerror or type(exc).__name__}") from None
+
+    def _acquire(self) -> None:
         record = self.holder()
         if record is not None and not self.is_stale(record):
             age = time.time() - float(record.get("heartbeat", 0))
@@ -74,6 +81,9 @@ class StoreLock:
         if record is None and self.location.is_local:
             try:
                 os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+            except OSError as exc:
+                raise UsageError(f"cannot write the store {self.location.url!r}: {exc.strerror}") from None
+            try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 raise RunError(f"store {self.location.url!r} was locked by another run a moment ago") from None

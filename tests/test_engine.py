@@ -198,7 +198,8 @@ def test_crash_between_write_and_mark_leaves_block_for_resume(tmp_path):
     wf_path = write_workflow(tmp_path, SLOW)
     out = tmp_path / "torn.zarr"
     crashed = emergence("run", str(wf_path), "--out", str(out), "--workers", "1", "--no-progress",
-                        env={"EMERGENCE_FAULT": "crash-before-mark=0.2.0.1.0"})
+                        env={"EMERGENCE_FAULT": "crash-before-mark=0.2.0.1.0",
+                             "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"})
     assert crashed.returncode == 1, crashed.stderr
     assert "0.2.0.1.0" in crashed.stderr and "\n" not in crashed.stderr.strip()
     ds = xr.open_zarr(out)

@@ -1,0 +1,71 @@
+"""Real ``dask scheduler`` and ``dask worker`` processes on loopback, for tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DASK = str(Path(sys.executable).parent / "dask")
+
+
+@dataclass
+class DaskProcesses:
+    """A scheduler and its workers, each a separate OS process group."""
+
+    folder: Path
+    scheduler: subprocess.Popen | None = None
+    workers: list[subprocess.Popen] = field(default_factory=list)
+
+    @property
+    def scheduler_file(self) -> Path:
+        return self.folder / "scheduler.json"
+
+    @property
+    def address(self) -> str:
+        return json.loads(self.scheduler_file.read_text())["address"]
+
+    def start_scheduler(self, timeout: float = 60) -> None:
+        self.scheduler = subprocess.Popen(
+            [DASK, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+             "--scheduler-file", str(self.scheduler_file)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.time() + timeout
+        while not self.scheduler_file.exists():
+            if time.time() > deadline or self.scheduler.poll() is not None:
+                raise RuntimeError("dask scheduler did not start")
+            time.sleep(0.1)
+
+    def start_worker(self, env: dict[str, str] | None = None) -> subprocess.Popen:
+        proc = subprocess.Popen(
+            [DASK, "worker", "--scheduler-file", str(self.scheduler_file), "--nthreads", "1",
+             "--nworkers", "1", "--host", "127.0.0.1", "--no-dashboard", "--death-timeout", "30"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            env=dict(os.environ, **(env or {})))
+        self.workers.append(proc)
+        return proc
+
+    def wait_for_workers(self, n: int, timeout: float = 60) -> None:
+        from distributed import Client
+
+        with Client(self.address, timeout="30s") as client:
+            client.wait_for_workers(n, timeout=timeout)
+
+    @staticmethod
+    def kill(proc: subprocess.Popen) -> None:
+        """SIGKILL the whole process group (nanny and worker)."""
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        for proc in [*self.workers, self.scheduler]:
+            if proc is not None and proc.poll() is None:
+                self.kill(proc)

@@ -1,0 +1,194 @@
+"""Bad input everywhere: exit code 2 (or 1), one clear line, no traceback, nothing written."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from pipeline.cli import main
+from tests.conftest import emergence, write_workflow
+from tests.test_config import BAD, GOOD
+
+OBSERVED = """
+experiment = "observed"
+name = "obs"
+[grid]
+spectrum = ["1.0^2, 0.5"]
+family = ["block", "similarity"]
+d = "all"
+T = [10, 100]
+draw = 2
+"""
+
+OBSERVED_BAD = {
+    "zero block size": OBSERVED.replace('"1.0^2, 0.5"', '"1.0^0"'),
+    "not a spectrum": OBSERVED.replace('"1.0^2, 0.5"', '"abc"'),
+    "dangling comma in sizes": OBSERVED.replace('"1.0^2, 0.5"', '"1.0^[2,]"'),
+    "negative block size": OBSERVED.replace('"1.0^2, 0.5"', '"1.0^-1"'),
+    "dimension over 16": OBSERVED.replace('"1.0^2, 0.5"', '"1.0^17"'),
+    "angle out of range": OBSERVED.replace('"1.0^2, 0.5"', '"1.0@180"'),
+    "unknown family": OBSERVED.replace('"similarity"', '"diagonal"'),
+    "negative d": OBSERVED.replace('d = "all"', "d = [-1, 0]"),
+    "draw zero": OBSERVED.replace("draw = 2", "draw = 0"),
+    "unknown basis": 'basis = "polar"\n' + OBSERVED,
+    "reversed T range": OBSERVED.replace("T = [10, 100]", "T = { range = [100, 10] }"),
+}
+
+WORKFLOW_CASES = {f"hidden: {k}": v[0] for k, v in BAD.items()} | {f"observed: {k}": v for k, v in OBSERVED_BAD.items()}
+WORKFLOW_CASES["toml syntax"] = 'experiment = "hidden"\nname = "t"\nseed = = 1\n'
+WORKFLOW_CASES["cluster unknown key"] = GOOD + '\n[cluster]\nkind = "slurm"\ncores = 2\nmemory = "1GiB"\nnodes = 3\n'
+WORKFLOW_CASES["cluster unknown kind"] = GOOD + '\n[cluster]\nkind = "kubernetes"\n'
+
+
+def _one_clean_line(err: str) -> None:
+    lines = [line for line in err.strip().splitlines() if line]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    assert lines[0].startswith("emergence: error:"), err
+
+
+@pytest.mark.parametrize("case", sorted(WORKFLOW_CASES))
+def test_bad_workflow_exit_2_one_line_nothing_written(case, tmp_path, capsys):
+    assert len(WORKFLOW_CASES) >= 30
+    wf = write_workflow(tmp_path, WORKFLOW_CASES[case])
+    out = tmp_path / "out.zarr"
+    assert main(["run", str(wf), "--out", str(out), "--no-progress"]) == 2
+    _one_clean_line(capsys.readouterr().err)
+    assert not out.exists() and not Path(f"{out}.lock").exists()
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.rglob("*"))}
+
+
+@pytest.fixture(scope="module")
+def cube(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cube")
+    wf = write_workflow(folder, GOOD)
+    out = folder / "good.zarr"
+    assert main(["run", str(wf), "--out", str(out), "--workers", "1", "--no-progress"]) == 0
+    return wf, out
+
+
+def test_invocations_exit_2_and_leave_the_store_untouched(cube, tmp_path, capsys):
+    wf, out = cube
+    before = _snapshot(out.parent)
+    not_a_cube = tmp_path / "plain"
+    not_a_cube.mkdir()
+    (not_a_cube / "file.txt").write_text("hello")
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    changed = write_workflow(tmp_path, GOOD.replace("lam = [1.0]", "lam = [0.5]"), "changed.toml")
+    observed_wf = write_workflow(tmp_path, OBSERVED, "obs.toml")
+    invocations = [
+        ["run", str(tmp_path / "missing.toml")],
+        ["run", str(tmp_path)],  # a directory, not a file
+        ["run", str(wf), "--workers", "0"],
+        ["run", str(wf), "--max-cells", "10", "--out", str(tmp_path / "x.zarr")],
+        ["run", str(wf), "--out", str(a_file / "sub.zarr")],  # parent is a file: unwritable
+        ["run", str(changed), "--out", str(out)],  # different workflow
+        ["run", str(changed), "--out", str(out), "--extend"],  # changed a value, not appended
+        ["run", str(wf), "--out", str(out), "--overwrite", "--extend"],
+        ["run", str(observed_wf), "--out", str(out), "--extend"],  # another experiment
+        ["run", str(wf), "--out", str(not_a_cube)],
+        ["run", str(wf), "--cluster-profile", str(tmp_path / "nope.toml")],
+        ["info", str(not_a_cube)],
+        ["info", str(tmp_path / "missing.zarr")],
+        ["query", str(not_a_cube), "--sel", "k=1"],
+        ["query", str(out), "--sel", "bogus=1"],
+        ["query", str(out), "--sel", "lam=7"],  # outside the float axis range
+        ["query", str(out), "--sel", "k=99"],  # not on the integer axis
+        ["query", str(out), "--sel", "learner=lstm"],
+        ["query", str(out), "--sel", "noise_ratio=abc"],
+        ["query", str(out), "--sel", "k"],
+        ["query", str(out), "--var", "nope"],
+        ["frobnicate"],
+    ]
+    for argv in invocations:
+        try:
+            code = main(argv)
+        except SystemExit as exc:  # argparse errors
+            code = exc.code
+        assert code == 2, argv
+        err = capsys.readouterr().err
+        lines = [line for line in err.strip().splitlines() if line]
+        assert len(lines) == 1 and "Traceback" not in err, (argv, err)
+    assert _snapshot(out.parent) == before
+    assert not (tmp_path / "x.zarr").exists()
+
+
+def test_dry_run_prints_cells_blocks_size_and_writes_nothing(tmp_path, capsys):
+    wf = write_workflow(tmp_path, GOOD)
+    out = tmp_path / "dry.zarr"
+    assert main(["run", str(wf), "--out", str(out), "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    assert "288 cells" in text and "blocks: 1 of" in text and "estimated size on disk" in text
+    assert not out.exists()
+
+
+def test_dry_run_prints_the_slurm_job_script(tmp_path, capsys):
+    profile = tmp_path / "slurm.toml"
+    profile.write_text('cores = 4\nmemory = "8GiB"\nwalltime = "01:00:00"\nqueue = "normal"\n'
+                       'account = "proj"\nworker_lifetime = "55m"\nadaptive_maximum = 10\n')
+    wf = write_workflow(tmp_path, GOOD)
+    assert main(["run", str(wf), "--cluster", "slurm", "--cluster-profile", str(profile), "--dry-run",
+                 "--out", str(tmp_path / "c.zarr")]) == 0
+    text = capsys.readouterr().out
+    for piece in ("#SBATCH -p normal", "#SBATCH -A proj", "#SBATCH -t 01:00:00", "--lifetime 55m"):
+        assert piece in text
+    assert not (tmp_path / "c.zarr").exists()
+
+
+def test_info_json_and_query_formats(cube, capsys):
+    _, out = cube
+    assert main(["info", str(out), "--format", "json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["blocks_done"] == info["blocks_total"] >= 1
+    assert info["dims"]["k"] == 8 and info["provenance"]["experiment"] == "hidden"
+    assert main(["query", str(out), "--sel", "noise_ratio=1.1", "--sel", "learner=truncated_kalman",
+                 "--sel", "k=2", "--sel", "T=1000", "--var", "risk", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 1 and rows[0]["noise_ratio"] == 1.0  # nearest on a float axis
+    assert main(["query", str(out), "--sel", "k=2", "--sel", "T=10", "--var", "risk", "--format", "csv",
+                 "--sel", "learner=best_fir"]) == 0
+    csv = capsys.readouterr().out.splitlines()
+    assert csv[0].split(",")[:3] == ["lam", "noise_ratio", "risk"] and len(csv) == 4
+
+
+def test_real_exit_codes_in_a_subprocess(tmp_path):
+    bad = write_workflow(tmp_path, GOOD.replace("lam = [1.0]", "lam = [nan]"))
+    result = emergence("run", str(bad), "--out", str(tmp_path / "o.zarr"))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "grid.lam[0]" in result.stderr
+    result = emergence("query", str(tmp_path / "none.zarr"))
+    assert result.returncode == 2 and "not an emergence cube" in result.stderr
+
+
+def test_second_writer_refused_while_first_runs(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import REPO
+
+    slow = GOOD + "[chunks]\nnoise_ratio = 1\nlearner = 1\nk = 1\n"
+    wf = write_workflow(tmp_path, slow)
+    out = tmp_path / "locked.zarr"
+    first = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "run", str(wf), "--out", str(out),
+                              "--workers", "1", "--no-progress"], cwd=REPO,
+                             env=dict(os.environ, EMERGENCE_FAULT="delay=0.2"),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not Path(f"{out}.lock").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    second = emergence("run", str(wf), "--out", str(out), "--workers", "1", "--no-progress")
+    assert second.returncode == 1
+    assert "being written by another run" in second.stderr and second.stderr.count("\n") == 1
+    first.kill()  # SIGKILL: the lock stays behind, but its holder is dead
+    first.wait()
+    assert Path(f"{out}.lock").exists()
+    third = emergence("run", str(wf), "--out", str(out), "--workers", "1", "--no-progress")
+    assert third.returncode == 0, third.stderr
+    assert not Path(f"{out}.lock").exists()

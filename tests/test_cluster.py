@@ -1,0 +1,125 @@
+"""Real ``dask scheduler``/``dask worker`` processes: equality, worker loss, driver loss."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import xarray as xr
+
+from pipeline import store
+from pipeline.config import parse_workflow
+from pipeline.engine import run
+from tests.conftest import REPO, comparable, emergence, write_workflow
+from tests.processes import DaskProcesses
+
+SWEEP = """
+experiment = "hidden"
+name = "sweep"
+[grid]
+lam = [0.95, 1.0]
+noise_ratio = [0.5, 1.0, 2.0, 4.0]
+learner = ["truncated_kalman", "best_fir"]
+k = { range = [1, 8] }
+T = [10, 1000, 100000]
+[chunks]
+lam = 1
+noise_ratio = 1
+learner = 1
+"""
+
+
+@pytest.fixture
+def processes(tmp_path):
+    procs = DaskProcesses(tmp_path)
+    procs.start_scheduler()
+    yield procs
+    procs.stop()
+
+
+@pytest.fixture(scope="module")
+def local_reference(tmp_path_factory):
+    out = tmp_path_factory.mktemp("reference") / "ref.zarr"
+    run(parse_workflow(SWEEP), store.StoreLocation(str(out)), workers=1, progress=False, say=lambda s: None)
+    return comparable(xr.open_zarr(out))
+
+
+def _done(out) -> int:
+    try:
+        return len(store.done_blocks(store.open_group(store.StoreLocation(str(out)), mode="r")))
+    except Exception:
+        return 0
+
+
+def test_sweep_through_scheduler_file_equals_local_run(processes, tmp_path, local_reference):
+    processes.start_worker()
+    processes.start_worker()
+    processes.wait_for_workers(2)
+    wf = write_workflow(tmp_path, SWEEP)
+    out = tmp_path / "remote.zarr"
+    result = emergence("run", str(wf), "--out", str(out), "--scheduler-file", str(processes.scheduler_file),
+                       "--no-progress")
+    assert result.returncode == 0, result.stderr
+    xr.testing.assert_identical(comparable(xr.open_zarr(out)), local_reference)
+
+
+def test_scheduler_from_environment_variable(processes, tmp_path, local_reference):
+    processes.start_worker()
+    processes.wait_for_workers(1)
+    wf = write_workflow(tmp_path, SWEEP)
+    out = tmp_path / "env.zarr"
+    result = emergence("run", str(wf), "--out", str(out), "--no-progress",
+                       env={"DASK_SCHEDULER_ADDRESS": processes.address})
+    assert result.returncode == 0, result.stderr
+    assert processes.address.split("//")[1].split(":")[0] == "127.0.0.1"
+    xr.testing.assert_identical(comparable(xr.open_zarr(out)), local_reference)
+
+
+def test_sigkill_of_a_worker_mid_sweep_still_completes(processes, tmp_path, local_reference):
+    slow = {"EMERGENCE_FAULT": "delay=0.25"}
+    victim = processes.start_worker(env=slow)
+    processes.start_worker(env=slow)
+    processes.wait_for_workers(2)
+    wf = write_workflow(tmp_path, SWEEP)
+    out = tmp_path / "killed.zarr"
+    driver = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "run", str(wf), "--out", str(out),
+                               "--scheduler", processes.address, "--no-progress"],
+                              cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while _done(out) < 3 and time.time() < deadline:
+        time.sleep(0.05)
+    assert _done(out) < 16, "sweep finished before the worker could be killed"
+    processes.kill(victim)
+    stdout, stderr = driver.communicate(timeout=180)
+    assert driver.returncode == 0, stderr
+    assert "16/16 done" in stdout
+    xr.testing.assert_identical(comparable(xr.open_zarr(out)), local_reference)
+
+
+def test_driver_kill_then_rerun_recomputes_only_unfinished_blocks(processes, tmp_path, local_reference):
+    processes.start_worker(env={"EMERGENCE_FAULT": "delay=0.3"})
+    processes.wait_for_workers(1)
+    wf = write_workflow(tmp_path, SWEEP)
+    out = tmp_path / "driver.zarr"
+    driver = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "run", str(wf), "--out", str(out),
+                               "--scheduler", processes.address, "--no-progress"],
+                              cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    deadline = time.time() + 120
+    while _done(out) < 4 and time.time() < deadline:
+        time.sleep(0.05)
+    os.killpg(driver.pid, signal.SIGKILL)
+    driver.wait(timeout=30)
+    time.sleep(1.5)  # the scheduler forgets the dead client's tasks; a running one may still finish
+    partial = json.loads(emergence("info", str(out), "--format", "json").stdout)
+    assert 4 <= partial["blocks_done"] < partial["blocks_total"] == 16
+    rerun = emergence("run", str(wf), "--out", str(out), "--scheduler", processes.address, "--no-progress")
+    assert rerun.returncode == 0, rerun.stderr
+    remaining = 16 - partial["blocks_done"]
+    assert f"computed {remaining} blocks" in rerun.stdout
+    xr.testing.assert_identical(comparable(xr.open_zarr(out)), local_reference)
