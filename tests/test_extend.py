@@ -1,0 +1,103 @@
+"""Growing a sweep with --extend, and stores whose metadata cannot be trusted."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from pipeline import store
+from pipeline.config import parse_workflow
+from pipeline.engine import new_regions, run
+from pipeline.errors import UsageError
+from tests.conftest import comparable, emergence, write_workflow
+
+BASE = """
+experiment = "hidden"
+name = "grow"
+[grid]
+lam = [0.9, 1.0]
+noise_ratio = [0.5, 4.0]
+learner = ["truncated_kalman", "best_fir"]
+k = { range = [1, 5] }
+T = [1, 10, 1000]
+[chunks]
+k = 2
+T = 2
+"""
+GROWN = (BASE.replace("lam = [0.9, 1.0]", "lam = [0.9, 1.0, 1.05]")
+         .replace("range = [1, 5]", "range = [1, 7]")
+         .replace("T = [1, 10, 1000]", "T = [1, 10, 1000, 100000]"))
+
+
+def _run(text, path, **kw):
+    return run(parse_workflow(text), store.StoreLocation(str(path)), progress=False, say=lambda s: None, **kw)
+
+
+def test_new_regions_cover_exactly_the_new_cells():
+    block = {"a": slice(0, 4), "b": slice(2, 6), "c": slice(0, 3)}
+    complete = (3, 4, 2)
+    regions = new_regions(block, complete)
+    covered = np.zeros((4, 6, 3), dtype=int)
+    for r in regions:
+        covered[r["a"], r["b"], r["c"]] += 1
+    expected = np.zeros_like(covered)
+    expected[0:4, 2:6, 0:3] = 1
+    expected[0:3, 2:4, 0:2] = 0
+    np.testing.assert_array_equal(covered, expected)  # each new cell once, no old cell
+    assert new_regions(block, (0, 0, 0)) == [block]
+
+
+def test_extend_computes_only_new_cells_and_equals_a_fresh_run(tmp_path, dask_scheduler):
+    grown = tmp_path / "grown.zarr"
+    first = _run(BASE, grown, scheduler=dask_scheduler)
+    old = xr.open_zarr(grown).load()
+    with pytest.raises(UsageError, match="different workflow"):
+        _run(GROWN, grown, scheduler=dask_scheduler)
+    report = _run(GROWN, grown, scheduler=dask_scheduler, extend=True)
+    assert first.cells_computed == 2 * 2 * 2 * 5 * 3
+    assert report.cells_computed == 3 * 2 * 2 * 7 * 4 - 2 * 2 * 2 * 5 * 3
+    extended = xr.open_zarr(grown).load()
+    xr.testing.assert_equal(extended.sel(lam=old.lam, k=old.k, T=old.T)[["risk", "P"]],
+                            old[["risk", "P"]])  # old cells untouched (attrs describe the new grid)
+    fresh = tmp_path / "fresh.zarr"
+    _run(GROWN, fresh, scheduler=dask_scheduler)
+    a, b = comparable(xr.open_zarr(grown)), comparable(xr.open_zarr(fresh))
+    for ds in (a, b):
+        for key in ("block_chunks", "blocks_total"):
+            ds.attrs.pop(key)
+    xr.testing.assert_identical(a, b)
+    again = _run(GROWN, grown, scheduler=dask_scheduler)
+    assert again.blocks_computed == 0
+
+
+def test_extend_refuses_other_changes(tmp_path, dask_scheduler):
+    out = tmp_path / "s.zarr"
+    _run(BASE, out, scheduler=dask_scheduler)
+    for changed, why in [("seed = 3\n" + GROWN, "may only add axis values"),
+                         (BASE.replace("lam = [0.9, 1.0]", "lam = [1.0, 0.9]"), "must keep its 2 existing values"),
+                         (BASE.replace("lam = [0.9, 1.0]", "lam = [0.95, 1.0, 1.05]"), "must keep")]:
+        with pytest.raises(UsageError, match=why):
+            _run(changed, out, scheduler=dask_scheduler, extend=True)
+    assert xr.open_zarr(out).sizes["lam"] == 2
+
+
+def test_corrupt_metadata_is_reported_not_mixed(tmp_path, dask_scheduler):
+    out = tmp_path / "c.zarr"
+    _run(BASE, out, scheduler=dask_scheduler)
+    (out / "zarr.json").write_text("{ this is not json")
+    wf = write_workflow(tmp_path, BASE)
+    for argv in (("info", str(out)), ("run", str(wf), "--out", str(out), "--no-progress")):
+        result = emergence(*argv)
+        assert result.returncode == 2 and "metadata is unreadable" in result.stderr, result.stderr
+        assert result.stderr.count("\n") == 1
+
+
+def test_missing_done_array_is_reported(tmp_path, dask_scheduler):
+    import shutil
+
+    out = tmp_path / "d.zarr"
+    _run(BASE, out, scheduler=dask_scheduler)
+    shutil.rmtree(out / "_blocks" / "done")
+    with pytest.raises(UsageError, match="metadata is corrupt or incomplete"):
+        _run(BASE, out, scheduler=dask_scheduler)
