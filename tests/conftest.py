@@ -12,6 +12,7 @@ import xarray as xr
 
 REPO = Path(__file__).resolve().parents[1]
 VOLATILE_ATTRS = ("created", "git_commit")
+LAYOUT_ATTRS = ("workflow", "block_chunks", "blocks_total")
 
 
 @pytest.fixture(scope="session")
@@ -24,10 +25,12 @@ def dask_scheduler():
         yield cluster.scheduler_address
 
 
-def comparable(ds: xr.Dataset) -> xr.Dataset:
-    """A loaded copy without attributes that legitimately differ between runs."""
+def comparable(ds: xr.Dataset, layout: bool = True) -> xr.Dataset:
+    """A loaded copy without attributes that legitimately differ between runs
+    (and, with ``layout=False``, between chunkings of the same grid)."""
     out = ds.load().copy()
-    out.attrs = {k: v for k, v in out.attrs.items() if k not in VOLATILE_ATTRS}
+    drop = VOLATILE_ATTRS + (() if layout else LAYOUT_ATTRS)
+    out.attrs = {k: v for k, v in out.attrs.items() if k not in drop}
     return out
 
 

@@ -208,3 +208,31 @@ def test_crash_between_write_and_mark_leaves_block_for_resume(tmp_path):
     assert info["blocks_done"] == 15  # ...but the block is not marked done
     rerun = emergence("run", str(wf_path), "--out", str(out), "--workers", "1", "--no-progress")
     assert rerun.returncode == 0 and "computed 1 blocks, 2 cells (16/16 done)" in rerun.stdout
+
+
+MC = """
+experiment = "hidden"
+name = "mc"
+method = "montecarlo"
+mc_samples = 400
+seed = 7
+[grid]
+lam = [0.9, 1.0]
+noise_ratio = [1.0, 4.0]
+learner = ["truncated_kalman", "best_fir"]
+k = [1, 3]
+T = [20, 200]
+"""
+
+
+def test_montecarlo_cube_agrees_with_exact_and_ignores_chunking(tmp_path, dask_scheduler):
+    whole, split = tmp_path / "whole.zarr", tmp_path / "split.zarr"
+    run_quiet(MC, whole, scheduler=dask_scheduler)
+    run_quiet(MC + "[chunks]\nlam = 1\nk = 1\nT = 1\n", split, scheduler=dask_scheduler)
+    a = xr.open_zarr(whole).load()
+    xr.testing.assert_identical(comparable(a, layout=False), comparable(xr.open_zarr(split), layout=False))
+    assert a["risk_stderr"].attrs["long_name"]
+    exact_arrays, _ = direct(MC.replace('method = "montecarlo"', 'method = "exact"'))
+    z = (a["risk"].values - exact_arrays["risk"]) / a["risk_stderr"].values
+    assert np.all(np.abs(z) < 4.5), z
+    assert np.all(a["risk_stderr"].values > 0)

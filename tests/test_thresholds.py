@@ -221,3 +221,63 @@ def test_written_dataset_round_trips_quietly(tmp_path, make):
 def test_default_output_beside_store():
     assert th.default_output("data/random_walk.zarr") == "data/random_walk.thresholds.zarr"
     assert th.default_output("s3://b/x.zarr/") == "s3://b/x.thresholds.zarr"
+
+
+# --------------------------------------------------------------------------- real runs
+
+SLOPE_WORKFLOW = """experiment = "hidden"
+name = "slope"
+[grid]
+lam = [1.0]
+noise_ratio = [10.0, 100.0]
+learner = ["truncated_kalman"]
+k = { range = [1, 128] }
+T = { geom = [1e3, 1e8], num = 21 }
+"""
+
+OBSERVED_RUN = """experiment = "observed"
+name = "critical"
+seed = 3
+[grid]
+spectrum = ["1.0^2, 0.5", "1.0^3", "1.0^[1,1]", "1.0^[2,1]", "1.05@30", "0.9^2, 0.5"]
+family = ["block", "full", "similarity"]
+d = "all"
+T = { geom = [1e2, 1e8], num = 4 }
+draw = 2
+"""
+
+
+def _run(tmp_path, text: str, scheduler: str) -> xr.Dataset:
+    from pipeline.config import parse_workflow
+    from pipeline.engine import run
+    from pipeline.store import StoreLocation, open_cube
+
+    wf = parse_workflow(text)
+    location = StoreLocation(str(tmp_path / f"{wf.name}.zarr"))
+    run(wf, location, scheduler=scheduler, progress=False, say=lambda s: None)
+    return open_cube(location)
+
+
+def test_k_star_slope_matches_theorem41_on_a_real_run(tmp_path, dask_scheduler):
+    """lam = 1, truncated Kalman, noise ratios 10 and 100, T over 5 decades: within 10% of 1/(2 ln(1/a))."""
+    out = th.compute_thresholds(_run(tmp_path, SLOPE_WORKFLOW, dask_scheduler), taus=[1.0, 0.1])
+    for ratio in (10.0, 100.0):
+        s = 1.0 / ratio  # MATH 2.1: a = 2 / (2 + s + sqrt(s^2 + 4 s)) at lam = 1
+        theory = 1.0 / (2.0 * math.log((2.0 + s + math.sqrt(s * s + 4.0 * s)) / 2.0))
+        assert float(out["k_star_slope_theory"].sel(lam=1.0, noise_ratio=ratio)) == pytest.approx(theory, rel=1e-9)
+        for tau in (1.0, 0.1):
+            sel = dict(lam=1.0, noise_ratio=ratio, learner="truncated_kalman", tau=tau)
+            T_fit = out["T"].values[out["k_star_in_regime"].sel(sel).values]
+            assert T_fit.max() / T_fit.min() >= 0.99e5  # five decades
+            assert float(out["k_star_slope"].sel(sel)) == pytest.approx(theory, rel=0.10)
+    assert th.disagreements(out) == []
+
+
+def test_critical_d_equals_theory_on_a_real_run(tmp_path, dask_scheduler):
+    ds = _run(tmp_path, OBSERVED_RUN, dask_scheduler)
+    out = th.compute_thresholds(ds)
+    xrt.assert_equal(out["critical_d"].drop_attrs(), out["critical_d_theory"].drop_attrs())
+    xrt.assert_equal(out["critical_d_empirical"].drop_attrs(), out["critical_d_theory"].drop_attrs())
+    xrt.assert_equal(out["critical_d"].drop_attrs(), ds["critical_d"].astype(float).drop_attrs().load())
+    assert out["critical_d_theory"].sel(spectrum="1.0^[2,1]").values.tolist() == [9, 9, 4]
+    assert th.disagreements(out) == []

@@ -1,0 +1,122 @@
+"""``emergence figures``: runs what is missing or stale, skips what is up to date, writes an index."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+import xarray as xr
+
+from pipeline import figures, plots
+from pipeline.errors import UsageError
+from pipeline.figures import add_figures_parser
+from pipeline.plots import add_plot_parser
+from pipeline.store import StoreLocation, open_cube, read_attrs
+from pipeline.thresholds import add_thresholds_parser
+
+TINY = """experiment = "hidden"
+name = "tiny"
+[grid]
+lam = [1.0]
+noise_ratio = [1.0, 10.0]
+learner = ["truncated_kalman"]
+k = { range = [1, 8] }
+T = { geom = [10, 1e4], num = 4 }
+"""
+
+
+@pytest.fixture(scope="module")
+def gallery(tmp_path_factory, dask_scheduler):
+    root = tmp_path_factory.mktemp("gallery")
+    (root / "wf").mkdir()
+    (root / "wf" / "tiny.toml").write_text(TINY)
+    said: list[str] = []
+    results = figures.regenerate(root / "wf", root / "data", root / "out", scheduler=dask_scheduler,
+                                 say=said.append)
+    return root, results, said, dask_scheduler
+
+
+def test_first_run_makes_cube_thresholds_figures_index(gallery):
+    root, results, said, _ = gallery
+    (r,) = results
+    assert r.status == "missing" and r.ran
+    assert (root / "data" / "tiny.zarr" / "zarr.json").exists()
+    th = xr.open_zarr(root / "data" / "tiny.thresholds.zarr", consolidated=False)
+    assert set(th["k_star"].dims) == {"lam", "noise_ratio", "learner", "T", "tau"}
+    assert (root / "out" / "tiny.thresholds.txt").read_text().startswith("thresholds of")
+    assert len(r.plots) == 3
+    md = (root / "out" / "index.md").read_text()
+    page = (root / "out" / "index.html").read_text()
+    for p in r.plots:
+        assert p.png.exists() and p.svg.exists()
+        assert f"](tiny/{p.png.name})" in md and f'src="tiny/{p.png.name}"' in page
+        assert p.caption in md
+    assert "emergence plot" in md and str(root / "wf" / "tiny.toml") in md
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    assert any("is missing; running" in line for line in said)
+
+
+def test_up_to_date_cube_is_skipped(gallery, monkeypatch):
+    root, _, _, scheduler = gallery
+    created = read_attrs(StoreLocation(str(root / "data" / "tiny.zarr")))["created"]
+    (root / "wf2").mkdir()
+    (root / "wf2" / "tiny.toml").write_text("# only a comment differs\n" + TINY)
+    monkeypatch.setattr(plots, "plot_dataset", lambda *a, **k: [])
+
+    def no_run(*args, **kwargs):
+        raise AssertionError("an up-to-date cube must not be run")
+
+    monkeypatch.setattr("pipeline.engine.run", no_run)
+    said: list[str] = []
+    (r,) = figures.regenerate(root / "wf2", root / "data", root / "out2", scheduler=scheduler, say=said.append)
+    assert r.status == "up to date" and not r.ran
+    assert read_attrs(StoreLocation(str(root / "data" / "tiny.zarr")))["created"] == created
+    assert "up to date, not re-run" in said[0]
+
+
+def test_cli_subcommands(gallery, capsys):
+    root, _, _, _ = gallery
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command")
+    for add in (add_thresholds_parser, add_plot_parser, add_figures_parser):
+        add(sub)
+    store = str(root / "data" / "tiny.zarr")
+    out = str(root / "cli.thresholds.zarr")
+    args = parser.parse_args(["thresholds", store, "--out", out, "--tau", "1", "0.1"])
+    assert args.func(args) == 0
+    printed = capsys.readouterr().out
+    assert "workflow tiny" in printed and "disagreements with theory" in printed
+    assert list(xr.open_zarr(out, consolidated=False)["tau"].values) == [1.0, 0.1]
+    bad = parser.parse_args(["thresholds", store, "--tau", "0"])
+    with pytest.raises(UsageError):
+        bad.func(bad)
+    missing = parser.parse_args(["plot", str(root / "nothing.zarr")])
+    with pytest.raises(UsageError):
+        missing.func(missing)
+    args = parser.parse_args(["figures", "--workflows", "w", "--data", "d", "--out", "o", "--workers", "1"])
+    assert (args.workflows, args.data, args.out, args.workers) == ("w", "d", "o", 1)
+
+
+def test_changed_workflow_is_rerun(gallery, monkeypatch):
+    root, _, _, scheduler = gallery
+    (root / "wf3").mkdir()
+    (root / "wf3" / "tiny.toml").write_text(TINY.replace("num = 4", "num = 3"))
+    monkeypatch.setattr(plots, "plot_dataset", lambda *a, **k: [])
+    (r,) = figures.regenerate(root / "wf3", root / "data", root / "out3", scheduler=scheduler, say=lambda s: None)
+    assert r.status == "stale" and r.ran
+    assert open_cube(StoreLocation(str(root / "data" / "tiny.zarr"))).sizes["T"] == 3
+
+
+def test_bad_workflow_folders(tmp_path):
+    with pytest.raises(UsageError, match="no workflow files"):
+        figures.regenerate(tmp_path, tmp_path / "data", tmp_path / "out")
+    with pytest.raises(UsageError, match="not a folder"):
+        figures.regenerate(tmp_path / "absent", tmp_path / "data", tmp_path / "out")
+    (tmp_path / "a.toml").write_text(TINY)
+    (tmp_path / "b.toml").write_text(TINY.replace("k = { range = [1, 8] }", "k = { range = [0, 8] }"))
+    with pytest.raises(UsageError, match="grid.k"):
+        figures.regenerate(tmp_path, tmp_path / "data", tmp_path / "out")
+    (tmp_path / "b.toml").write_text(TINY)
+    with pytest.raises(UsageError, match="share the name 'tiny'"):
+        figures.regenerate(tmp_path, tmp_path / "data", tmp_path / "out")
+    assert not (tmp_path / "data").exists()  # nothing written before every workflow is valid
