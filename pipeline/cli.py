@@ -61,6 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     summary = sub.add_parser("summary", help="a short account of what a cube shows")
     summary.add_argument("store")
+
+    from pipeline.figures import add_figures_parser
+    from pipeline.plots import add_plot_parser
+    from pipeline.thresholds import add_thresholds_parser
+
+    add_thresholds_parser(sub)
+    add_plot_parser(sub)
+    add_figures_parser(sub)
     return parser
 
 
@@ -85,6 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    if getattr(args, "func", None) is not None:
+        return args.func(args)
     if args.command == "run":
         return _cmd_run(args)
     if args.command == "info":

@@ -33,6 +33,7 @@ import xarray as xr
 from pipeline.errors import UsageError
 
 DPI = 110
+COLOR_CAP = 16.0  # log10 risk beyond +-16 shows as the colour bar's end colours
 FONT = 10
 
 
@@ -96,7 +97,7 @@ def _color_limits(values: np.ndarray) -> tuple[float, float]:
     if finite.size == 0:
         return -1.0, 1.0
     lo, hi = np.percentile(finite, [1, 99])
-    lo = max(lo, -16.0)
+    lo, hi = max(lo, -COLOR_CAP), min(hi, COLOR_CAP)
     if hi <= lo:
         hi = lo + 1.0
     return float(lo), float(hi)
@@ -162,8 +163,10 @@ def _hidden_risk_map(ds: xr.Dataset, th: xr.Dataset, out_dir: Path, workflow: st
         ax.set_xlim(Te[0], Te[-1])
     for ax in axes.flat[len(ratios):]:
         ax.set_visible(False)
-    for ax in axes[-1, :]:
-        ax.set_xlabel("horizon T (steps)")
+    for i, ax in enumerate(axes.flat[:len(ratios)]):
+        if i + cols >= len(ratios):  # lowest visible panel of its column
+            ax.tick_params(labelbottom=True)
+            ax.set_xlabel("horizon T (steps)")
     for ax in axes[:, 0]:
         ax.set_ylabel("filter length k (taps)")
     axes.flat[0].legend(loc="upper left", framealpha=0.85)
@@ -173,8 +176,9 @@ def _hidden_risk_map(ds: xr.Dataset, th: xr.Dataset, out_dir: Path, workflow: st
     fig.suptitle(title)
     caption = (f"log10 R_T of the {learner} learner over filter length k and horizon T (log axis), one panel "
                f"per noise ratio at lam = {lam:g}; white steps: measured k* (smallest k with R_T ≤ {tau:g})"
-               + ("; red dashed: theory k*(T) = ln(T/(2 tau)) / (2 ln(1/a)) of MATH 2.4."
-                  if abs(abs(lam) - 1) < 1e-12 else "."))
+               + ("; red dashed: theory k*(T) = ln(T/(2 tau)) / (2 ln(1/a)) of MATH 2.4"
+                  if abs(abs(lam) - 1) < 1e-12 else "")
+               + f"; black: R_T below 1e-{COLOR_CAP:g} or exactly 0 (k >= T).")
     return _save(fig, out_dir, f"{_slug(workflow)}_risk_lam{_num(lam)}_{learner}", title, caption, workflow)
 
 
@@ -322,7 +326,8 @@ def _observed_risk_map(ds: xr.Dataset, th: xr.Dataset, out_dir: Path, workflow: 
     caption = (f"log10 of the best-in-class risk r_T(d) (per unit squared perturbation, median over {ndraw} "
                f"draws) over the parameter count d and horizon T for spectrum '{spectrum}', one panel per "
                "family; the risk stops growing with T right of the measured critical_d (white), which "
-               "should sit on the theory d* of MATH 1.4 (red dashed); grey: d beyond the family's dimension.")
+               "should sit on the theory d* of MATH 1.4 (red dashed); grey: d beyond the family's dimension; "
+               "black: below the colour range (r_T = 0 exactly at d = family dimension).")
     return _save(fig, out_dir, f"{_slug(workflow)}_risk_{_slug(spectrum)}", title, caption, workflow)
 
 

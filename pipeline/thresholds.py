@@ -109,8 +109,8 @@ def growth_exponent(log10_risk: xr.DataArray) -> xr.DataArray:
     if T.size < 2:
         raise UsageError("growth exponents need at least two horizons T in the cube")
     t1, t2 = T[-2], T[-1]
-    r1 = log10_risk.sel(T=t1, drop=True)
-    r2 = log10_risk.sel(T=t2, drop=True)
+    r1 = log10_risk.sel(T=t1, drop=True).load()  # eager, so errstate below applies
+    r2 = log10_risk.sel(T=t2, drop=True).load()
     with np.errstate(invalid="ignore"):
         g = (r2 - r1) / (np.log10(float(t2)) - np.log10(float(t1)))
     return g.where(np.isfinite(r1) & np.isfinite(r2))
