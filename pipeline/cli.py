@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -87,6 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RunError as exc:
         print(f"emergence: failed: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # e.g. `emergence query ... | head`
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        return 0
     except KeyboardInterrupt:
         print("emergence: interrupted; finished blocks are kept, re-run to resume", file=sys.stderr)
         return 130
