@@ -21,7 +21,7 @@ def dask_scheduler():
     from distributed import LocalCluster
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None, silence_logs=40) as cluster:
+                      dashboard_address=":0", silence_logs=40) as cluster:
         yield cluster.scheduler_address
 
 
