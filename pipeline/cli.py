@@ -9,22 +9,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from pipeline.cliargs import positive_int
 from pipeline.errors import RunError, UsageError
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit code 2
         self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,11 +25,11 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run (or resume) a workflow into a Zarr cube")
     run.add_argument("workflow", help="workflow TOML file")
     run.add_argument("--out", help="store path or fsspec URL (default data/<name>.zarr)")
-    run.add_argument("--workers", type=_positive_int, help="local workers (default: one per core)")
+    run.add_argument("--workers", type=positive_int, help="local workers (default: one per core)")
     run.add_argument("--scheduler", help="address of an existing Dask scheduler (or $DASK_SCHEDULER_ADDRESS)")
     run.add_argument("--scheduler-file", help="scheduler file of an existing Dask scheduler")
     run.add_argument("--overwrite", action="store_true", help="replace a store made from another workflow")
-    run.add_argument("--max-cells", type=_positive_int, default=None, help="refuse larger grids (default 1e9)")
+    run.add_argument("--max-cells", type=positive_int, default=None, help="refuse larger grids (default 1e9)")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     run.add_argument("--verbose", action="store_true", help="show Dask's own log messages")
     run.add_argument("--dry-run", action="store_true",

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.cliargs import positive_int
 from pipeline.errors import UsageError
 
 DEFAULT_OUT = "docs/gallery"
@@ -146,7 +147,7 @@ def write_index(results: Sequence[WorkflowResult], out_dir: Path, tau: float = 1
           f"Regenerate everything with `emergence figures --out {out_dir.as_posix()}` "
           "(runs only the cubes that are missing or were made from a different workflow text).",
           f"Generated {stamp}.", ""]
-    body = [f"<h1>Emergence figures</h1>",
+    body = ["<h1>Emergence figures</h1>",
             f"<p>Regenerate everything with <code>emergence figures --out {html.escape(out_dir.as_posix())}</code> "
             "(runs only the cubes that are missing or were made from a different workflow text). "
             f"Generated {html.escape(stamp)}.</p>"]
@@ -195,25 +196,13 @@ def _cmd_figures(args: Any) -> int:
     return 0
 
 
-def _positive_int(text: str) -> int:
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
-    return value
-
-
 def add_figures_parser(sub: Any) -> Any:
     p = sub.add_parser("figures", help="run stale workflows, then thresholds, plots and an index page")
     p.add_argument("--out", default=DEFAULT_OUT, help=f"figure folder (default {DEFAULT_OUT})")
     p.add_argument("--data", default=DEFAULT_DATA, help=f"cube folder (default {DEFAULT_DATA})")
     p.add_argument("--workflows", default=DEFAULT_WORKFLOWS, metavar="DIR",
                    help=f"folder of workflow TOML files (default {DEFAULT_WORKFLOWS})")
-    p.add_argument("--workers", type=_positive_int, help="local workers (default: one per core)")
+    p.add_argument("--workers", type=positive_int, help="local workers (default: one per core)")
     p.add_argument("--scheduler", help="address of an existing Dask scheduler (or $DASK_SCHEDULER_ADDRESS)")
     p.add_argument("--tau", type=float, nargs="+", metavar="X",
                    help="risk levels for k* (the first is plotted; default 1 0.1 0.01)")

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -204,10 +203,6 @@ def hidden_thresholds(ds: xr.Dataset, taus: Sequence[float] = DEFAULT_TAUS,
 
 # --------------------------------------------------------------------------- observed
 
-_TERM = re.compile(r"^\s*(?:(?P<mag>[-+]?[0-9.eE+-]+)\s*@\s*(?P<deg>[0-9.eE+-]+)|(?P<eig>[-+]?[0-9.eE+-]+))"
-                   r"\s*(?:\^\s*(?P<sizes>\d+|\[\s*\d+(?:\s*,\s*\d+)*\s*\]))?\s*$")
-
-
 @dataclass(frozen=True)
 class SpectrumTheory:
     n: int
@@ -215,51 +210,16 @@ class SpectrumTheory:
     critical_d: dict[str, int]
 
 
-def _split_terms(text: str) -> list[str]:
-    terms, depth, current = [], 0, ""
-    for ch in text:
-        if ch == "[":
-            depth += 1
-        elif ch == "]":
-            depth -= 1
-        if ch == "," and depth == 0:
-            terms.append(current)
-            current = ""
-        else:
-            current += ch
-    terms.append(current)
-    return terms
-
-
 def spectrum_theory(text: str) -> SpectrumTheory:
     """``n``, ``n_u`` and the critical count ``d*`` per family from the closed forms of MATH §1.4."""
-    groups: dict[tuple, list] = {}  # key -> [pair?, magnitude, sizes]
-    n = 0
-    for term in _split_terms(text):
-        match = _TERM.match(term)
-        if not match:
-            raise UsageError(f"spectrum {text!r}: cannot read term {term.strip()!r}")
-        sizes_text = match["sizes"] or "1"
-        sizes = [int(s) for s in sizes_text.strip("[] ").split(",")]
-        if match["eig"] is not None:
-            value = float(match["eig"])
-            key, pair, mag = ("r", value), False, abs(value)
-        else:
-            mag = float(match["mag"])
-            key, pair = ("c", mag, float(match["deg"])), True
-        entry = groups.setdefault(key, [pair, mag, []])
-        entry[2].extend(sizes)
-        n += (2 if pair else 1) * sum(sizes)
-    n_u = block = overlap = 0
-    for pair, mag, sizes in groups.values():
-        if mag < 1.0 - 1e-12:
-            continue
-        members = 2 if pair else 1
-        m = sum(sizes)
-        n_u += members * m
-        block += members * m * m
-        overlap += members * sum(min(p, q) for p in sizes for q in sizes)
-    return SpectrumTheory(n, n_u, {"block": block, "full": n * n_u, "similarity": n * n_u - overlap})
+    from pipeline.models.spectra import FAMILIES, SpectrumError, critical_d_theory, parse_spectrum
+
+    try:
+        spectrum = parse_spectrum(text)
+    except SpectrumError as exc:
+        raise UsageError(str(exc)) from None
+    return SpectrumTheory(spectrum.n, spectrum.n_unstable,
+                          {family: critical_d_theory(spectrum, family) for family in FAMILIES})
 
 
 def _first_d_from_which(ok: np.ndarray, defined: np.ndarray, d: np.ndarray) -> float:

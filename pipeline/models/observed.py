@@ -438,7 +438,7 @@ def risk_factor(text: str, family: str, P: np.ndarray, T: int, extra_bits: int =
     """Cholesky factor of ``P' G_T P`` in exact fixed point, returned row-scaled."""
     sp = parse_spectrum(text)
     fb = family_basis(text, family)
-    D, n = fb.D, sp.n
+    D = fb.D
     if D == 0:
         return Factor(np.zeros((0, 0)), np.zeros(0, dtype=np.int64))
     if T == 1:
