@@ -207,7 +207,7 @@ def load_static(location: store.StoreLocation, fingerprint: str, results: list[s
     key = (location.url, fingerprint)
     if key not in _STATIC_CACHE:
         _STATIC_CACHE.clear()
-        _STATIC_CACHE[key] = store.open_cube(location).drop_vars(results).load()
+        _STATIC_CACHE[key] = store.open_cube(location, dask=False).drop_vars(results).load()
     return _STATIC_CACHE[key]
 
 
@@ -258,6 +258,9 @@ def check_block(
         if value.shape != expected:
             raise BlockError(f"block {as_key_string(key)}: {name} has shape {value.shape}, expected {expected}")
         if value.dtype.kind == "f" and not spec.nan_means:
+            with np.errstate(all="ignore"):
+                if not np.isnan(np.add.reduce(value, axis=None)):
+                    continue  # a NaN anywhere makes the sum NaN: no NaN here (fast path)
             bad = np.argwhere(np.isnan(value))
             if bad.size:
                 cell = {d: _plain(coords[d][i]) for d, i in zip(spec.dims, bad[0], strict=True)}
@@ -286,6 +289,36 @@ def make_client(scheduler: str | None, workers: int | None, scheduler_file: str 
     return Client(cluster)
 
 
+def _local(scheduler: str | None, scheduler_file: str | None, cluster: ClusterSpec | None) -> bool:
+    return not (scheduler or scheduler_file or (cluster is not None and cluster.is_batch))
+
+
+def _start_client_early(workflow: Workflow, location: store.StoreLocation, scheduler: str | None,
+                        scheduler_file: str | None, workers: int | None, cluster: ClusterSpec | None,
+                        overwrite: bool) -> Any:
+    """For a new local-cluster run, start the cluster in a thread while the driver creates
+    the store (on a fresh store every block is pending). Returns a Future or None."""
+    if not _local(scheduler, scheduler_file, cluster) or not (overwrite or not location.anything_here()):
+        return None
+    from concurrent.futures import ThreadPoolExecutor
+
+    n = min(workers or os.cpu_count() or 1, workflow.plan.total)
+    pool = ThreadPoolExecutor(1, thread_name_prefix="emergence-cluster-start")
+    future = pool.submit(make_client, None, n, None, cluster)
+    pool.shutdown(wait=False)  # the thread ends when the cluster is up
+    return future
+
+
+def _discard_early(early: Any) -> None:
+    if early is None:
+        return
+    try:
+        client = early.result()
+    except Exception:  # noqa: BLE001 - the run is failing already
+        return
+    _close(client, own_cluster=True)
+
+
 def run(
     workflow: Workflow,
     location: store.StoreLocation,
@@ -304,26 +337,38 @@ def run(
     experiment = get_experiment(workflow.experiment)
     variables = experiment.variables(workflow.settings)
     with StoreLock(location):
-        state = prepare_store(workflow, location, overwrite, extend, say)
+        early = _start_client_early(workflow, location, scheduler, scheduler_file, workers, cluster, overwrite)
+        try:
+            state = prepare_store(workflow, location, overwrite, extend, say)
+        except BaseException:
+            _discard_early(early)
+            raise
         return _run_locked(workflow, location, state, variables, scheduler, scheduler_file, workers,
-                           cluster, progress, say, started)
+                           cluster, progress, say, started, early)
 
 
 def _run_locked(workflow: Workflow, location: store.StoreLocation, state: StoreState,
                 variables: Mapping[str, VariableSpec], scheduler: str | None, scheduler_file: str | None,
                 workers: int | None, cluster: ClusterSpec | None, progress: bool,
-                say: Callable[[str], None], started: float) -> RunReport:
+                say: Callable[[str], None], started: float, early: Any = None) -> RunReport:
     plan = state.plan
     group = store.open_group(location)
     done = store.done_blocks(group)
     pending = [k for k in plan.keys() if k not in done]
     report = RunReport(location.url, plan.total, len(done))
     if not pending:
+        _discard_early(early)
         say(f"{location.url}: all {plan.total} blocks already done; nothing to do")
         return report
     if done:
         say(f"{location.url}: resuming, {len(done)}/{plan.total} blocks already done")
-    client = make_client(scheduler, workers, scheduler_file, cluster)
+    if early is not None:
+        client = early.result()
+    else:
+        if _local(scheduler, scheduler_file, cluster):
+            # a local cluster needs no more workers than there are blocks to compute
+            workers = min(workers or os.cpu_count() or 1, len(pending))
+        client = make_client(scheduler, workers, scheduler_file, cluster)
     try:
         report.dashboard = client.dashboard_link
         say(f"dask dashboard: {client.dashboard_link}")

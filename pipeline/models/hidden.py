@@ -61,7 +61,6 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-from scipy.signal import lfilter
 
 from pipeline.models.streams import cell_rng
 
@@ -416,6 +415,8 @@ def risk_oracle(lam: float, noise_ratio: float, theta: npt.ArrayLike, T: int) ->
     ``R_T = (1/T)[sum_u (P + (T - u)) D_u^2 + r sum_j (T - j + 1) c_j^2]``.
     Memory and time O(T); not for production.
     """
+    from scipy.signal import lfilter  # imported here: scipy.signal costs ~1 s at startup
+
     T = int(T)
     theta = np.asarray(theta, dtype=np.float64).reshape(-1)
     P, K, a = (float(v) for v in kalman(lam, noise_ratio))
@@ -502,6 +503,8 @@ def montecarlo_block(
 
 def _mc_one(lam, r, learner, k, T, t_max, seed, samples, risk_out, stderr_out):
     """Fill ``risk_out``/``stderr_out`` (K, N) for one (lam, r)."""
+    from scipy.signal import lfilter  # imported here: scipy.signal costs ~1 s at startup
+
     P, K, a = (float(v) for v in kalman(lam, r))
     # filters: list of (theta, [(ki, ni), ...]) for cells with T > k
     filters: list[tuple[FloatArray, list[tuple[int, int]]]] = []

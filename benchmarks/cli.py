@@ -1,0 +1,98 @@
+"""Command line of the benchmarks: runs every figure, prints the table, writes JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from benchmarks.harness import Figure, LoadWatch, machine, table
+
+ORDER = (
+    "exact_vs_montecarlo_speedup", "closed_form_vs_loop_speedup", "horizon_cost_ratio",
+    "truncated_cells_per_s", "best_fir_cells_per_s", "startup_seconds", "pipeline_overhead_ratio",
+    "two_worker_speedup", "peak_rss_mib", "observed_horizon_cost_ratio", "observed_cells_per_s",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    p.add_argument("--quick", action="store_true",
+                   help="fewer repeats, smaller sweeps (10^7-cell memory sweep); about 5 minutes on 2 cores")
+    p.add_argument("--json", metavar="PATH", help="write {'machine': ..., 'figures': ...} here")
+    p.add_argument("--only", action="append", default=None, metavar="GROUP",
+                   choices=("hidden", "observed", "pipeline"), help="run only these groups (debugging)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from benchmarks import kernels, pipeline_runs
+
+    quick = bool(args.quick)
+    groups = set(args.only or ("hidden", "observed", "pipeline"))
+    info = machine()
+    info["mode"] = "quick" if quick else "full"
+    figures: list[Figure] = []
+    started = time.perf_counter()
+    busy: dict[str, float] = {}
+
+    with LoadWatch() as watch:
+        def step(label: str, fn: Callable[[], Any]) -> None:
+            t0 = watch.elapsed()
+            print(f"[{time.perf_counter() - started:6.1f} s] {label} ...", file=sys.stderr, flush=True)
+            got = fn()
+            new = got if isinstance(got, list) else [got]
+            for f in new:
+                busy[f.name] = round(watch.window(t0, watch.elapsed()), 2)
+            figures.extend(new)
+
+        if "hidden" in groups:
+            step("exact vs Monte Carlo", lambda: kernels.exact_vs_montecarlo(quick))
+            step("closed form vs O(T) loop", lambda: kernels.closed_form_vs_loop(quick))
+            step("horizon cost", lambda: kernels.horizon_cost(quick))
+            step("cells per second", lambda: kernels.cells_per_s(quick))
+        if "observed" in groups:
+            step("observed kernel", lambda: kernels.observed_figures(quick))
+        if "pipeline" in groups:
+            runner = pipeline_runs.Runner()
+            try:
+                step("startup and pipeline overhead (subprocess runs)",
+                     lambda: pipeline_runs.pipeline_figures(quick, runner))
+                step("two-worker speedup", lambda: pipeline_runs.two_worker_figure(quick, runner))
+                if not quick:
+                    step("peak memory, 10^8-cell sweep", lambda: pipeline_runs.full_rss_figure(runner))
+            finally:
+                runner.close()
+
+    elapsed = time.perf_counter() - started
+    figures.sort(key=lambda f: ORDER.index(f.name) if f.name in ORDER else len(ORDER))
+    for f in figures:
+        f.details["other_processes_cpu_cores_max"] = busy.get(f.name, 0.0)
+    info["load_average_at_end"] = [round(v, 2) for v in __import__("os").getloadavg()]
+    info["other_processes_cpu_cores_max"] = max(busy.values(), default=0.0)
+    info["benchmark_seconds"] = round(elapsed, 1)
+
+    print(table(figures))
+    print(f"\n{info['mode']} run, {elapsed:.0f} s on {info['cpu']} ({info['logical_cores']} cores, "
+          f"{info['memory_gib']} GiB); CPU used by other processes while measuring: "
+          f"at most {info['other_processes_cpu_cores_max']:.2f} cores")
+    failed = [f.name for f in figures if f.passed is False]
+    print("targets: " + ("all met" if not failed else "missed: " + ", ".join(failed)))
+    if args.json:
+        payload = {"machine": info, "figures": {f.name: f.as_json() for f in figures}}
+        Path(args.json).write_text(json.dumps(payload, indent=2, default=_plain) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
