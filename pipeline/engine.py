@@ -273,8 +273,13 @@ def _plain(value: Any) -> Any:
 
 
 def make_client(scheduler: str | None, workers: int | None, scheduler_file: str | None = None,
-                cluster: ClusterSpec | None = None) -> Any:
-    """A distributed Client: to an existing scheduler, a batch cluster, or a new local cluster."""
+                cluster: ClusterSpec | None = None, blocks: int | None = None) -> Any:
+    """A distributed Client: to an existing scheduler, a batch cluster, or a new local cluster.
+
+    A local cluster gets at most one single-threaded worker process per pending block;
+    for a single block, one worker thread in this process (starting and stopping a
+    worker process costs more than the block).
+    """
     from distributed import Client, LocalCluster
 
     if cluster is not None and cluster.is_batch and not (scheduler or scheduler_file):
@@ -283,9 +288,14 @@ def make_client(scheduler: str | None, workers: int | None, scheduler_file: str 
         return Client(scheduler_file=scheduler_file, timeout="30s")
     if scheduler:
         return Client(scheduler, timeout="30s")
-    n = workers or os.cpu_count() or 1
-    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                           dashboard_address=":0", silence_logs=logging.CRITICAL)
+    import dask
+
+    n = min(workers or os.cpu_count() or 1, blocks or sys.maxsize)
+    # Saturation 1: a worker holds only the block it is running, so a worker that
+    # dies takes no innocent queued block down with it.
+    with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=blocks != 1,
+                               dashboard_address=":0", silence_logs=logging.CRITICAL)
     return Client(cluster)
 
 
@@ -302,9 +312,8 @@ def _start_client_early(workflow: Workflow, location: store.StoreLocation, sched
         return None
     from concurrent.futures import ThreadPoolExecutor
 
-    n = min(workers or os.cpu_count() or 1, workflow.plan.total)
     pool = ThreadPoolExecutor(1, thread_name_prefix="emergence-cluster-start")
-    future = pool.submit(make_client, None, n, None, cluster)
+    future = pool.submit(make_client, None, workers, None, cluster, workflow.plan.total)
     pool.shutdown(wait=False)  # the thread ends when the cluster is up
     return future
 
@@ -365,10 +374,7 @@ def _run_locked(workflow: Workflow, location: store.StoreLocation, state: StoreS
     if early is not None:
         client = early.result()
     else:
-        if _local(scheduler, scheduler_file, cluster):
-            # a local cluster needs no more workers than there are blocks to compute
-            workers = min(workers or os.cpu_count() or 1, len(pending))
-        client = make_client(scheduler, workers, scheduler_file, cluster)
+        client = make_client(scheduler, workers, scheduler_file, cluster, len(pending))
     try:
         report.dashboard = client.dashboard_link
         say(f"dask dashboard: {client.dashboard_link}")

@@ -114,17 +114,15 @@ def _fill(dtype: str) -> Any:
 
 
 def result_compressors(dtype: str) -> tuple[Any, ...]:
-    """Codec of the blocked result variables: Zstd level 1.
+    """Codec of the blocked result variables: none.
 
-    On risk-like float64 blocks Zarr's default (Zstd level 0, i.e. zstd's level 3)
-    costs about twice the hidden kernel itself; level 1 compresses ~5x faster, at
-    ~0.96 of the raw size instead of ~0.80 (benchmarks/, issue 6). Blosc would be
-    faster and smaller, but numcodecs' Blosc holds a multiprocessing lock whose
-    semaphore leaks (with a resource_tracker warning) when a worker is killed.
+    Risk-like float64 values have nearly full-entropy mantissas: Zstd level 1 keeps
+    ~0.93-0.96 of the raw size yet doubles the cost of writing a block, which is
+    already as large as computing it (hidden kernel ~0.16 s vs Zstd-1 write ~0.15 s
+    vs raw write ~0.06 s per 2^20-cell block; benchmarks/, issue 6). Chunks that are
+    entirely fill (e.g. observed cells with d > family_dim) are not stored at all.
     """
-    from zarr.codecs import ZstdCodec
-
-    return (ZstdCodec(level=1),)
+    return ()
 
 
 def template(
