@@ -225,22 +225,25 @@ def compute_block(
     variables = experiment.variables(settings)
     static = load_static(location, fingerprint, list(variables))
     group = store.open_group(location)
-    cells = 0
+    cells, kernel_seconds = 0, 0.0
     for slices in regions:
         block_coords = {axis: static[axis].values[s] for axis, s in slices.items()}
         block_static = static.isel({d: s for d, s in slices.items() if d in static.dims})
+        kernel_started = time.perf_counter()
         try:
             _inject_fault("fail-kernel", key)
             arrays = experiment.kernel(block_coords, block_static, settings)
         except Exception as exc:
             raise BlockError(f"block {as_key_string(key)}: kernel failed: {type(exc).__name__}: {exc}") from exc
+        kernel_seconds += time.perf_counter() - kernel_started
         check_block(key, block_coords, arrays, variables)
         _inject_fault("crash-before-write", key)
         store.write_block(group, key, slices, arrays, variables)
         cells += int(np.prod([s.stop - s.start for s in slices.values()]))
     _inject_fault("crash-before-mark", key)
     store.mark_done(group, key)
-    return {"key": key, "seconds": time.perf_counter() - started, "cells": cells}
+    return {"key": key, "seconds": time.perf_counter() - started, "kernel_seconds": kernel_seconds,
+            "cells": cells}
 
 
 def check_block(
@@ -272,6 +275,18 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
+LOCAL_CLUSTER_CONFIG = {
+    # A worker holds only the block it is running, so a worker that dies takes no
+    # innocent queued block down with it.
+    "distributed.scheduler.worker-saturation": 1.0,
+    # Dask's default also sets MALLOC_TRIM_THRESHOLD_=65536, which turns off glibc's
+    # dynamic mmap threshold: every large numpy temporary is then mmapped and faulted
+    # in afresh, and the kernels run 2.4x slower (benchmarks/, issue 6).
+    "distributed.nanny.pre-spawn-environ": {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1,
+                                             "OPENBLAS_NUM_THREADS": 1},
+}
+
+
 def make_client(scheduler: str | None, workers: int | None, scheduler_file: str | None = None,
                 cluster: ClusterSpec | None = None, blocks: int | None = None) -> Any:
     """A distributed Client: to an existing scheduler, a batch cluster, or a new local cluster.
@@ -291,9 +306,7 @@ def make_client(scheduler: str | None, workers: int | None, scheduler_file: str 
     import dask
 
     n = min(workers or os.cpu_count() or 1, blocks or sys.maxsize)
-    # Saturation 1: a worker holds only the block it is running, so a worker that
-    # dies takes no innocent queued block down with it.
-    with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
+    with dask.config.set(LOCAL_CLUSTER_CONFIG):
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=blocks != 1,
                                dashboard_address=":0", silence_logs=logging.CRITICAL)
     return Client(cluster)
