@@ -30,11 +30,11 @@ from pipeline.lock import StoreLock
 FAULT_ENV = "EMERGENCE_FAULT"
 """Fault injection for tests: comma-separated ``point=KEY`` items (KEY a block key like
 ``0.1.0.0.0`` or ``*``). Points: ``crash-before-write`` and ``crash-before-mark`` end the
-worker process abruptly; ``fail-kernel`` raises inside the kernel; ``delay=SECONDS``
-slows every block."""
+worker process abruptly; ``fail-kernel`` raises inside the kernel; ``nan-result`` puts a
+NaN into the kernel's first result; ``delay=SECONDS`` slows every block."""
 
 
-def _inject_fault(point: str, key: BlockKey) -> None:
+def _inject_fault(point: str, key: BlockKey, arrays: dict[str, np.ndarray] | None = None) -> None:
     spec = os.environ.get(FAULT_ENV)
     if not spec:
         return
@@ -45,6 +45,11 @@ def _inject_fault(point: str, key: BlockKey) -> None:
         elif name == point and arg in ("*", as_key_string(key)):
             if point == "fail-kernel":
                 raise FloatingPointError(f"injected kernel fault in block {as_key_string(key)}")
+            if point == "nan-result" and arrays:
+                first = np.array(next(iter(arrays.values())), dtype=np.float64)
+                first.flat[-1] = np.nan
+                arrays[next(iter(arrays))] = first
+                return
             os._exit(17)
 
 
@@ -236,6 +241,7 @@ def compute_block(
         except Exception as exc:
             raise BlockError(f"block {as_key_string(key)}: kernel failed: {type(exc).__name__}: {exc}") from exc
         kernel_seconds += time.perf_counter() - kernel_started
+        _inject_fault("nan-result", key, arrays)
         check_block(key, block_coords, arrays, variables)
         _inject_fault("crash-before-write", key)
         store.write_block(group, key, slices, arrays, variables)

@@ -236,3 +236,18 @@ def test_montecarlo_cube_agrees_with_exact_and_ignores_chunking(tmp_path, dask_s
     z = (a["risk"].values - exact_arrays["risk"]) / a["risk_stderr"].values
     assert np.all(np.abs(z) < 4.5), z
     assert np.all(a["risk_stderr"].values > 0)
+
+
+def test_nan_from_a_kernel_fails_the_block_naming_the_cell(tmp_path, monkeypatch):
+    out = tmp_path / "nan.zarr"
+    text = SMALL + "[chunks]\nlam = 1\n"
+    monkeypatch.setenv("EMERGENCE_FAULT", "nan-result=2.0.0.0.0")
+    with pytest.raises(RunError) as err:
+        run_quiet(text, out, workers=1)
+    message = str(err.value)
+    assert "1 of 3 blocks failed" in message and "2.0.0.0.0" in message
+    assert "is NaN at {'lam': 1.05, 'noise_ratio': 4.0, 'learner': 'best_fir', 'k': 6, 'T': 100000}" in message
+    assert np.isnan(xr.open_zarr(out)["risk"].sel(lam=1.05).values).all()  # nothing of it was written
+    monkeypatch.delenv("EMERGENCE_FAULT")
+    report = run_quiet(text, out, workers=1)
+    assert report.blocks_computed == 1 and not np.isnan(xr.open_zarr(out)["risk"].values).any()
