@@ -119,17 +119,17 @@ def blocks_in_process_seconds(text: str, root: Path) -> float:
     every block, called in this process without Dask. Store creation not timed."""
     import time
 
-    from pipeline import engine
+    from pipeline import resume, tasks
     from pipeline.config import parse_workflow
     from pipeline.store import StoreLocation
 
     wf = parse_workflow(text)
     location = StoreLocation(str(root / f"inprocess-{time.monotonic_ns()}.zarr"))
-    state = engine.prepare_store(wf, location, say=lambda _: None)
+    state = resume.prepare_store(wf, location, say=lambda _: None)
     token = wf.fingerprint()
     t0 = time.perf_counter()
     for key in state.plan.keys():
-        engine.compute_block(wf.experiment, wf.settings, location, token, key, [state.plan.slices(key)])
+        tasks.compute_block(wf.experiment, wf.settings, location, token, key, [state.plan.slices(key)])
     seconds = time.perf_counter() - t0
     shutil.rmtree(location.url, ignore_errors=True)
     return seconds

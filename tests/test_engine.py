@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 from pipeline import store
 from pipeline.config import parse_workflow
-from pipeline.engine import BlockError, check_block, run
+from pipeline.engine import run
+from pipeline.tasks import BlockError, check_block
 from pipeline.errors import RunError, UsageError
 from pipeline.experiments import get_experiment
 from pipeline.experiments.base import VariableSpec

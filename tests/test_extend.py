@@ -8,7 +8,8 @@ import xarray as xr
 
 from pipeline import store
 from pipeline.config import parse_workflow
-from pipeline.engine import new_regions, run
+from pipeline.engine import run
+from pipeline.resume import new_regions
 from pipeline.errors import UsageError
 from tests.conftest import comparable, emergence, write_workflow
 
