@@ -168,7 +168,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if report.blocks_computed:
         print(f"{out}: computed {report.blocks_computed} blocks, {report.cells_computed:,} cells "
               f"({report.blocks_done_before + report.blocks_computed}/{report.blocks_total} done) "
-              f"in {report.seconds:.1f} s")
+              f"in {report.seconds:.1f} s ({report.blocks_seconds:.1f} s computing blocks)")
     return 0
 
 

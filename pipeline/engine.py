@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from pipeline import store
-from pipeline.clients import close, discard_early, make_client, start_client_early
+from pipeline.clients import close, discard_early, make_client, start_client_early, worker_preload
 from pipeline.cluster import ClusterSpec
 from pipeline.config import Workflow
 from pipeline.errors import RunError
@@ -38,6 +38,8 @@ class RunReport:
     cells_computed: int = 0
     failed: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    blocks_seconds: float = 0.0
+    """Wall time from submitting the first block to the last result (no start-up)."""
     dashboard: str | None = None
 
     @property
@@ -91,7 +93,8 @@ def _run_locked(workflow: Workflow, location: store.StoreLocation, state: StoreS
     if early is not None:
         client = early.result()
     else:
-        client = make_client(scheduler, workers, scheduler_file, cluster, len(pending))
+        client = make_client(scheduler, workers, scheduler_file, cluster, len(pending),
+                             worker_preload(workflow))
     try:
         report.dashboard = client.dashboard_link
         say(f"dask dashboard: {client.dashboard_link}")
@@ -111,6 +114,7 @@ def _run_blocks(client: Any, workflow: Workflow, location: store.StoreLocation, 
     from tqdm import tqdm
 
     token = workflow.fingerprint()
+    submitted = time.perf_counter()
     futures = [
         client.submit(compute_block, workflow.experiment, workflow.settings, location, token, key,
                       new_regions(state.plan.slices(key), state.complete_shape), pure=False,
@@ -136,6 +140,7 @@ def _run_blocks(client: Any, workflow: Workflow, location: store.StoreLocation, 
         raise
     finally:
         bar.close()
+        report.blocks_seconds = time.perf_counter() - submitted
 
 
 def describe_plan(workflow: Workflow, location: store.StoreLocation, cluster: ClusterSpec | None = None) -> str:

@@ -16,6 +16,11 @@ def known_experiments() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def experiment_module(name: str) -> str:
+    """The module that defines experiment ``name`` (what a worker should preload)."""
+    return _REGISTRY[name][0]
+
+
 def get_experiment(name: str) -> Experiment:
     module, attribute = _REGISTRY[name]
     return getattr(importlib.import_module(module), attribute)

@@ -9,6 +9,7 @@ import xarray as xr
 
 from pipeline.errors import ConfigError
 from pipeline.experiments.base import AxisRule, Settings, VariableSpec
+from pipeline.models import hidden as model
 
 LEARNERS = ("truncated_kalman", "best_fir")
 
@@ -54,8 +55,6 @@ class HiddenExperiment:
         return out
 
     def static(self, coords: Mapping[str, np.ndarray], settings: Settings) -> xr.Dataset:
-        from pipeline.models import hidden as model
-
         lam = np.asarray(coords["lam"], dtype=np.float64)[:, None]
         ratio = np.asarray(coords["noise_ratio"], dtype=np.float64)[None, :]
         P, K, a = model.kalman(lam, ratio)
@@ -70,8 +69,6 @@ class HiddenExperiment:
         })
 
     def kernel(self, coords: Mapping[str, np.ndarray], static: xr.Dataset, settings: Settings) -> dict[str, np.ndarray]:
-        from pipeline.models import hidden as model
-
         lam = np.asarray(coords["lam"], dtype=np.float64)
         ratio = np.asarray(coords["noise_ratio"], dtype=np.float64)
         k = np.asarray(coords["k"], dtype=np.int64)
