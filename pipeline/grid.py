@@ -103,14 +103,5 @@ def plan_blocks(
     return BlockPlan(axes=axes, shape=shape, chunks=tuple(chunks))
 
 
-def coords_equal(a: np.ndarray, b: np.ndarray) -> bool:
-    """Exact equality of coordinate arrays (bitwise for floats)."""
-    return a.shape == b.shape and bool(np.all(np.asarray(a) == np.asarray(b)))
-
-
 def as_key_string(key: BlockKey) -> str:
     return ".".join(str(i) for i in key)
-
-
-def from_key_string(text: str) -> BlockKey:
-    return tuple(int(p) for p in text.split("."))

@@ -14,7 +14,7 @@ import json
 import platform
 import subprocess
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -221,12 +221,6 @@ def mark_done(group: zarr.Group, key: BlockKey) -> None:
 def done_blocks(group: zarr.Group) -> set[BlockKey]:
     done = group[f"{DONE_GROUP}/done"][...]
     return {tuple(int(i) for i in idx) for idx in np.argwhere(done == 1)}
-
-
-def clear_done(group: zarr.Group, keys: Iterable[BlockKey]) -> None:
-    array = group[f"{DONE_GROUP}/done"]
-    for key in keys:
-        array[key] = 0
 
 
 def read_attrs(location: StoreLocation) -> dict[str, Any]:
