@@ -73,6 +73,13 @@ def test_cube_opens_with_plain_xarray_and_matches_the_kernel(tmp_path, dask_sche
     np.testing.assert_allclose(cell["risk"].sel(k=1, T=10), 1.67231944258, rtol=1e-10)
     np.testing.assert_allclose(cell["risk"].sel(k=3, T=10), 0.143707093855, rtol=1e-10)
     assert float(cell["risk"].sel(k=1, T=1)) == 0.0
+    np.testing.assert_allclose(cell["risk"].sel(k=1, T=1000), 185.627458126, rtol=1e-10)
+    np.testing.assert_allclose(cell["risk"].sel(k=3, T=1000), 25.5338251123, rtol=1e-10)
+    for lam, P, K, a in [(1.0, 2.56155281281, 0.390388203202, 0.609611796798),
+                         (0.9, 2.12359676582, 0.312110212727, 0.587889787273)]:
+        got = ds.sel(lam=lam, noise_ratio=4.0)
+        np.testing.assert_allclose([float(got["P"]), float(got["kalman_gain"]), float(got["a"])], [P, K, a],
+                                   rtol=1e-10)
 
 
 def test_rerun_of_finished_store_does_nothing_and_says_so(tmp_path, dask_scheduler):
