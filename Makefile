@@ -17,6 +17,7 @@ demo: install
 	$(BIN)/emergence summary data/quickstart.zarr
 
 test: install
+	$(BIN)/ruff check pipeline tests benchmarks
 	$(BIN)/python -m pytest -q
 
 bench: install
