@@ -82,6 +82,18 @@ def test_cube_opens_with_plain_xarray_and_matches_the_kernel(tmp_path, dask_sche
                                    rtol=1e-10)
 
 
+def test_summary_tells_what_the_cube_shows(tmp_path, dask_scheduler):
+    from pipeline.summary import summarize
+
+    out = tmp_path / "sum.zarr"
+    run_quiet(SMALL, out, scheduler=dask_scheduler)
+    text = summarize(store.StoreLocation(str(out)))
+    assert "lam = 1, truncated_kalman: risk grows like T^1.0" in text
+    assert "lam = 1, best_fir: risk bounded in T" in text
+    assert "lam = 0.9, truncated_kalman: risk bounded in T" in text
+    assert "lam = 1.05, truncated_kalman: risk grows exponentially in T" in text
+
+
 def test_rerun_of_finished_store_does_nothing_and_says_so(tmp_path, dask_scheduler):
     out = tmp_path / "s.zarr"
     run_quiet(SMALL, out, scheduler=dask_scheduler)
