@@ -67,7 +67,7 @@ def start_client_early(workflow: Workflow, location: store.StoreLocation, schedu
                         overwrite: bool) -> Any:
     """For a new local-cluster run, start the cluster in a thread while the driver creates
     the store (on a fresh store every block is pending). Returns a Future or None."""
-    if not _local(scheduler, scheduler_file, cluster) or not (overwrite or not location.anything_here()):
+    if not _local(scheduler, scheduler_file, cluster) or (location.anything_here() and not overwrite):
         return None
     from concurrent.futures import ThreadPoolExecutor
 

@@ -11,7 +11,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import xarray as xr
 
 from pipeline import store
 from pipeline.config import Workflow
@@ -61,8 +60,7 @@ def prepare_store(workflow: Workflow, location: store.StoreLocation, overwrite: 
 def _stored_state(workflow: Workflow, location: store.StoreLocation, attrs: Mapping[str, Any]) -> StoreState:
     """The stored plan, after checking the metadata agrees with the workflow."""
     try:
-        chunks = json.loads(attrs["block_chunks"])
-        plan = BlockPlan(workflow.plan.axes, workflow.plan.shape, tuple(int(chunks[a]) for a in workflow.plan.axes))
+        plan = _stored_plan(attrs, workflow.plan.axes, workflow.plan.shape)
         group = store.open_group(location, mode="r")
         blocks = group[f"{store.DONE_GROUP}/done"]
         complete = tuple(int(n) for n in blocks.attrs.get("complete_shape", [0] * len(plan.axes)))
@@ -93,28 +91,26 @@ def extend_store(workflow: Workflow, location: store.StoreLocation, attrs: Mappi
         if not same:
             raise UsageError(f"--extend: axis {axis!r} must keep its {len(old)} existing values first, in order, "
                              "and add new values after them")
-    old_state = _stored_state_from(location, attrs, workflow.plan.axes, old_ds)
-    group = store.open_group(location, mode="r")
-    done = store.done_blocks(group)
-    if len(done) != old_state.plan.total:
-        raise UsageError(f"--extend: the cube has {len(done)}/{old_state.plan.total} blocks done; "
+    old_plan = _stored_plan(attrs, workflow.plan.axes, tuple(old_ds.sizes[a] for a in workflow.plan.axes))
+    done = store.done_blocks(store.open_group(location, mode="r"))
+    if len(done) != old_plan.total:
+        raise UsageError(f"--extend: the cube has {len(done)}/{old_plan.total} blocks done; "
                          "finish it first (re-run the old workflow without --extend)")
-    plan = BlockPlan(workflow.plan.axes, workflow.plan.shape, old_state.plan.chunks)
+    plan = BlockPlan(workflow.plan.axes, workflow.plan.shape, old_plan.chunks)
     experiment = get_experiment(workflow.experiment)
     static = experiment.static(workflow.coords, workflow.settings)
     store.grow_cube(location, workflow.coords, static, experiment.variables(workflow.settings), plan,
-                    complete_shape=old_state.plan.shape,
+                    complete_shape=old_plan.shape,
                     attrs={"workflow": workflow.text, "workflow_fingerprint": workflow.fingerprint(),
                            "blocks_total": plan.total})
-    say(f"{location.url}: extended from {old_state.plan.cells:,} to {plan.cells:,} cells")
-    return StoreState(plan, old_state.plan.shape)
+    say(f"{location.url}: extended from {old_plan.cells:,} to {plan.cells:,} cells")
+    return StoreState(plan, old_plan.shape)
 
 
-def _stored_state_from(location: store.StoreLocation, attrs: Mapping[str, Any], axes: tuple[str, ...],
-                       ds: xr.Dataset) -> StoreState:
+def _stored_plan(attrs: Mapping[str, Any], axes: tuple[str, ...], shape: tuple[int, ...]) -> BlockPlan:
+    """The block plan recorded in a cube's attributes, over a grid of ``shape``."""
     chunks = json.loads(attrs["block_chunks"])
-    shape = tuple(ds.sizes[a] for a in axes)
-    return StoreState(BlockPlan(axes, shape, tuple(int(chunks[a]) for a in axes)), shape)
+    return BlockPlan(axes, shape, tuple(int(chunks[a]) for a in axes))
 
 
 def new_regions(block: Mapping[str, slice], complete_shape: tuple[int, ...]) -> list[dict[str, slice]]:

@@ -218,6 +218,8 @@ def test_sigmabar_doubling_matches_loop(text):
     A = om.system(text, "random", 1)
     for T in (1, 2, 3, 17, 64):
         np.testing.assert_allclose(om.sigmabar(A, T), om.sigmabar_loop(A, T), rtol=1e-12, atol=1e-12)
+        oracle = np.array(_mp_sigmabar(mp.matrix(A.tolist()), T).tolist(), dtype=float)
+        np.testing.assert_allclose(oracle, om.sigmabar_loop(A, T), rtol=1e-12, atol=1e-12)  # the test's oracle
         sp = parse_spectrum(text)
         F = 80
         for b in sp.blocks:
