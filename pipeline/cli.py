@@ -147,21 +147,26 @@ def _location(url: str):  # noqa: ANN202
 def _cmd_run(args: argparse.Namespace) -> int:
     import os
 
+    from pipeline.clients import start_worker_forkserver, uses_local_cluster
     from pipeline.cluster import cluster_spec, load_profile
     from pipeline.config import DEFAULT_MAX_CELLS, load_workflow
-    from pipeline.engine import describe_plan, run
 
     workflow = load_workflow(args.workflow, max_cells=args.max_cells or DEFAULT_MAX_CELLS)
     profile = load_profile(args.cluster_profile) if args.cluster_profile else None
     cluster = cluster_spec(workflow.cluster, kind=args.cluster, profile=profile)
+    if args.overwrite and args.extend:
+        raise UsageError("--overwrite and --extend exclude each other")
+    scheduler = args.scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
+    if not args.dry_run and uses_local_cluster(scheduler, args.scheduler_file, cluster, workflow.plan.total):
+        start_worker_forkserver()  # its imports overlap with ours below
+
+    from pipeline.engine import describe_plan, run
+
     out = args.out or str(Path("data") / f"{workflow.name}.zarr")
     location = _location(out)
     if args.dry_run:
         print(describe_plan(workflow, location, cluster))
         return 0
-    if args.overwrite and args.extend:
-        raise UsageError("--overwrite and --extend exclude each other")
-    scheduler = args.scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
     report = run(workflow, location, scheduler=scheduler, scheduler_file=args.scheduler_file,
                  workers=args.workers, cluster=cluster, overwrite=args.overwrite, extend=args.extend,
                  progress=not args.no_progress)

@@ -25,12 +25,6 @@ KEYS: dict[str, str] = {
 }
 
 
-# Dask's nanny exports MALLOC_TRIM_THRESHOLD_=65536, which turns off glibc's dynamic
-# mmap threshold and makes the numpy kernels ~2.4x slower; a fixed mmap threshold
-# above a block's temporaries restores their speed (benchmarks/, issue 6).
-MALLOC_PROLOGUE = ["export MALLOC_MMAP_THRESHOLD_=67108864"]
-
-
 @dataclass(frozen=True)
 class ClusterSpec:
     """Validated cluster settings; ``kind == "local"`` means a LocalCluster."""
@@ -92,7 +86,8 @@ def _jobqueue_kwargs(spec: ClusterSpec) -> dict[str, Any]:
                 "job_extra_directives"):
         if key in o:
             kwargs[key] = o[key]
-    kwargs["job_script_prologue"] = [*MALLOC_PROLOGUE, *o.get("job_script_prologue", [])]
+    if "job_script_prologue" in o:
+        kwargs["job_script_prologue"] = list(o["job_script_prologue"])
     if "worker_lifetime" in o:
         kwargs["worker_extra_args"] = ["--lifetime", o["worker_lifetime"], "--lifetime-stagger", "2m"]
     return kwargs

@@ -25,12 +25,14 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import xarray as xr
 
 from pipeline.errors import UsageError
+
+if TYPE_CHECKING:  # xarray is imported where it is used: `emergence run` builds this parser too
+    import xarray as xr
 
 DPI = 110
 COLOR_CAP = 16.0  # log10 risk beyond +-16 shows as the colour bar's end colours

@@ -15,6 +15,7 @@ import numpy as np
 import xarray as xr
 
 from pipeline import store
+from pipeline.allocator import keep_block_memory
 from pipeline.experiments import get_experiment
 from pipeline.experiments.base import Settings, VariableSpec
 from pipeline.grid import BlockKey, as_key_string
@@ -77,6 +78,7 @@ def compute_block(
 ) -> dict[str, Any]:
     """Task body: compute the block's regions, check them, write them, then mark the block done."""
     started = time.perf_counter()
+    keep_block_memory()
     experiment = get_experiment(experiment_name)
     variables = experiment.variables(settings)
     static = load_static(location, fingerprint, list(variables))

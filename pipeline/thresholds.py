@@ -31,12 +31,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import xarray as xr
 
 from pipeline.errors import UsageError
+
+if TYPE_CHECKING:  # xarray is imported where it is used: `emergence run` builds this parser too
+    import xarray as xr
 
 DEFAULT_TAUS = (1.0, 0.1, 0.01)
 DEFAULT_GROWTH_TOL = 0.5
@@ -160,6 +162,8 @@ def hidden_thresholds(ds: xr.Dataset, taus: Sequence[float] = DEFAULT_TAUS,
     coords = {"lam": lam, "noise_ratio": ratio, "learner": np.array(learners, dtype=object),
               "T": T, "tau": np.asarray(taus, dtype=np.float64), "k": k}
     d5 = ("lam", "noise_ratio", "learner", "T", "tau")
+    import xarray as xr
+
     out = xr.Dataset(
         {
             "k_star": (d5, k_star, {
@@ -268,6 +272,8 @@ def observed_thresholds(ds: xr.Dataset, growth_tol: float = DEFAULT_GROWTH_TOL) 
         if extra in ds.coords and ds[extra].dims == ("spectrum",):
             coords[extra] = ("spectrum", ds[extra].values)
     Ts = np.sort(ds["T"].values)
+    import xarray as xr
+
     out = xr.Dataset(
         {
             "critical_d": (dims2, crit, {
@@ -368,6 +374,8 @@ def write_thresholds(th: xr.Dataset, path: str) -> None:
 
 
 def open_thresholds(path: str) -> xr.Dataset:
+    import xarray as xr
+
     return xr.open_zarr(path, consolidated=False)
 
 

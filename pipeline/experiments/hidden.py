@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
-import xarray as xr
 
 from pipeline.errors import ConfigError
 from pipeline.experiments.base import AxisRule, Settings, VariableSpec
 from pipeline.models import hidden as model
+
+if TYPE_CHECKING:  # imported in static(): `emergence run` reads workflows before importing xarray
+    import xarray as xr
 
 LEARNERS = ("truncated_kalman", "best_fir")
 
@@ -55,6 +58,8 @@ class HiddenExperiment:
         return out
 
     def static(self, coords: Mapping[str, np.ndarray], settings: Settings) -> xr.Dataset:
+        import xarray as xr
+
         lam = np.asarray(coords["lam"], dtype=np.float64)[:, None]
         ratio = np.asarray(coords["noise_ratio"], dtype=np.float64)[None, :]
         P, K, a = model.kalman(lam, ratio)

@@ -6,10 +6,9 @@ Cube axes ``(spectrum, family, d, T, draw)``; see MATH.md section 1.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import xarray as xr
 
 from pipeline.errors import ConfigError
 from pipeline.experiments.base import AxisRule, Settings, VariableSpec
@@ -22,6 +21,9 @@ from pipeline.models.spectra import (
     parse_spectrum,
 )
 from pipeline.models.streams import cell_rng
+
+if TYPE_CHECKING:  # imported in static(): `emergence run` reads workflows before importing xarray
+    import xarray as xr
 
 BASES = ("jordan", "random")
 UNDEFINED = "d > family_dim (no learner with that many parameters)"
@@ -192,6 +194,8 @@ class ObservedExperiment:
     # -- static ------------------------------------------------------------
 
     def static(self, coords: Mapping[str, np.ndarray], settings: Settings) -> xr.Dataset:
+        import xarray as xr
+
         seed = int(settings.seed)
         basis = settings.extra.get("basis", "jordan")
         spectra = [str(s) for s in coords["spectrum"]]
