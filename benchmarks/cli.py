@@ -64,8 +64,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 step("startup and pipeline overhead (subprocess runs)",
                      lambda: pipeline_runs.pipeline_figures(quick, runner))
                 step("two-worker speedup", lambda: pipeline_runs.two_worker_figure(quick, runner))
-                if not quick:
-                    step("peak memory, 10^8-cell sweep", lambda: pipeline_runs.full_rss_figure(runner))
             finally:
                 runner.close()
 

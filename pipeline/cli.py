@@ -173,7 +173,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if report.blocks_computed:
         print(f"{out}: computed {report.blocks_computed} blocks, {report.cells_computed:,} cells "
               f"({report.blocks_done_before + report.blocks_computed}/{report.blocks_total} done) "
-              f"in {report.seconds:.1f} s ({report.blocks_seconds:.1f} s computing blocks)")
+              f"in {report.seconds:.1f} s ({report.blocks_seconds:.2f} s computing blocks)")
     return 0
 
 
