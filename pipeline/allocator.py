@@ -4,7 +4,7 @@ A block's kernel allocates a few dozen numpy arrays of block size (8 MiB at the
 default 2^20 cells) and frees them again. With glibc's defaults those come from
 fresh ``mmap`` calls or from heap top that is trimmed back after every block, so
 every block faults its pages in anew: ~56,000 minor page faults per 10^7 cells, and
-the kernels run 10-25% slower than with the memory kept for reuse (benchmarks/,
+the kernels run 10-30% slower than with the memory kept for reuse (benchmarks/,
 issue 6). Dask's nanny makes it worse by exporting ``MALLOC_TRIM_THRESHOLD_=65536``.
 
 ``keep_block_memory`` raises the mmap threshold above a block's arrays and the trim
