@@ -72,7 +72,8 @@ def start_worker_forkserver() -> bool:
         return False
     from multiprocessing import forkserver
 
-    added = {name: value for name, value in WORKER_ENVIRON.items() if name not in os.environ}  # as in Dask, a variable already set wins
+    # as in Dask's pre-spawn-environ, a variable the user has set wins over ours
+    added = {name: value for name, value in WORKER_ENVIRON.items() if name not in os.environ}
     key = (tuple(sorted(os.environ.items())), tuple(sys.path))
     if _forkserver_key is not None and key != _forkserver_key:
         forkserver._forkserver._stop()  # the stdlib's own way to stop it (its tests use it)
