@@ -200,9 +200,14 @@ def test_resume_after_kill_9_of_the_driver(tmp_path):
     deadline = time.time() + 120
     while _done_count(out) < 3 and time.time() < deadline:
         time.sleep(0.1)
+    import psutil
+
+    helpers = psutil.Process(proc.pid).children(recursive=True)  # forkserver, its worker, resource tracker
+    assert helpers
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
-    time.sleep(1.0)  # the orphaned worker notices its scheduler is gone
+    _, left = psutil.wait_procs(helpers, timeout=20)
+    assert not left, f"processes outlived the killed driver: {[p.pid for p in left]}"
     info = json.loads(emergence("info", str(out), "--format", "json").stdout)
     assert 3 <= info["blocks_done"] < info["blocks_total"] == 16
     before = info["blocks_done"]
