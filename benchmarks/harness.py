@@ -182,20 +182,26 @@ def foreign_cpu(seconds: float = 0.5) -> float:
     in cores (0 = the machine is ours, 2 = both cores busy elsewhere)."""
     import psutil
 
-    def snap() -> dict[int, float]:
-        out = {}
-        for p in psutil.process_iter(["pid", "cpu_times"]):
+    venv_bin = str(Path(sys.executable).parent)
+
+    def snap() -> tuple[dict[int, float], set[int]]:
+        out, ours = {}, set()
+        for p in psutil.process_iter(["pid", "cpu_times", "cmdline"]):
             ct = p.info.get("cpu_times")
             if ct is not None:
                 out[p.info["pid"]] = ct.user + ct.system
-        return out
+            # this environment's interpreters: ours even once orphaned (a forkserver or
+            # worker still ending after its `emergence run` exited)
+            if (p.info.get("cmdline") or [""])[0].startswith(venv_bin):
+                ours.add(p.info["pid"])
+        return out, ours
 
-    a = snap()
+    a, ours_a = snap()
     t0 = time.perf_counter()
     time.sleep(seconds)
-    b = snap()
+    b, ours_b = snap()
     dt = time.perf_counter() - t0
-    mine = _own_tree()
+    mine = _own_tree() | ours_a | ours_b
     used = sum(max(0.0, b[p] - a.get(p, b[p])) for p in b if p not in mine)
     return used / dt
 
