@@ -3,13 +3,18 @@ overhead, two-worker speedup and peak resident memory."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
+import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 from benchmarks.harness import (
+    REPO,
     Figure,
     TreeMemory,
     alternate,
@@ -103,8 +108,6 @@ class Runner:
 def bare_kernel_seconds(text: str) -> tuple[float, int]:
     """The experiment kernel on every block of the workflow's plan, one process,
     results discarded (no store, no Dask). Returns (seconds, cells)."""
-    import time
-
     from pipeline.config import parse_workflow
     from pipeline.experiments import get_experiment
 
@@ -135,12 +138,6 @@ print(json.dumps({"seconds": seconds, "cells": cells}))
 def bare_kernel_subprocess(workflow: Path, malloc: str) -> tuple[float, int]:
     """``bare_kernel_seconds`` in a fresh interpreter: ``malloc = "tuned"`` with the
     workers' allocator settings (``pipeline.allocator``), ``"default"`` with glibc's."""
-    import json
-    import subprocess
-    import sys
-
-    from benchmarks.harness import REPO
-
     out = subprocess.run([sys.executable, "-c", BARE_KERNEL_SCRIPT, str(workflow), malloc], cwd=REPO,
                          capture_output=True, text=True, check=True, timeout=600)
     found = json.loads(out.stdout.strip().splitlines()[-1])
@@ -170,12 +167,6 @@ def task_bodies_seconds(workflow: Path, root: Path, processes: int) -> float:
     Dask: what any pipeline that stores the cube from that many workers must spend.
     Seconds from the common start to the last block written; imports and store
     creation are not timed."""
-    import json
-    import subprocess
-    import sys
-    import time
-
-    from benchmarks.harness import REPO
     from pipeline import resume, store
     from pipeline.config import parse_workflow
     from pipeline.store import StoreLocation
