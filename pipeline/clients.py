@@ -101,8 +101,10 @@ def make_client(scheduler: str | None, workers: int | None, scheduler_file: str 
 
     A local cluster gets at most one single-threaded worker process per pending block;
     for a single block, one worker thread in this process (starting and stopping a
-    worker process costs more than the block). Local workers import ``preload`` while
-    they start, not on their first block.
+    worker process costs more than the block). Local worker processes fork from the
+    forkserver of ``start_worker_forkserver``, which has imported the pipeline already;
+    where they are spawned instead (no forkserver), they import ``preload`` while they
+    start, not on their first block.
     """
     from distributed import Client, LocalCluster
 
