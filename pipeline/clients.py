@@ -95,16 +95,15 @@ def uses_local_cluster(scheduler: str | None, scheduler_file: str | None, cluste
 
 
 def make_client(scheduler: str | None, workers: int | None, scheduler_file: str | None = None,
-                cluster: ClusterSpec | None = None, blocks: int | None = None,
-                preload: tuple[str, ...] = ()) -> Any:
+                cluster: ClusterSpec | None = None, blocks: int | None = None) -> Any:
     """A distributed Client: to an existing scheduler, a batch cluster, or a new local cluster.
 
     A local cluster gets at most one single-threaded worker process per pending block;
     for a single block, one worker thread in this process (starting and stopping a
     worker process costs more than the block). Local worker processes fork from the
-    forkserver of ``start_worker_forkserver``, which has imported the pipeline already;
-    where they are spawned instead (no forkserver), they import ``preload`` while they
-    start, not on their first block.
+    forkserver of ``start_worker_forkserver``, which has imported ``worker_modules()``
+    already; where they are spawned instead (no forkserver), they import those modules
+    while they start, not on their first block.
     """
     from distributed import Client, LocalCluster
 
@@ -122,15 +121,8 @@ def make_client(scheduler: str | None, workers: int | None, scheduler_file: str 
     with dask.config.set(LOCAL_CLUSTER_CONFIG):
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=blocks != 1,
                                dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL,
-                               preload=list(preload))
+                               preload=[m for m in worker_modules() if m.startswith("pipeline.")])
     return Client(cluster)
-
-
-def worker_preload(workflow: Workflow) -> tuple[str, ...]:
-    """Modules a local worker needs for this workflow's blocks."""
-    from pipeline.experiments import experiment_module
-
-    return ("pipeline.tasks", experiment_module(workflow.experiment))
 
 
 def _local(scheduler: str | None, scheduler_file: str | None, cluster: ClusterSpec | None) -> bool:
@@ -147,8 +139,7 @@ def start_client_early(workflow: Workflow, location: StoreLocation, scheduler: s
     from concurrent.futures import ThreadPoolExecutor
 
     pool = ThreadPoolExecutor(1, thread_name_prefix="emergence-cluster-start")
-    future = pool.submit(make_client, None, workers, None, cluster, workflow.plan.total,
-                         worker_preload(workflow))
+    future = pool.submit(make_client, None, workers, None, cluster, workflow.plan.total)
     pool.shutdown(wait=False)  # the thread ends when the cluster is up
     return future
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from pipeline import store
-from pipeline.clients import close, discard_early, make_client, start_client_early, worker_preload
+from pipeline.clients import close, discard_early, make_client, start_client_early
 from pipeline.cluster import ClusterSpec
 from pipeline.config import Workflow
 from pipeline.errors import RunError
@@ -93,8 +93,7 @@ def _run_locked(workflow: Workflow, location: store.StoreLocation, state: StoreS
     if early is not None:
         client = early.result()
     else:
-        client = make_client(scheduler, workers, scheduler_file, cluster, len(pending),
-                             worker_preload(workflow))
+        client = make_client(scheduler, workers, scheduler_file, cluster, len(pending))
     try:
         report.dashboard = client.dashboard_link
         say(f"dask dashboard: {client.dashboard_link}")
