@@ -340,7 +340,9 @@ def perturbations(
     text = spectrum if isinstance(spectrum, str) else spectrum.text
     fb = family_basis(text, family)
     h = perturbation_coefficients(text, family, seed, draws)
-    HJ = np.einsum("dj,jkl->dkl", h, fb.E) if fb.D else np.zeros((len(h),) + fb.E.shape[1:])
+    HJ = np.zeros((len(h),) + fb.E.shape[1:])
+    for q in range(len(h)):  # per draw, so a draw's bits do not depend on how many are drawn
+        HJ[q] = np.einsum("j,jkl->kl", h[q], fb.E) if fb.D else HJ[q]
     return _to_basis(HJ, basis_change(text, basis, seed))
 
 
@@ -584,9 +586,12 @@ def problem_from_matrices(
     n = fb.E.shape[-1]
     Et = fb.E.reshape(D, n * n)
     BJ = np.einsum("ji,...jk,kl->...il", Q, B, Q).reshape(B.shape[0], n * n)
-    HJ = np.einsum("ji,...jk,kl->...il", Q, H, Q).reshape(H.shape[0], n * n)
     P = (Et @ BJ.T) if D else np.zeros((0, 0))  # P[j, i] = <E_j, B_i>
-    h = HJ @ Et.T if D else np.zeros((H.shape[0], 0))
+    # one fixed-shape product per draw: a draw's bits never depend on how many draws
+    # share the block (BLAS picks kernels, and so summation orders, by matrix size)
+    h = np.zeros((H.shape[0], D))
+    for q in range(H.shape[0]):
+        h[q] = Et @ (Q.T @ H[q] @ Q).reshape(n * n) if D else h[q]
     Pinv = np.linalg.inv(P) if D else P
     return Problem(text, family, P, Pinv, h, fb.d_star, Q)
 
