@@ -78,7 +78,8 @@ def exact_vs_montecarlo(quick: bool) -> Figure:
 def closed_form_vs_loop(quick: bool) -> Figure:
     """The O(T) identity of MATH 2.3 (vectorised numpy, ``risk_oracle``) cell by cell,
     against the closed-form kernel on the same cells, at T = 10^6."""
-    from pipeline.models.hidden import kalman_fir, risk_block, risk_oracle
+    from pipeline.models.hidden import kalman_fir, risk_block
+    from tests.oracles.hidden import risk_oracle
 
     lam = np.array([0.9, 1.0])
     r = np.array([1.0, 4.0, 10.0])
@@ -197,7 +198,7 @@ def observed_figures(quick: bool) -> list[Figure]:
     """Observed kernel: T = 1e8 vs T = 1e2 on the same cells, and cells per second on a
     theorem31-like grid (n <= 6, every family, d = all, 3 draws, T 1e1..1e8)."""
     from pipeline.config import parse_workflow
-    from pipeline.experiments.observed import OBSERVED
+    from pipeline.experiments.observed.adapter import OBSERVED
 
     def prepared(T: list[int]) -> tuple[Any, Any, int, int]:
         wf = parse_workflow(_observed_workflow(T))

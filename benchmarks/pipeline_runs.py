@@ -148,7 +148,7 @@ TASK_BODIES_SCRIPT = """
 import json, sys, time
 from pipeline import tasks
 from pipeline.config import parse_workflow
-from pipeline.store import StoreLocation
+from pipeline.location import StoreLocation
 wf = parse_workflow(open(sys.argv[1]).read())
 location = StoreLocation(sys.argv[2])
 part, parts, start_at = int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
@@ -169,11 +169,11 @@ def task_bodies_seconds(workflow: Path, root: Path, processes: int) -> float:
     creation are not timed."""
     from pipeline import resume, store
     from pipeline.config import parse_workflow
-    from pipeline.store import StoreLocation
+    from pipeline.location import StoreLocation
 
     wf = parse_workflow(workflow.read_text())
     location = StoreLocation(str(root / f"bodies-{time.monotonic_ns()}.zarr"))
-    resume.prepare_store(wf, location, say=lambda _: None)
+    resume.create_store(wf, location)
     start_at = time.time() + 5.0  # after every process has imported the pipeline
     procs = [subprocess.Popen([sys.executable, "-c", TASK_BODIES_SCRIPT, str(workflow), location.url, str(i),
                                str(processes), repr(start_at)], cwd=REPO, stdout=subprocess.PIPE, text=True)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pipeline.cliargs import positive_int
 from pipeline.errors import RunError, UsageError
+from pipeline.location import StoreLocation
 
 
 class _Parser(argparse.ArgumentParser):
@@ -20,6 +21,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="emergence", description="Exact sweeps of the emergence phase transition.")
+    parser.add_argument("--version", action="version", version=f"emergence {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", help="run (or resume) a workflow into a Zarr cube")
@@ -28,7 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=positive_int, help="local workers (default: one per core)")
     run.add_argument("--scheduler", help="address of an existing Dask scheduler (or $DASK_SCHEDULER_ADDRESS)")
     run.add_argument("--scheduler-file", help="scheduler file of an existing Dask scheduler")
-    run.add_argument("--overwrite", action="store_true", help="replace a store made from another workflow")
+    run.add_argument("--overwrite", action="store_true",
+                     help="replace a cube made from another workflow (the new one is built beside it and takes "
+                          "its place when complete; anything that is not an emergence cube is never replaced)")
     run.add_argument("--max-cells", type=positive_int, default=None, help="refuse larger grids (default 1e9)")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     run.add_argument("--verbose", action="store_true", help="show Dask's own log messages")
@@ -53,15 +57,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     summary = sub.add_parser("summary", help="a short account of what a cube shows")
     summary.add_argument("store")
+    summary.add_argument("--partial", action="store_true", help="summarise an unfinished cube (says so)")
 
     from pipeline.figures import add_figures_parser
     from pipeline.plots import add_plot_parser
-    from pipeline.thresholds import add_thresholds_parser
+    from pipeline.thresholding import add_thresholds_parser
 
     add_thresholds_parser(sub)
     add_plot_parser(sub)
     add_figures_parser(sub)
     return parser
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("emergence-pipeline")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -116,64 +130,55 @@ def _main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     if getattr(args, "func", None) is not None:
-        return args.func(args)
+        return int(args.func(args))
     if args.command == "run":
         return _cmd_run(args)
+    location = StoreLocation(args.store)
     if args.command == "info":
         from pipeline.inspect import cube_info, format_info
 
-        info = cube_info(_location(args.store))
+        info = cube_info(location)
         print(json.dumps(info, indent=2) if args.format == "json" else format_info(info))
         return 0
     if args.command == "query":
         from pipeline.inspect import query
 
-        print(query(_location(args.store), args.sel, args.var, args.format))
+        print(query(location, args.sel, args.var, args.format))
         return 0
     if args.command == "summary":
         from pipeline.summary import summarize
 
-        print(summarize(_location(args.store)))
+        print(summarize(location, partial=args.partial))
         return 0
     raise UsageError(f"unknown command {args.command!r}")
 
 
-def _location(url: str):  # noqa: ANN202
-    from pipeline.store import StoreLocation
-
-    return StoreLocation(url)
-
-
 def _cmd_run(args: argparse.Namespace) -> int:
-    import os
-
-    from pipeline.clients import start_worker_forkserver, uses_local_cluster
-    from pipeline.cluster import cluster_spec, load_profile
+    from pipeline.clients import start_worker_forkserver
+    from pipeline.cluster import load_profile
     from pipeline.config import DEFAULT_MAX_CELLS, load_workflow
+    from pipeline.where import Where
 
     workflow = load_workflow(args.workflow, max_cells=args.max_cells or DEFAULT_MAX_CELLS)
     profile = load_profile(args.cluster_profile) if args.cluster_profile else None
-    cluster = cluster_spec(workflow.cluster, kind=args.cluster, profile=profile)
+    cluster = workflow.cluster.overridden(args.cluster, profile)
     if args.overwrite and args.extend:
         raise UsageError("--overwrite and --extend exclude each other")
-    scheduler = args.scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
-    if not args.dry_run and uses_local_cluster(scheduler, args.scheduler_file, cluster, workflow.plan.total):
+    where = Where.choose(scheduler=args.scheduler, scheduler_file=args.scheduler_file, workers=args.workers,
+                         cluster=cluster)
+    if not args.dry_run and where.is_local and workflow.plan.total != 1:
         start_worker_forkserver()  # its imports overlap with ours below
 
     from pipeline.engine import describe_plan, run
 
-    out = args.out or str(Path("data") / f"{workflow.name}.zarr")
-    location = _location(out)
+    location = StoreLocation(args.out or str(Path("data") / f"{workflow.name}.zarr"))
     if args.dry_run:
-        print(describe_plan(workflow, location, cluster))
+        print(describe_plan(workflow, location, where, extend=args.extend))
         return 0
-    report = run(workflow, location, scheduler=scheduler, scheduler_file=args.scheduler_file,
-                 workers=args.workers, cluster=cluster, overwrite=args.overwrite, extend=args.extend,
+    report = run(workflow, location, where=where, overwrite=args.overwrite, extend=args.extend,
                  progress=not args.no_progress)
     if report.blocks_computed:
-        print(f"{out}: computed {report.blocks_computed} blocks, {report.cells_computed:,} cells "
-              f"({report.blocks_done_before + report.blocks_computed}/{report.blocks_total} done) "
-              f"in {report.seconds:.1f} s ({report.blocks_seconds:.2f} s computing blocks)")
+        print(report.summary())
     return 0
 
 

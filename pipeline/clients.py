@@ -6,13 +6,11 @@ import logging
 import multiprocessing
 import os
 import sys
-from typing import TYPE_CHECKING, Any
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
-from pipeline.cluster import ClusterSpec, start_batch_cluster
-
-if TYPE_CHECKING:
-    from pipeline.config import Workflow
-    from pipeline.store import StoreLocation
+from pipeline.cluster import start_batch_cluster
+from pipeline.where import Where
 
 # Set before a worker's interpreter starts: one BLAS thread per single-threaded worker.
 # Dask's own default also sets MALLOC_TRIM_THRESHOLD_=65536; we leave it out (workers
@@ -24,6 +22,9 @@ WORKER_ENVIRON = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_
 # the pipeline once (``start_worker_forkserver``) instead of each one spawning a fresh
 # interpreter: two workers start and stop in ~0.25 s instead of ~2.7 s.
 FORKSERVER = "forkserver" in multiprocessing.get_all_start_methods()
+
+DASHBOARD_HOST = "127.0.0.1"
+DASHBOARD_ADDRESS = f"{DASHBOARD_HOST}:0"
 
 LOCAL_CLUSTER_CONFIG = {
     # A worker holds only the block it is running, so a worker that dies takes no
@@ -51,7 +52,7 @@ def worker_modules() -> list[str]:
 
 
 def _forkserver_modules() -> list[str]:
-    return [*worker_modules(), "pipeline.forkserver_exit"]
+    return [*worker_modules(), "pipeline.forkserver_process"]
 
 
 _forkserver_key: tuple | None = None
@@ -72,6 +73,8 @@ def start_worker_forkserver() -> bool:
         return False
     from multiprocessing import forkserver
 
+    forget_unimportable_main()
+
     # as in Dask's pre-spawn-environ, a variable the user has set wins over ours
     added = {name: value for name, value in WORKER_ENVIRON.items() if name not in os.environ}
     key = (tuple(sorted(os.environ.items())), tuple(sys.path))
@@ -88,15 +91,23 @@ def start_worker_forkserver() -> bool:
     return True
 
 
-def uses_local_cluster(scheduler: str | None, scheduler_file: str | None, cluster: ClusterSpec | None,
-                       blocks: int | None) -> bool:
-    """Whether a run starts local worker processes (not a scheduler, batch jobs or one block)."""
-    return _local(scheduler, scheduler_file, cluster) and blocks != 1
+def forget_unimportable_main() -> None:
+    """Let worker processes start when ``__main__`` is no file (``python -`` reads the
+    script from standard input, so ``__main__.__file__`` is ``'<stdin>'``).
+
+    multiprocessing re-runs the parent's main file in every child it starts (to find
+    functions defined there); a file that does not exist made every worker fail.
+    Without ``__file__`` (as under ``python -c``) children skip that step.
+    """
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if main is not None and path is not None and getattr(main, "__spec__", None) is None \
+            and not os.path.isfile(path):
+        del main.__file__
 
 
-def make_client(scheduler: str | None, workers: int | None, scheduler_file: str | None = None,
-                cluster: ClusterSpec | None = None, blocks: int | None = None) -> Any:
-    """A distributed Client: to an existing scheduler, a batch cluster, or a new local cluster.
+def make_client(where: Where, blocks: int | None = None) -> Any:
+    """A distributed Client for ``where``.
 
     A local cluster gets at most one single-threaded worker process per pending block;
     for a single block, one worker thread in this process (starting and stopping a
@@ -107,44 +118,51 @@ def make_client(scheduler: str | None, workers: int | None, scheduler_file: str 
     """
     from distributed import Client, LocalCluster
 
-    if cluster is not None and cluster.is_batch and not (scheduler or scheduler_file):
-        return Client(start_batch_cluster(cluster))
-    if scheduler_file:
-        return Client(scheduler_file=scheduler_file, timeout="30s")
-    if scheduler:
-        return Client(scheduler, timeout="30s")
+    if where.kind == "batch":
+        assert where.cluster is not None
+        return Client(start_batch_cluster(where.cluster))
+    if where.kind == "scheduler_file":
+        return Client(scheduler_file=where.scheduler_file, timeout="30s")
+    if where.kind == "scheduler":
+        return Client(where.address, timeout="30s")
     import dask
 
-    n = min(workers or os.cpu_count() or 1, blocks or sys.maxsize)
-    if blocks != 1:
+    n = min(where.workers or os.cpu_count() or 1, blocks or sys.maxsize)
+    in_process = blocks == 1
+    if not in_process:
+        forget_unimportable_main()
         start_worker_forkserver()
     with dask.config.set(LOCAL_CLUSTER_CONFIG):
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=blocks != 1,
-                               dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL,
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=not in_process,
+                               dashboard_address=DASHBOARD_ADDRESS, silence_logs=logging.CRITICAL,
                                preload=[m for m in worker_modules() if m.startswith("pipeline.")])
     return Client(cluster)
 
 
-def _local(scheduler: str | None, scheduler_file: str | None, cluster: ClusterSpec | None) -> bool:
-    return not (scheduler or scheduler_file or (cluster is not None and cluster.is_batch))
+def dashboard_link(client: Any) -> str | None:
+    """The dashboard's URL on the address it really listens on (None if it has none)."""
+    server = getattr(client.cluster, "scheduler", None) if client.cluster is not None else None
+    port = None
+    if server is not None and getattr(server, "http_server", None) is not None:
+        port = server.http_server.port
+    if port is None:
+        link = client.dashboard_link
+        return link if link and "127.0.0.1" in link else None
+    return f"http://{DASHBOARD_HOST}:{port}/status"
 
 
-def start_client_early(workflow: Workflow, location: StoreLocation, scheduler: str | None,
-                        scheduler_file: str | None, workers: int | None, cluster: ClusterSpec | None,
-                        overwrite: bool) -> Any:
-    """For a new local-cluster run, start the cluster in a thread while the driver creates
-    the store (on a fresh store every block is pending). Returns a Future or None."""
-    if not _local(scheduler, scheduler_file, cluster) or (location.anything_here() and not overwrite):
+def start_client_early(where: Where, blocks: int) -> Future[Any] | None:
+    """Start a local cluster in a thread while the driver creates a new store (every block
+    of a new store is pending). Returns a Future of the client, or None."""
+    if not where.is_local:
         return None
-    from concurrent.futures import ThreadPoolExecutor
-
     pool = ThreadPoolExecutor(1, thread_name_prefix="emergence-cluster-start")
-    future = pool.submit(make_client, None, workers, None, cluster, workflow.plan.total)
+    future = pool.submit(make_client, where, blocks)
     pool.shutdown(wait=False)  # the thread ends when the cluster is up
     return future
 
 
-def discard_early(early: Any) -> None:
+def discard_early(early: Future[Any] | None) -> None:
     if early is None:
         return
     try:

@@ -36,6 +36,12 @@ class ClusterSpec:
     def is_batch(self) -> bool:
         return self.kind != "local"
 
+    def overridden(self, kind: str | None = None, profile: Mapping[str, Any] | None = None) -> ClusterSpec:
+        """These settings < a profile's < ``--cluster KIND`` (the additions validated)."""
+        if kind is None and not profile:
+            return self
+        return cluster_spec({"kind": self.kind, **self.options}, kind=kind, profile=profile)
+
 
 def load_profile(path: str | Path) -> dict[str, Any]:
     try:

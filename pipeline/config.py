@@ -8,16 +8,16 @@ import math
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pipeline.cluster import cluster_spec
+from pipeline.cluster import ClusterSpec, cluster_spec
+from pipeline.core import AxisRule, Settings
 from pipeline.errors import ConfigError, UsageError
 from pipeline.experiments import get_experiment, known_experiments
-from pipeline.experiments.base import AxisRule, Settings
 from pipeline.grid import BlockPlan, geom_axis, linspace_axis, plan_blocks, range_axis
 
 DEFAULT_MAX_CELLS = 10**9
@@ -28,14 +28,16 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 @dataclass(frozen=True)
 class Workflow:
-    """A validated workflow: settings, final coordinates per axis, the block plan."""
+    """A validated workflow: settings, final coordinates per axis, the block plan and
+    the (validated) ``[cluster]`` table."""
 
     settings: Settings
     coords: dict[str, np.ndarray]
     plan: BlockPlan
     text: str
-    chunks: dict[str, int] = field(default_factory=dict)
-    cluster: dict[str, Any] = field(default_factory=dict)
+    cluster: ClusterSpec
+    source: str = ""
+    """The workflow file it was read from ("" for text)."""
 
     @property
     def name(self) -> str:
@@ -92,7 +94,7 @@ def parse_workflow(text: str, max_cells: int = DEFAULT_MAX_CELLS, source: str = 
 
     experiment_name = raw.get("experiment")
     if experiment_name is None:
-        raise ConfigError("experiment", None, f"is required; one of {known_experiments()}")
+        raise ConfigError("experiment", None, f"is required: one of {known_experiments()}")
     if not isinstance(experiment_name, str) or experiment_name not in known_experiments():
         raise ConfigError("experiment", experiment_name, f"must be one of {known_experiments()}")
     experiment = get_experiment(experiment_name)
@@ -111,9 +113,9 @@ def parse_workflow(text: str, max_cells: int = DEFAULT_MAX_CELLS, source: str = 
         raise ConfigError("method", method, f"must be one of {list(METHODS)}")
     mc_samples = _integer(raw, "mc_samples", 1000, minimum=2)
     extra: dict[str, Any] = {}
-    for key, (default, check) in experiment.extra_settings.items():
-        value = raw.get(key, default)
-        problem = check(value)
+    for key, rule in experiment.extra_settings.items():
+        value = raw.get(key, rule.default)
+        problem = rule.check(value)
         if problem:
             raise ConfigError(key, value, problem)
         extra[key] = value
@@ -131,7 +133,7 @@ def parse_workflow(text: str, max_cells: int = DEFAULT_MAX_CELLS, source: str = 
     raw_axes: dict[str, np.ndarray] = {}
     for axis in experiment.axes:
         if axis not in grid:
-            raise ConfigError(f"grid.{axis}", None, "is required (a list, or a geom/linspace/range table)")
+            raise ConfigError(f"grid.{axis}", None, "is required: a list, or a geom/linspace/range table")
         raw_axes[axis] = parse_axis(f"grid.{axis}", grid[axis], experiment.axis_rules[axis])
         if raw_axes[axis].ndim == 1:
             _check_values(f"grid.{axis}", raw_axes[axis], experiment.axis_rules[axis])
@@ -153,7 +155,7 @@ def parse_workflow(text: str, max_cells: int = DEFAULT_MAX_CELLS, source: str = 
     cluster = raw.get("cluster", {})
     if not isinstance(cluster, dict):
         raise ConfigError("cluster", cluster, "must be a table (see README, Running on a cluster)")
-    cluster_spec(cluster)
+    spec = cluster_spec(cluster)
 
     shape = tuple(len(coords[a]) for a in experiment.axes)
     cells = math.prod(shape)
@@ -164,7 +166,8 @@ def parse_workflow(text: str, max_cells: int = DEFAULT_MAX_CELLS, source: str = 
             f"exceeds --max-cells {max_cells:,}; shrink the grid or raise --max-cells",
         )
     plan = plan_blocks(experiment.axes, shape, chunks)
-    return Workflow(settings=settings, coords=coords, plan=plan, text=text, chunks=chunks, cluster=cluster)
+    return Workflow(settings=settings, coords=coords, plan=plan, text=text, cluster=spec,
+                    source="" if source == "<workflow>" else source)
 
 
 def _integer(raw: Mapping[str, Any], key: str, default: int, minimum: int) -> int:
@@ -232,7 +235,8 @@ def parse_axis(key: str, spec: Any, rule: AxisRule) -> np.ndarray:
             if b < a:
                 raise ConfigError(f"{key}.range", ends, "start must not exceed stop (reversed range)")
             return range_axis(a, b, step)
-        a, b = (float(_number(f"{key}.{form}", v, AxisRule(rule.name, "float"))) for v in ends)
+        as_float = AxisRule(rule.name, "float", rule.long_name, rule.units)
+        a, b = (float(_number(f"{key}.{form}", v, as_float)) for v in ends)
         num = spec.get("num")
         if isinstance(num, bool) or not isinstance(num, int) or num < 1:
             raise ConfigError(f"{key}.num", num, "must be an integer >= 1")
@@ -267,3 +271,28 @@ def _check_values(key: str, values: np.ndarray, rule: AxisRule | None) -> None:
             problem = rule.check(v)
             if problem:
                 raise ConfigError(key, v, problem)
+
+
+def toml_text(workflow: Mapping[str, Any]) -> str:
+    """TOML text of a workflow given as a dict (what the cube stores as its ``workflow``).
+
+    Top-level values first, then one ``[table]`` per dict value (``grid``, ``chunks``,
+    ``cluster``); dicts inside a table become inline tables (``{ geom = [10, 1e8], num = 29 }``).
+    """
+    lines = [f"{key} = {_toml_value(key, value)}" for key, value in workflow.items() if not isinstance(value, Mapping)]
+    for key, table in workflow.items():
+        if isinstance(table, Mapping):
+            lines += ["", f"[{key}]"] + [f"{k} = {_toml_value(f'{key}.{k}', v)}" for k, v in table.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(key: str, value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float, str)):
+        return json.dumps(value) if not isinstance(value, float) or math.isfinite(value) else repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(key, v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{ " + ", ".join(f"{k} = {_toml_value(f'{key}.{k}', v)}" for k, v in value.items()) + " }"
+    raise ConfigError(key, value, "must be a string, number, boolean, list or table")

@@ -1,30 +1,37 @@
 """Dask orchestration: one task per pending block, progress, failures, resume.
 
-The engine knows experiments only through ``pipeline.experiments.base``; the task
-body is in ``tasks``, store bookkeeping in ``resume``, clients in ``clients``.
+``run`` decides what to do from the store's status (``pipeline.status``): create a
+cube, resume it, extend it, or build a replacement beside it (``--overwrite``) that
+takes its place only once complete. The task body is in ``tasks``, store bookkeeping
+in ``resume``, clients in ``clients``; experiments are known only through the registry.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from pipeline import store
-from pipeline.clients import close, discard_early, make_client, start_client_early
-from pipeline.cluster import ClusterSpec
+from pipeline.clients import close, dashboard_link, discard_early, make_client, start_client_early
 from pipeline.config import Workflow
-from pipeline.errors import RunError
+from pipeline.errors import RunError, UsageError
 from pipeline.experiments import get_experiment
-from pipeline.experiments.base import VariableSpec
 from pipeline.grid import BlockKey, as_key_string
+from pipeline.guard import check_target, swap_into_place
+from pipeline.location import StoreLocation
 from pipeline.lock import StoreLock
-from pipeline.resume import StoreState, new_regions, prepare_store
+from pipeline.resume import StoreState, create_store, extend_store, extension_plan, new_regions, stored_state
+from pipeline.status import StoreStatus, store_status
 from pipeline.tasks import compute_block
+from pipeline.where import Where
+from pipeline.wording import count
+
+REPLACEMENT_SUFFIX = ".next"
+"""``--overwrite`` builds the new cube at ``<out>.next`` and moves it to ``<out>`` when complete."""
 
 
 @dataclass
@@ -41,96 +48,136 @@ class RunReport:
     blocks_seconds: float = 0.0
     """Wall time from submitting the first block to the last result (no start-up)."""
     dashboard: str | None = None
+    replaced: bool = False
+    """Whether the run replaced a cube of another workflow (``--overwrite``)."""
 
     @property
     def complete(self) -> bool:
         return not self.failed and self.blocks_done_before + self.blocks_computed == self.blocks_total
 
+    def summary(self) -> str:
+        """The line ``emergence run`` prints."""
+        return (f"{self.location}: computed {count(self.blocks_computed, 'block')}, "
+                f"{count(self.cells_computed, 'cell')} "
+                f"({self.blocks_done_before + self.blocks_computed}/{self.blocks_total} done) "
+                f"in {self.seconds:.1f} s ({self.blocks_seconds:.2f} s computing blocks)"
+                + ("; replaced the cube of another workflow" if self.replaced else ""))
+
 
 def run(
     workflow: Workflow,
-    location: store.StoreLocation,
+    location: StoreLocation,
     *,
-    scheduler: str | None = None,
-    scheduler_file: str | None = None,
-    workers: int | None = None,
-    cluster: ClusterSpec | None = None,
+    where: Where | None = None,
     overwrite: bool = False,
     extend: bool = False,
     progress: bool = True,
     say: Callable[[str], None] = print,
 ) -> RunReport:
-    """Run (or resume) a sweep into ``location``; see the module docstring."""
+    """Run (or resume, extend, replace) the sweep of ``workflow`` into ``location``."""
     started = time.perf_counter()
-    experiment = get_experiment(workflow.experiment)
-    variables = experiment.variables(workflow.settings)
+    where = where or Where.choose(cluster=workflow.cluster)
+    if overwrite and extend:
+        raise UsageError("--overwrite and --extend exclude each other")
     with StoreLock(location):
-        early = start_client_early(workflow, location, scheduler, scheduler_file, workers, cluster, overwrite)
+        check_target(location, "cube")
+        status = store_status(workflow, location)
+        target, state, early = _prepare(workflow, location, status, where, overwrite, extend, say)
+        report = _compute(workflow, target, state, where, progress, say, early)
+        report.location = location.url
+        if target != location and report.complete:
+            swap_into_place(location, target)
+            report.replaced = True
+        report.seconds = time.perf_counter() - started
+    if report.failed:
+        lines = "; ".join(f"{k}: {v}" for k, v in sorted(report.failed.items()))
+        raise RunError(f"{len(report.failed)} of {count(report.blocks_total, 'block')} failed "
+                       f"(re-run to retry them): {lines}")
+    return report
+
+
+def _prepare(workflow: Workflow, location: StoreLocation, status: StoreStatus, where: Where, overwrite: bool,
+             extend: bool, say: Callable[[str], None]) -> tuple[StoreLocation, StoreState, Any]:
+    """Where the blocks go and their plan; for a new store, a local cluster starting meanwhile."""
+    if status.state == "new":
+        early = start_client_early(where, workflow.plan.total)
         try:
-            state = prepare_store(workflow, location, overwrite, extend, say)
+            return location, create_store(workflow, location), early
         except BaseException:
             discard_early(early)
             raise
-        return _run_locked(workflow, location, state, variables, scheduler, scheduler_file, workers,
-                           cluster, progress, say, started, early)
+    if overwrite:
+        return _prepare_replacement(workflow, location.sibling(REPLACEMENT_SUFFIX), where, say)
+    if status.state in ("complete", "incomplete"):
+        return location, stored_state(workflow, location), None
+    if extend:
+        return location, extend_store(workflow, location, say), None
+    raise UsageError(f"store {location.url!r} was made from a different workflow; pass --overwrite to replace "
+                     f"it{', --extend to compute only the added cells' if status.state == 'extendable' else ''}"
+                     ", or --out to write elsewhere")
 
 
-def _run_locked(workflow: Workflow, location: store.StoreLocation, state: StoreState,
-                variables: Mapping[str, VariableSpec], scheduler: str | None, scheduler_file: str | None,
-                workers: int | None, cluster: ClusterSpec | None, progress: bool,
-                say: Callable[[str], None], started: float, early: Any = None) -> RunReport:
+def _prepare_replacement(workflow: Workflow, staged: StoreLocation, where: Where,
+                         say: Callable[[str], None]) -> tuple[StoreLocation, StoreState, Any]:
+    """The replacement cube beside the old one: new, or resumed after an interruption."""
+    status = store_status(workflow, staged)
+    if status.state in ("complete", "incomplete"):
+        say(f"{staged.url}: resuming the unfinished replacement")
+        return staged, stored_state(workflow, staged), None
+    if status.state != "new":
+        check_target(staged, "cube", what="the replacement path")
+        staged.fs()[0].rm(staged.fs()[1], recursive=True)  # an abandoned replacement of ours
+    return _prepare(workflow, staged, StoreStatus("new", status.found), where, False, False, say)
+
+
+def _compute(workflow: Workflow, location: StoreLocation, state: StoreState, where: Where, progress: bool,
+             say: Callable[[str], None], early: Any) -> RunReport:
+    from pipeline import store
+
     plan = state.plan
-    group = store.open_group(location)
-    done = store.done_blocks(group)
+    done = store.done_blocks(store.open_group(location))
     pending = [k for k in plan.keys() if k not in done]
     report = RunReport(location.url, plan.total, len(done))
     if not pending:
         discard_early(early)
-        say(f"{location.url}: all {plan.total} blocks already done; nothing to do")
+        say(f"{location.url}: all {count(plan.total, 'block')} already done; nothing to do")
         return report
     if done:
-        say(f"{location.url}: resuming, {len(done)}/{plan.total} blocks already done")
-    if early is not None:
-        client = early.result()
-    else:
-        client = make_client(scheduler, workers, scheduler_file, cluster, len(pending))
+        say(f"{location.url}: resuming, {len(done)}/{count(plan.total, 'block')} already done")
+    client = early.result() if early is not None else make_client(where, len(pending))
     try:
-        report.dashboard = client.dashboard_link
-        say(f"dask dashboard: {client.dashboard_link}")
+        report.dashboard = dashboard_link(client)
+        if report.dashboard:
+            say(f"dask dashboard: {report.dashboard}")
         _run_blocks(client, workflow, location, state, pending, report, progress)
     finally:
-        close(client, own_cluster=not (scheduler or scheduler_file))
-    report.seconds = time.perf_counter() - started
-    if report.failed:
-        lines = "; ".join(f"{k}: {v}" for k, v in sorted(report.failed.items()))
-        raise RunError(f"{len(report.failed)} of {plan.total} blocks failed (re-run to retry them): {lines}")
+        close(client, own_cluster=where.owns_cluster)
     return report
 
 
-def _run_blocks(client: Any, workflow: Workflow, location: store.StoreLocation, state: StoreState,
+def _run_blocks(client: Any, workflow: Workflow, location: StoreLocation, state: StoreState,
                 pending: list[BlockKey], report: RunReport, progress: bool) -> None:
     from distributed import as_completed
     from tqdm import tqdm
 
     token = workflow.fingerprint()
     submitted = time.perf_counter()
-    futures = [
+    futures = {
         client.submit(compute_block, workflow.experiment, workflow.settings, location, token, key,
                       new_regions(state.plan.slices(key), state.complete_shape), pure=False,
-                      key=f"block-{token}-{as_key_string(key)}-{time.monotonic_ns()}")
+                      key=f"block-{token}-{as_key_string(key)}-{time.monotonic_ns()}"): key
         for key in pending
-    ]
+    }
     bar = tqdm(total=report.blocks_total, initial=report.blocks_done_before, unit="block",
                desc="blocks", disable=not progress, file=sys.stderr, mininterval=0.5, smoothing=0.1)
     try:
         for future in as_completed(futures):
-            key_text = future.key.split("-")[2]
             try:
                 result = future.result()
                 report.blocks_computed += 1
                 report.cells_computed += result["cells"]
             except Exception as exc:  # a failed block is reported, the others go on
-                report.failed[key_text] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+                report.failed[as_key_string(futures[future])] = f"{type(exc).__name__}: {exc}".splitlines()[0]
             bar.update(1)
             future.release()
     except KeyboardInterrupt:
@@ -142,38 +189,42 @@ def _run_blocks(client: Any, workflow: Workflow, location: store.StoreLocation, 
         report.blocks_seconds = time.perf_counter() - submitted
 
 
-def describe_plan(workflow: Workflow, location: store.StoreLocation, cluster: ClusterSpec | None = None) -> str:
+def describe_plan(workflow: Workflow, location: StoreLocation, where: Where | None = None,
+                  extend: bool = False) -> str:
     """What ``run`` would do, without writing anything (``emergence run --dry-run``)."""
+    where = where or Where.choose(cluster=workflow.cluster)
     experiment = get_experiment(workflow.experiment)
     plan = workflow.plan
     variables = experiment.variables(workflow.settings)
     nbytes = sum(int(np.prod([len(workflow.coords[d]) for d in spec.dims])) * np.dtype(spec.dtype).itemsize
                  for spec in variables.values())
+    status = store_status(workflow, location)
     lines = [
         f"workflow {workflow.name!r} (experiment {workflow.experiment}, method {workflow.settings.method})",
         "grid: " + " x ".join(f"{a}={n}" for a, n in zip(plan.axes, plan.shape, strict=True))
-        + f" = {plan.cells:,} cells",
-        "blocks: " + f"{plan.total:,} of " + " x ".join(f"{a}={c}" for a, c in zip(plan.axes, plan.chunks, strict=True)),
-        f"estimated size on disk: at most {_human(nbytes)} uncompressed ({len(variables)} result variables)",
-        f"store: {location.url} ({_store_state(workflow, location)})",
+        + f" = {count(plan.cells, 'cell')}",
+        f"blocks: {plan.total:,} of " + " x ".join(f"{a}={c}" for a, c in zip(plan.axes, plan.chunks, strict=True)),
+        f"estimated size on disk: at most {_human(nbytes)} uncompressed ({count(len(variables), 'result variable')})",
+        f"store: {location.url} ({status.describe()})",
+        f"workers: {where.describe()}",
     ]
-    if cluster is not None and cluster.is_batch:
+    if extend:
+        lines.append(_describe_extension(workflow, location))
+    if where.kind == "batch":
         from pipeline.cluster import job_script
 
-        lines += [f"{cluster.kind} job script:", job_script(cluster).rstrip()]
+        assert where.cluster is not None
+        lines += [f"{where.cluster.kind} job script:", job_script(where.cluster).rstrip()]
     lines.append("dry run: nothing was written")
     return "\n".join(lines)
 
 
-def _store_state(workflow: Workflow, location: store.StoreLocation) -> str:
-    if not location.exists():
-        return "exists, not a cube: run would refuse without --overwrite" if location.anything_here() else "new"
-    attrs = store.read_attrs(location)
-    if attrs.get("workflow_fingerprint") != workflow.fingerprint():
-        return ("made from a different workflow: run refuses without --overwrite "
-                "(or --extend, if only axis values were added)")
-    done = len(store.done_blocks(store.open_group(location, mode="r")))
-    return f"{done}/{attrs.get('blocks_total')} blocks done"
+def _describe_extension(workflow: Workflow, location: StoreLocation) -> str:
+    old, grown = extension_plan(workflow, location)
+    new_blocks = sum(1 for key in grown.keys() if new_regions(grown.slices(key), old.shape))
+    return (f"--extend would add {count(grown.cells - old.cells, 'cell')} "
+            f"({old.cells:,} -> {grown.cells:,}) in {count(new_blocks, 'block')} "
+            f"(of {grown.total:,}; the others are done)")
 
 
 def _human(nbytes: float) -> str:

@@ -15,7 +15,8 @@ class ConfigError(UsageError):
 
     def __init__(self, key: str, value: object, allowed: str):
         self.key, self.value, self.allowed = key, value, allowed
-        super().__init__(f"{key} = {value!r}: {allowed}")
+        # a missing key has no value to show (TOML has no null)
+        super().__init__(f"{key} {allowed}" if value is None else f"{key} = {value!r}: {allowed}")
 
 
 class RunError(Exception):

@@ -17,7 +17,6 @@ All workflows are validated before anything is run or written.
 
 from __future__ import annotations
 
-import datetime as _dt
 import html
 import os
 from collections.abc import Callable, Sequence
@@ -27,6 +26,10 @@ from typing import Any
 
 from pipeline.cliargs import positive_int
 from pipeline.errors import UsageError
+from pipeline.experiments import experiment_of
+from pipeline.guard import FIGURES_MANIFEST, check_target, figures_manifest, manifest_text
+from pipeline.location import StoreLocation
+from pipeline.where import Where
 
 DEFAULT_OUT = "docs/gallery"
 DEFAULT_DATA = "data"
@@ -39,7 +42,8 @@ class WorkflowResult:
     name: str
     experiment: str
     store: Path
-    status: str  # "up to date", "missing", "incomplete", "stale"
+    status: str
+    """The cube's state before (``pipeline.status``): new, incomplete, other_workflow, complete."""
     thresholds_path: Path | None = None
     table_path: Path | None = None
     table: str = ""
@@ -48,23 +52,7 @@ class WorkflowResult:
 
     @property
     def ran(self) -> bool:
-        return self.status != "up to date"
-
-
-def cube_status(workflow: Any, store: Path) -> str:
-    """``missing``, ``stale`` (other workflow), ``incomplete`` or ``up to date``."""
-    from pipeline import store as st
-
-    location = st.StoreLocation(str(store))
-    if not location.exists():
-        if location.anything_here():
-            raise UsageError(f"{str(store)!r} exists but is not a cube; move it away or delete it")
-        return "missing"
-    attrs = st.read_attrs(location)
-    if attrs.get("workflow_fingerprint") != workflow.fingerprint():
-        return "stale"
-    done = st.done_blocks(st.open_group(location, mode="r"))
-    return "up to date" if len(done) == int(attrs["blocks_total"]) else "incomplete"
+        return self.status != "complete"
 
 
 def regenerate(
@@ -72,17 +60,17 @@ def regenerate(
     data_dir: str | Path = DEFAULT_DATA,
     out_dir: str | Path = DEFAULT_OUT,
     *,
-    workers: int | None = None,
-    scheduler: str | None = None,
+    where: Where | None = None,
     taus: Sequence[float] | None = None,
     progress: bool = False,
     say: Callable[[str], None] = print,
 ) -> list[WorkflowResult]:
     """Run stale or missing cubes, then thresholds, plots and the index (see module docstring)."""
-    from pipeline import plots, thresholds
+    from pipeline import plots, thresholding as thresholds
     from pipeline.config import load_workflow
+    from pipeline.cubes import open_cube
     from pipeline.engine import run
-    from pipeline.store import StoreLocation, open_cube
+    from pipeline.status import store_status
 
     workflows_dir, data_dir, out_dir = Path(workflows_dir), Path(data_dir), Path(out_dir)
     if not workflows_dir.is_dir():
@@ -90,8 +78,7 @@ def regenerate(
     paths = sorted(workflows_dir.glob("*.toml"))
     if not paths:
         raise UsageError(f"no workflow files (*.toml) in {str(workflows_dir)!r}")
-    taus = list(taus) if taus else list(thresholds.DEFAULT_TAUS)
-    thresholds._check_taus(taus)
+    opts = thresholds.options(taus)
 
     loaded = [(path, load_workflow(path)) for path in paths]  # validate everything first
     names: dict[str, Path] = {}
@@ -100,33 +87,39 @@ def regenerate(
             raise UsageError(f"workflows {names[wf.name]} and {path} share the name {wf.name!r} "
                              f"(both would write {data_dir / (wf.name + '.zarr')})")
         names[wf.name] = path
+    statuses = [store_status(wf, StoreLocation(str(data_dir / f"{wf.name}.zarr"))) for _, wf in loaded]
+    check_target(StoreLocation(str(out_dir)), "figures")
+    for (path, wf), status in zip(loaded, statuses, strict=True):
+        cube = StoreLocation(str(data_dir / f"{wf.name}.zarr"))
+        if status.state == "foreign":
+            check_target(cube, "cube")  # raises: nothing is run before every path is ours
+        check_target(StoreLocation(str(out_dir / wf.name)), "figures")
+        check_target(StoreLocation(thresholds.default_output(cube.url)), "thresholds")
 
     data_dir.mkdir(parents=True, exist_ok=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     results = []
-    for path, wf in loaded:
+    for (path, wf), status in zip(loaded, statuses, strict=True):
         store = data_dir / f"{wf.name}.zarr"
-        status = cube_status(wf, store)
-        result = WorkflowResult(path, wf.name, wf.experiment, store, status)
-        if status == "up to date":
+        result = WorkflowResult(path, wf.name, wf.experiment, store, status.state)
+        if status.state == "complete":
             say(f"{path}: cube {store} is up to date, not re-run")
         else:
-            say(f"{path}: cube {store} is {status}; running")
-            run(wf, StoreLocation(str(store)), workers=workers, scheduler=scheduler,
-                overwrite=(status == "stale"), progress=progress, say=say)
-        ds = open_cube(StoreLocation(str(store)))
-        th = thresholds.compute_thresholds(ds, taus, source=str(store))
-        result.thresholds_path = data_dir / f"{wf.name}.thresholds.zarr"
+            say(f"{path}: cube {store} is {status.describe()}; running")
+            run(wf, StoreLocation(str(store)), where=where, overwrite=status.state in ("other_workflow", "extendable"),
+                progress=progress, say=say)
+        ds = open_cube(str(store))
+        th = thresholds.compute_thresholds(ds, opts, source=store.as_posix())
+        result.thresholds_path = Path(thresholds.default_output(str(store)))
         thresholds.write_thresholds(th, str(result.thresholds_path))
         result.table = thresholds.format_table(th)
-        result.disagreements = thresholds.disagreements(th)
+        result.disagreements = experiment_of(th).disagreements(th)
         result.table_path = out_dir / f"{wf.name}.thresholds.txt"
-        result.table_path.write_text(result.table + "\n")
-        result.plots = plots.plot_dataset(ds, out_dir / wf.name, th=th, tau=taus[0], workflow=wf.name)
+        result.plots = plots.save(plots.draw(ds, th, opts.taus[0]), out_dir / wf.name)
         say(f"{path}: {len(result.plots)} figures in {out_dir / wf.name}, "
             f"{len(result.disagreements)} disagreement(s) with theory")
         results.append(result)
-    write_index(results, out_dir, taus[0])
+    write_index(results, out_dir, opts.taus[0])
     say(f"index: {out_dir / 'index.md'} and {out_dir / 'index.html'}")
     return results
 
@@ -141,16 +134,14 @@ def _plot_command(result: WorkflowResult, out_dir: Path, tau: float) -> str:
 
 
 def write_index(results: Sequence[WorkflowResult], out_dir: Path, tau: float = 1.0) -> tuple[Path, Path]:
-    """``index.md`` and a static ``index.html`` listing every figure."""
-    stamp = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    """``index.md``, a static ``index.html`` and the thresholds tables, listing every figure
+    (no timestamps: regenerating from unchanged cubes changes no byte)."""
     md = ["# Emergence figures", "",
           f"Regenerate everything with `emergence figures --out {out_dir.as_posix()}` "
-          "(runs only the cubes that are missing or were made from a different workflow text).",
-          f"Generated {stamp}.", ""]
+          "(runs only the cubes that are missing, unfinished or made from a different workflow text).", ""]
     body = ["<h1>Emergence figures</h1>",
             f"<p>Regenerate everything with <code>emergence figures --out {html.escape(out_dir.as_posix())}</code> "
-            "(runs only the cubes that are missing or were made from a different workflow text). "
-            f"Generated {html.escape(stamp)}.</p>"]
+            "(runs only the cubes that are missing, unfinished or made from a different workflow text).</p>"]
     for r in results:
         wf_rel = r.path.as_posix()
         cmd = _plot_command(r, out_dir, tau)
@@ -176,6 +167,9 @@ def write_index(results: Sequence[WorkflowResult], out_dir: Path, tau: float = 1
                      f"<code>{html.escape(wf_rel)}</code>; regenerate: <code>{html.escape(cmd)}</code>."
                      "</figcaption>", "</figure>"]
     md_path, html_path = out_dir / "index.md", out_dir / "index.html"
+    for r in results:
+        if r.table_path is not None:
+            r.table_path.write_text(r.table + "\n")
     md_path.write_text("\n".join(md) + "\n")
     style = ("body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;line-height:1.4}"
              "img{max-width:100%;border:1px solid #ddd}figure{margin:1.5em 0}"
@@ -183,13 +177,20 @@ def write_index(results: Sequence[WorkflowResult], out_dir: Path, tau: float = 1
     html_path.write_text("<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\">"
                          f"<title>Emergence figures</title><style>{style}</style></head>\n<body>\n"
                          + "\n".join(body) + "\n</body>\n</html>\n")
+    ours = [md_path.name, html_path.name] + [r.table_path.name for r in results if r.table_path is not None]
+    (out_dir / FIGURES_MANIFEST).write_text(manifest_text(ours + list(figures_manifest_of(out_dir))))
     return md_path, html_path
 
 
+def figures_manifest_of(folder: Path) -> list[str]:
+    """Files of ours already listed in ``folder``'s manifest (kept when regenerating)."""
+    return [f for f in figures_manifest(StoreLocation(str(folder))) or [] if (folder / f).exists()]
+
+
 def _cmd_figures(args: Any) -> int:
-    scheduler = args.scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
-    results = regenerate(args.workflows, args.data, args.out, workers=args.workers, scheduler=scheduler,
-                         taus=args.tau, progress=not args.no_progress)
+    where = Where.choose(scheduler=args.scheduler, workers=args.workers)
+    results = regenerate(args.workflows, args.data, args.out, where=where, taus=args.tau,
+                         progress=not args.no_progress)
     ran = [r.name for r in results if r.ran]
     print(f"{len(results)} workflows, {len(ran)} run ({', '.join(ran) or 'none'}), "
           f"{sum(len(r.plots) for r in results)} figures; index in {args.out}")

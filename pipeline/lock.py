@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from pipeline.errors import RunError, UsageError
-from pipeline.store import StoreLocation
+from pipeline.location import StoreLocation
 
 HEARTBEAT_SECONDS = 10.0
 STALE_AFTER_SECONDS = 60.0

@@ -1,4 +1,4 @@
-"""What a store holds versus what a workflow asks: create, resume or extend a cube.
+"""Creating, resuming and extending the cube of a workflow (the engine decides which).
 
 The store's block plan is authoritative once it exists; ``new_regions`` tells a
 block which of its cells still need computing after an extension.
@@ -11,12 +11,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-
 from pipeline import store
 from pipeline.config import Workflow
 from pipeline.errors import UsageError
 from pipeline.experiments import get_experiment
 from pipeline.grid import BlockPlan
+from pipeline.location import StoreLocation
+from pipeline.status import axis_mismatches
+from pipeline.wording import count
+
 
 @dataclass(frozen=True)
 class StoreState:
@@ -27,38 +30,22 @@ class StoreState:
     complete_shape: tuple[int, ...]
 
 
-def prepare_store(workflow: Workflow, location: store.StoreLocation, overwrite: bool = False,
-                  extend: bool = False, say: Callable[[str], None] = print) -> StoreState:
-    """Create, check or extend the cube for ``workflow``; return its block plan.
-
-    Refuses (UsageError) a store made from a different workflow unless ``overwrite``,
-    or unless ``extend`` and only axis values were added at the ends of axes.
-    """
-    if location.exists() and not overwrite:
-        attrs = store.read_attrs(location)
-        if attrs.get("workflow_fingerprint") != workflow.fingerprint():
-            if extend:
-                return extend_store(workflow, location, attrs, say)
-            raise UsageError(
-                f"store {location.url!r} was made from a different workflow "
-                f"(fingerprint {attrs.get('workflow_fingerprint')} != {workflow.fingerprint()}); "
-                "pass --overwrite to replace it, --extend to add axis values, or --out to write elsewhere"
-            )
-        return _stored_state(workflow, location, attrs)
-    if location.anything_here() and not location.exists() and not overwrite:
-        raise UsageError(f"{location.url!r} exists and is not an emergence cube; pass --overwrite to replace it")
+def create_store(workflow: Workflow, location: StoreLocation) -> StoreState:
+    """Write a new cube's metadata, coordinates and static part (the caller checked the path)."""
     experiment = get_experiment(workflow.experiment)
     static = experiment.static(workflow.coords, workflow.settings)
-    attrs = store.provenance(workflow.text, workflow.fingerprint(), workflow.experiment, workflow.plan)
-    attrs["workflow_base_fingerprint"] = workflow.fingerprint(without_axes=True)
-    ds, encoding = store.template(workflow.coords, static, experiment.variables(workflow.settings),
-                                  workflow.plan, attrs)
+    variables = experiment.variables(workflow.settings)
+    attrs = store.provenance(workflow.text, workflow.fingerprint(), workflow.fingerprint(without_axes=True),
+                             workflow.experiment, workflow.plan, workflow.source)
+    attrs["result_variables"] = json.dumps(list(variables))
+    ds, encoding = store.template(workflow.coords, experiment.axis_rules, static, variables, workflow.plan, attrs)
     store.create_cube(location, ds, encoding, workflow.plan)
     return StoreState(workflow.plan, (0,) * len(workflow.plan.axes))
 
 
-def _stored_state(workflow: Workflow, location: store.StoreLocation, attrs: Mapping[str, Any]) -> StoreState:
-    """The stored plan, after checking the metadata agrees with the workflow."""
+def stored_state(workflow: Workflow, location: StoreLocation) -> StoreState:
+    """The stored plan of a cube of ``workflow``, after checking its metadata agrees."""
+    attrs = store.read_attrs(location)
     try:
         plan = _stored_plan(attrs, workflow.plan.axes, workflow.plan.shape)
         group = store.open_group(location, mode="r")
@@ -75,35 +62,36 @@ def _stored_state(workflow: Workflow, location: store.StoreLocation, attrs: Mapp
     return StoreState(plan, complete)
 
 
-def extend_store(workflow: Workflow, location: store.StoreLocation, attrs: Mapping[str, Any],
-                 say: Callable[[str], None] = print) -> StoreState:
-    """Grow a complete cube to the workflow's axes (old values must be a prefix of new)."""
-    if attrs.get("workflow_base_fingerprint") != workflow.fingerprint(without_axes=True):
+def extension_plan(workflow: Workflow, location: StoreLocation) -> tuple[BlockPlan, BlockPlan]:
+    """(old plan, grown plan) for ``--extend``; UsageError saying why the cube cannot grow."""
+    attrs = store.read_attrs(location)
+    if attrs.get("experiment") != workflow.experiment or attrs.get(
+            "workflow_base_fingerprint") != workflow.fingerprint(without_axes=True):
         raise UsageError(f"store {location.url!r}: --extend may only add axis values; the workflow's "
                          "experiment, seed, method, mc_samples or settings differ from the store's")
-    old_ds = store.open_cube(location)
-    for axis in workflow.plan.axes:
-        old = old_ds[axis].values
-        new = workflow.coords[axis]
-        prefix = new[: len(old)]
-        same = len(new) >= len(old) and all(str(a) == str(b) if old.dtype.kind in "OUT" else a == b
-                                            for a, b in zip(old.tolist(), prefix.tolist(), strict=True))
-        if not same:
-            raise UsageError(f"--extend: axis {axis!r} must keep its {len(old)} existing values first, in order, "
-                             "and add new values after them")
-    old_plan = _stored_plan(attrs, workflow.plan.axes, tuple(old_ds.sizes[a] for a in workflow.plan.axes))
-    done = store.done_blocks(store.open_group(location, mode="r"))
-    if len(done) != old_plan.total:
-        raise UsageError(f"--extend: the cube has {len(done)}/{old_plan.total} blocks done; "
+    bad = axis_mismatches(workflow, location)
+    group = store.open_group(location, mode="r")
+    if bad:
+        raise UsageError(f"--extend: axis {bad[0]!r} must keep its {group[bad[0]].shape[0]} existing values "
+                         "first, in order, and add new values after them")
+    old_plan = _stored_plan(attrs, workflow.plan.axes, tuple(group[a].shape[0] for a in workflow.plan.axes))
+    done = store.count_done(location)
+    if done != old_plan.total:
+        raise UsageError(f"--extend: the cube has {done}/{count(old_plan.total, 'block')} done; "
                          "finish it first (re-run the old workflow without --extend)")
-    plan = BlockPlan(workflow.plan.axes, workflow.plan.shape, old_plan.chunks)
+    return old_plan, BlockPlan(workflow.plan.axes, workflow.plan.shape, old_plan.chunks)
+
+
+def extend_store(workflow: Workflow, location: StoreLocation, say: Callable[[str], None] = print) -> StoreState:
+    """Grow a complete cube to the workflow's axes (old values must be a prefix of new)."""
+    old_plan, plan = extension_plan(workflow, location)
     experiment = get_experiment(workflow.experiment)
     static = experiment.static(workflow.coords, workflow.settings)
     store.grow_cube(location, workflow.coords, static, experiment.variables(workflow.settings), plan,
                     complete_shape=old_plan.shape,
                     attrs={"workflow": workflow.text, "workflow_fingerprint": workflow.fingerprint(),
-                           "blocks_total": plan.total})
-    say(f"{location.url}: extended from {old_plan.cells:,} to {plan.cells:,} cells")
+                           "workflow_file": workflow.source, "blocks_total": plan.total})
+    say(f"{location.url}: extended from {count(old_plan.cells, 'cell')} to {count(plan.cells, 'cell')}")
     return StoreState(plan, old_plan.shape)
 
 

@@ -11,57 +11,29 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import platform
 import subprocess
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import fsspec
 import numpy as np
 import xarray as xr
 import zarr
 
+from pipeline.core import AxisRule, VariableSpec
 from pipeline.errors import UsageError
-from pipeline.experiments.base import VariableSpec
 from pipeline.grid import BlockKey, BlockPlan
+from pipeline.guard import OUTPUT_ATTR
+from pipeline.location import StoreLocation
 
 DONE_GROUP = "_blocks"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: theory stored as ``critical_d_theory``, ``emergence_output`` marker, ``history``."""
 LIBRARIES = ("numpy", "scipy", "xarray", "zarr", "dask", "distributed")
-
-
-@dataclass(frozen=True)
-class StoreLocation:
-    """Where a cube lives: a local path or an fsspec URL plus storage options."""
-
-    url: str
-    storage_options: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def is_local(self) -> bool:
-        return "://" not in self.url or self.url.startswith("file://")
-
-    def fs(self) -> tuple[fsspec.AbstractFileSystem, str]:
-        fs, root = fsspec.core.url_to_fs(self.url, **dict(self.storage_options))
-        return fs, root.rstrip("/")
-
-    def zarr_store(self) -> Any:
-        """Something ``zarr.open_group`` and ``xarray`` accept."""
-        if self.is_local:
-            return self.url.removeprefix("file://")
-        return zarr.storage.FsspecStore.from_url(self.url, storage_options=dict(self.storage_options))
-
-    def exists(self) -> bool:
-        fs, root = self.fs()
-        return fs.exists(f"{root}/zarr.json")
-
-    def anything_here(self) -> bool:
-        fs, root = self.fs()
-        return fs.exists(root)
 
 
 def package_version() -> str:
@@ -83,23 +55,38 @@ def git_commit() -> str:
         return "unknown"
 
 
-def provenance(workflow_text: str, fingerprint: str, experiment: str, plan: BlockPlan) -> dict[str, Any]:
+def provenance(workflow_text: str, fingerprint: str, base_fingerprint: str, experiment: str, plan: BlockPlan,
+               workflow_file: str | None = None) -> dict[str, Any]:
     """Dataset attributes recording how a cube was made."""
     return {
         "title": f"emergence cube ({experiment})",
+        OUTPUT_ATTR: "cube",
         "experiment": experiment,
         "workflow": workflow_text,
+        "workflow_file": workflow_file or "",
         "workflow_fingerprint": fingerprint,
+        "workflow_base_fingerprint": base_fingerprint,
         "block_chunks": json.dumps(dict(zip(plan.axes, plan.chunks, strict=True))),
         "blocks_total": plan.total,
         "package_version": package_version(),
         "git_commit": git_commit(),
         "library_versions": json.dumps({lib: _version(lib) for lib in LIBRARIES}
                                        | {"python": platform.python_version()}),
-        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "created": now(),
+        "history": json.dumps([]),
         "cube_format": FORMAT_VERSION,
         "Conventions": "CF-1.10",
     }
+
+
+def now() -> str:
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+
+
+def history_entry(event: str, cells_before: int, cells_after: int) -> dict[str, Any]:
+    """One entry of a cube's ``history`` attribute (JSON list): what changed, when, by which code."""
+    return {"event": event, "when": now(), "cells_before": cells_before, "cells_after": cells_after,
+            "git_commit": git_commit(), "package_version": package_version()}
 
 
 def _version(lib: str) -> str:
@@ -127,6 +114,7 @@ def result_compressors(dtype: str) -> tuple[Any, ...]:
 
 def template(
     coords: Mapping[str, np.ndarray],
+    axis_rules: Mapping[str, AxisRule],
     static: xr.Dataset,
     variables: Mapping[str, VariableSpec],
     plan: BlockPlan,
@@ -140,7 +128,8 @@ def template(
         values = coords[axis]
         if values.dtype == object:
             values = np.array([str(v) for v in values], dtype=object)
-        ds = ds.assign_coords({axis: (axis, values)})
+        rule = axis_rules[axis]
+        ds = ds.assign_coords({axis: (axis, values, {"long_name": rule.long_name, "units": rule.units})})
     encoding: dict[str, dict[str, Any]] = {}
     for name, spec in variables.items():
         shape = tuple(len(coords[d]) for d in spec.dims)
@@ -160,11 +149,9 @@ def template(
 def create_cube(location: StoreLocation, ds: xr.Dataset, encoding: Mapping[str, Any], plan: BlockPlan) -> None:
     """Write metadata, coordinates, static variables and the empty done-mark array.
 
-    Result arrays stay unwritten (their chunks are filled block by block).
+    Result arrays stay unwritten (their chunks are filled block by block). The caller
+    has checked (``guard.check_target``) that nothing but an empty folder is here.
     """
-    fs, root = location.fs()
-    if fs.exists(root):
-        fs.rm(root, recursive=True)
     ds.to_zarr(location.zarr_store(), mode="w", compute=False, consolidated=False,
                zarr_format=3, encoding=dict(encoding))
     group = open_group(location)
@@ -218,6 +205,32 @@ def mark_done(group: zarr.Group, key: BlockKey) -> None:
     group[f"{DONE_GROUP}/done"][key] = 1
 
 
+def _done_array(location: StoreLocation) -> zarr.Array:
+    try:
+        done = open_group(location, mode="r")[f"{DONE_GROUP}/done"]
+    except Exception as exc:  # missing or unreadable: the store cannot say what is done
+        raise UsageError(f"store {location.url!r}: metadata is corrupt or incomplete (no readable done-marks: "
+                         f"{type(exc).__name__}); pass --overwrite to rebuild it") from None
+    assert isinstance(done, zarr.Array)
+    return done
+
+
+def count_done(location: StoreLocation) -> int:
+    """How many blocks are marked done."""
+    return int(done_marks(location).sum())
+
+
+def done_marks(location: StoreLocation) -> np.ndarray:
+    """The done-marks as a boolean array over the block plan's blocks."""
+    return np.asarray(_done_array(location)[...] == 1)
+
+
+def complete_shape(location: StoreLocation) -> tuple[int, ...]:
+    """The region known complete before the cube's latest extension (zeros if never extended)."""
+    done = _done_array(location)
+    return tuple(int(n) for n in done.attrs.get("complete_shape", [0] * done.ndim))
+
+
 def done_blocks(group: zarr.Group) -> set[BlockKey]:
     done = group[f"{DONE_GROUP}/done"][...]
     return {tuple(int(i) for i in idx) for idx in np.argwhere(done == 1)}
@@ -236,15 +249,13 @@ def read_attrs(location: StoreLocation) -> dict[str, Any]:
     return attrs
 
 
-def open_cube(location: StoreLocation | str, *, dask: bool = True) -> xr.Dataset:
-    """Open a cube lazily with xarray (dask-backed; ``dask=False`` opens it without
-    dask, which spares a worker the ~1 s import of ``dask.array``)."""
-    loc = location if isinstance(location, StoreLocation) else StoreLocation(location)
-    read_attrs(loc)
+def open_dataset(location: StoreLocation, *, dask: bool = True) -> xr.Dataset:
+    """The store as xarray opens it, complete or not (readers use ``cubes.open_cube``,
+    which checks completeness; ``dask=False`` spares a worker the ~1 s import of
+    ``dask.array``)."""
     if not dask:
-        return xr.open_zarr(loc.zarr_store(), consolidated=True, zarr_format=3, chunks=None)
-    return xr.open_zarr(loc.zarr_store(), consolidated=True, zarr_format=3)
-
+        return xr.open_zarr(location.zarr_store(), consolidated=True, zarr_format=3, chunks=None)
+    return xr.open_zarr(location.zarr_store(), consolidated=True, zarr_format=3)
 
 
 def grow_cube(
@@ -285,5 +296,7 @@ def grow_cube(
         if not inside and marks[key]:
             done[key] = 0
     done.attrs["complete_shape"] = list(complete_shape)
-    group.attrs.update(dict(attrs))
+    history = json.loads(group.attrs.get("history", "[]"))
+    history.append(history_entry("extend", math.prod(complete_shape), plan.cells))
+    group.attrs.update(dict(attrs) | {"history": json.dumps(history)})
     consolidate(location)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
 from pipeline.cli import main
-from tests.conftest import emergence, write_workflow
+from tests.helpers import emergence, one_clean_line, write_workflow
 from tests.test_config import BAD, GOOD
 
 OBSERVED = """
@@ -30,7 +29,7 @@ OBSERVED_BAD = {
     "negative block size": OBSERVED.replace('"1.0^2, 0.5"', '"1.0^-1"'),
     "dimension over 16": OBSERVED.replace('"1.0^2, 0.5"', '"1.0^17"'),
     "angle out of range": OBSERVED.replace('"1.0^2, 0.5"', '"1.0@180"'),
-    "unknown family": OBSERVED.replace('"similarity"', '"diagonal"'),
+    "unknown family": OBSERVED.replace('"similarity"', '"orthogonal"'),
     "negative d": OBSERVED.replace('d = "all"', "d = [-1, 0]"),
     "draw zero": OBSERVED.replace("draw = 2", "draw = 0"),
     "unknown basis": 'basis = "polar"\n' + OBSERVED,
@@ -43,21 +42,30 @@ WORKFLOW_CASES["cluster unknown key"] = GOOD + '\n[cluster]\nkind = "slurm"\ncor
 WORKFLOW_CASES["cluster unknown kind"] = GOOD + '\n[cluster]\nkind = "kubernetes"\n'
 
 
-def _one_clean_line(err: str) -> None:
-    lines = [line for line in err.strip().splitlines() if line]
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    assert lines[0].startswith("emergence: error:"), err
-
-
 @pytest.mark.parametrize("case", sorted(WORKFLOW_CASES))
 def test_bad_workflow_exit_2_one_line_nothing_written(case, tmp_path, capsys):
-    assert len(WORKFLOW_CASES) >= 30
     wf = write_workflow(tmp_path, WORKFLOW_CASES[case])
     out = tmp_path / "out.zarr"
     assert main(["run", str(wf), "--out", str(out), "--no-progress"]) == 2
-    _one_clean_line(capsys.readouterr().err)
+    line = one_clean_line(capsys.readouterr().err)
+    assert line.startswith("emergence: error:") and "= None" not in line, line
     assert not out.exists() and not Path(f"{out}.lock").exists()
+
+
+def test_a_missing_key_is_named_without_a_value(tmp_path, capsys):
+    wf = write_workflow(tmp_path, GOOD.replace("lam = [1.0]\n", ""))
+    assert main(["run", str(wf), "--out", str(tmp_path / "o.zarr")]) == 2
+    assert one_clean_line(capsys.readouterr().err) == (
+        "emergence: error: grid.lam is required: a list, or a geom/linspace/range table")
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    from importlib import metadata
+
+    assert capsys.readouterr().out.strip() == f"emergence {metadata.version('emergence-pipeline')}"
 
 
 def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
@@ -94,8 +102,11 @@ def test_invocations_exit_2_and_leave_the_store_untouched(cube, tmp_path, capsys
         ["run", str(wf), "--out", str(out), "--overwrite", "--extend"],
         ["run", str(observed_wf), "--out", str(out), "--extend"],  # another experiment
         ["run", str(wf), "--out", str(not_a_cube)],
+        ["run", str(wf), "--out", str(not_a_cube), "--overwrite"],
+        ["run", str(wf), "--scheduler", "tcp://127.0.0.1:1", "--workers", "2"],
         ["run", str(wf), "--cluster-profile", str(tmp_path / "nope.toml")],
         ["info", str(not_a_cube)],
+        ["summary", str(a_file)],
         ["info", str(tmp_path / "missing.zarr")],
         ["query", str(not_a_cube), "--sel", "k=1"],
         ["query", str(out), "--sel", "bogus=1"],
@@ -114,8 +125,7 @@ def test_invocations_exit_2_and_leave_the_store_untouched(cube, tmp_path, capsys
             code = exc.code
         assert code == 2, argv
         err = capsys.readouterr().err
-        lines = [line for line in err.strip().splitlines() if line]
-        assert len(lines) == 1 and "Traceback" not in err, (argv, err)
+        one_clean_line(err)
     assert _snapshot(out.parent) == before
     assert not (tmp_path / "x.zarr").exists()
 
@@ -126,6 +136,7 @@ def test_dry_run_prints_cells_blocks_size_and_writes_nothing(tmp_path, capsys):
     assert main(["run", str(wf), "--out", str(out), "--dry-run"]) == 0
     text = capsys.readouterr().out
     assert "288 cells" in text and "blocks: 1 of" in text and "estimated size on disk" in text
+    assert "store: " + str(out) + " (new)" in text and "1 result variable" not in text
     assert not out.exists()
 
 
@@ -140,6 +151,15 @@ def test_dry_run_prints_the_slurm_job_script(tmp_path, capsys):
     for piece in ("#SBATCH -p normal", "#SBATCH -A proj", "#SBATCH -t 01:00:00", "--lifetime 55m"):
         assert piece in text
     assert not (tmp_path / "c.zarr").exists()
+
+
+def test_query_ignores_a_selection_the_variable_lacks_with_a_note(cube, capsys):
+    _, out = cube
+    assert main(["query", str(out), "--sel", "learner=best_fir", "--sel", "k=2", "--var", "a",
+                 "--format", "csv"]) == 0
+    captured = capsys.readouterr()
+    assert "note: a has no dim k or learner; --sel k, learner ignored" in captured.err
+    assert captured.out.splitlines()[0] == "lam,noise_ratio,a" and len(captured.out.splitlines()) == 4
 
 
 def test_info_json_and_query_formats(cube, capsys):
@@ -164,31 +184,3 @@ def test_real_exit_codes_in_a_subprocess(tmp_path):
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "grid.lam[0]" in result.stderr
     result = emergence("query", str(tmp_path / "none.zarr"))
     assert result.returncode == 2 and "not an emergence cube" in result.stderr
-
-
-def test_second_writer_refused_while_first_runs(tmp_path):
-    import subprocess
-    import sys
-    import time
-
-    from tests.conftest import REPO
-
-    slow = GOOD + "[chunks]\nnoise_ratio = 1\nlearner = 1\nk = 1\n"
-    wf = write_workflow(tmp_path, slow)
-    out = tmp_path / "locked.zarr"
-    first = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "run", str(wf), "--out", str(out),
-                              "--workers", "1", "--no-progress"], cwd=REPO,
-                             env=dict(os.environ, EMERGENCE_FAULT="delay=0.2"),
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
-    while not Path(f"{out}.lock").exists() and time.time() < deadline:
-        time.sleep(0.05)
-    second = emergence("run", str(wf), "--out", str(out), "--workers", "1", "--no-progress")
-    assert second.returncode == 1
-    assert "being written by another run" in second.stderr and second.stderr.count("\n") == 1
-    first.kill()  # SIGKILL: the lock stays behind, but its holder is dead
-    first.wait()
-    assert Path(f"{out}.lock").exists()
-    third = emergence("run", str(wf), "--out", str(out), "--workers", "1", "--no-progress")
-    assert third.returncode == 0, third.stderr
-    assert not Path(f"{out}.lock").exists()

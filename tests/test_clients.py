@@ -9,7 +9,8 @@ import sys
 import pytest
 
 from pipeline import clients
-from tests.conftest import REPO
+from pipeline.where import Where
+from tests.helpers import REPO
 
 pytestmark = pytest.mark.skipif(not clients.FORKSERVER, reason="forkserver start method unavailable")
 
@@ -25,7 +26,7 @@ def _worker_facts() -> dict:
 
 def test_local_workers_are_forked_from_the_forkserver_with_the_current_environment(monkeypatch):
     monkeypatch.setenv("EMERGENCE_TEST_PROBE", "first")
-    client = clients.make_client(None, workers=2, blocks=2)
+    client = clients.make_client(Where.local(2), blocks=2)
     try:
         facts = list(client.run(_worker_facts).values())
     finally:
@@ -37,7 +38,7 @@ def test_local_workers_are_forked_from_the_forkserver_with_the_current_environme
 
     # a variable changed between runs reaches the next run's workers (a fresh forkserver)
     monkeypatch.setenv("EMERGENCE_TEST_PROBE", "second")
-    client = clients.make_client(None, workers=1, blocks=2)
+    client = clients.make_client(Where.local(1), blocks=2)
     try:
         (again,) = client.run(_worker_facts).values()
     finally:
@@ -47,7 +48,7 @@ def test_local_workers_are_forked_from_the_forkserver_with_the_current_environme
 
 
 def test_a_single_block_runs_in_a_thread_of_this_process():
-    client = clients.make_client(None, workers=2, blocks=1)
+    client = clients.make_client(Where.local(2), blocks=1)
     try:
         (pid,) = client.run(os.getpid).values()
     finally:
@@ -57,7 +58,7 @@ def test_a_single_block_runs_in_a_thread_of_this_process():
 
 def test_forkserver_exit_skips_interpreter_teardown():
     """atexit runs last-registered first: the handler registered before the import never runs."""
-    code = "import atexit; atexit.register(print, 'teardown'); import pipeline.forkserver_exit; print('ok')"
+    code = "import atexit; atexit.register(print, 'teardown'); import pipeline.forkserver_process; print('ok')"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0
     assert out.stdout.split() == ["ok"]
@@ -66,9 +67,21 @@ def test_forkserver_exit_skips_interpreter_teardown():
 def test_run_reads_the_workflow_before_importing_xarray_or_distributed():
     """`emergence run` starts the forkserver before its own heavy imports, so they overlap."""
     code = ("import sys; from pipeline.cli import build_parser; from pipeline.config import load_workflow; "
-            "from pipeline.clients import uses_local_cluster; build_parser(); "
+            "from pipeline.where import Where; import pipeline; build_parser(); "
             "wf = load_workflow('workflows/quickstart.toml'); "
             "print(sorted(m for m in ('xarray', 'zarr', 'distributed', 'dask') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60,
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_local_workers_start_when_the_script_comes_from_standard_input(tmp_path):
+    """``python -`` has no main file for worker processes to re-run (it used to fail every worker)."""
+    script = ("import os\nfrom pipeline import clients\nfrom pipeline.where import Where\n"
+              "client = clients.make_client(Where.local(2), blocks=2)\n"
+              "print(sorted(client.run(os.getpid).values()) != [os.getpid()])\n"
+              "clients.close(client, own_cluster=True)\n")
+    out = subprocess.run([sys.executable, "-"], input=script, cwd=tmp_path, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "True"

@@ -12,11 +12,10 @@ import time
 import pytest
 import xarray as xr
 
-from pipeline import store
-from pipeline.config import parse_workflow
-from pipeline.engine import run
-from tests.conftest import REPO, comparable, emergence, write_workflow
+from tests.helpers import REPO, comparable, done_count, emergence, run_quietly, write_workflow
 from tests.processes import DaskProcesses
+
+pytestmark = pytest.mark.slow
 
 SWEEP = """
 experiment = "hidden"
@@ -45,15 +44,8 @@ def processes(tmp_path):
 @pytest.fixture(scope="module")
 def local_reference(tmp_path_factory):
     out = tmp_path_factory.mktemp("reference") / "ref.zarr"
-    run(parse_workflow(SWEEP), store.StoreLocation(str(out)), workers=1, progress=False, say=lambda s: None)
+    run_quietly(SWEEP, out)
     return comparable(xr.open_zarr(out))
-
-
-def _done(out) -> int:
-    try:
-        return len(store.done_blocks(store.open_group(store.StoreLocation(str(out)), mode="r")))
-    except Exception:
-        return 0
 
 
 def test_sweep_through_scheduler_file_equals_local_run(processes, tmp_path, local_reference):
@@ -91,9 +83,9 @@ def test_sigkill_of_a_worker_mid_sweep_still_completes(processes, tmp_path, loca
                                "--scheduler", processes.address, "--no-progress"],
                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
-    while _done(out) < 3 and time.time() < deadline:
+    while done_count(out) < 3 and time.time() < deadline:
         time.sleep(0.05)
-    assert _done(out) < 16, "sweep finished before the worker could be killed"
+    assert done_count(out) < 16, "sweep finished before the worker could be killed"
     processes.kill(victim)
     stdout, stderr = driver.communicate(timeout=180)
     assert driver.returncode == 0, stderr
@@ -111,7 +103,7 @@ def test_driver_kill_then_rerun_recomputes_only_unfinished_blocks(processes, tmp
                               cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               start_new_session=True)
     deadline = time.time() + 120
-    while _done(out) < 4 and time.time() < deadline:
+    while done_count(out) < 4 and time.time() < deadline:
         time.sleep(0.05)
     os.killpg(driver.pid, signal.SIGKILL)
     driver.wait(timeout=30)

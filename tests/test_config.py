@@ -42,11 +42,6 @@ def test_fingerprint_ignores_comments_but_not_values():
     assert a.fingerprint() == b.fingerprint() != c.fingerprint()
 
 
-def test_shipped_workflows_parse():
-    for path in ("workflows/quickstart.toml", "workflows/random_walk.toml"):
-        load_workflow(path)
-
-
 BAD = {
     "unknown top-level key": ("foo = 1\n" + GOOD, "foo"),
     "seed wrong type": ('seed = "x"\n' + GOOD, "seed"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -17,54 +18,42 @@ from hypothesis import strategies as st
 
 from pipeline import store
 from pipeline.config import parse_workflow
+from pipeline.core import VariableSpec
 from pipeline.engine import run
-from pipeline.tasks import BlockError, check_block
 from pipeline.errors import RunError, UsageError
-from pipeline.experiments import get_experiment
-from pipeline.experiments.base import VariableSpec
-from tests.conftest import REPO, comparable, emergence, write_workflow
+from pipeline.location import StoreLocation
+from pipeline.tasks import BlockError, check_block
+from pipeline.where import Where
+from tests.helpers import (
+    REPO,
+    assert_cubes_identical,
+    direct,
+    done_count,
+    emergence,
+    hidden,
+    run_quietly,
+    write_workflow,
+)
 
-SMALL = """
-experiment = "hidden"
-name = "small"
-[grid]
-lam = [0.9, 1.0, 1.05]
-noise_ratio = [0.5, 4.0]
-learner = ["truncated_kalman", "best_fir"]
-k = { range = [1, 6] }
-T = [1, 2, 10, 1000, 100000]
-"""
-
-
-def direct(text: str) -> xr.Dataset:
-    """The whole grid computed in one kernel call in this process (the reference)."""
-    wf = parse_workflow(text)
-    experiment = get_experiment(wf.experiment)
-    static = experiment.static(wf.coords, wf.settings)
-    arrays = experiment.kernel(wf.coords, static, wf.settings)
-    return arrays, wf
+SMALL = hidden()
 
 
-def run_quiet(text, path, **kw):
-    wf = parse_workflow(text)
-    return run(wf, store.StoreLocation(str(path)), progress=False, say=lambda s: None, **kw)
-
-
-def test_cube_opens_with_plain_xarray_and_matches_the_kernel(tmp_path, dask_scheduler):
+def test_cube_opens_with_plain_xarray_and_matches_the_kernel(tmp_path, shared_cluster):
     out = tmp_path / "small.zarr"
-    report = run_quiet(SMALL, out, scheduler=dask_scheduler)
+    report = run_quietly(SMALL, out, where=shared_cluster)
     assert report.complete and report.blocks_computed == report.blocks_total
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         ds = xr.open_zarr(out).load()
     assert list(ds["risk"].dims) == ["lam", "noise_ratio", "learner", "k", "T"]
     assert ds["learner"].values.tolist() == ["truncated_kalman", "best_fir"]
-    for name in ("risk", "log10_risk", "kl_rate", "P", "kalman_gain", "a"):
-        assert ds[name].attrs["long_name"] and ds[name].attrs["units"]
+    for name in ds.variables:  # every variable and coordinate, so plain xarray plots label their axes
+        assert ds[name].attrs["long_name"] and ds[name].attrs["units"], name
+    assert ds["T"].attrs == {"long_name": "horizon T", "units": "steps"}
     for key in ("workflow", "package_version", "git_commit", "library_versions", "created"):
         assert ds.attrs[key]
     assert ds.attrs["workflow"] == SMALL
-    arrays, _ = direct(SMALL)
+    arrays = direct(SMALL)
     for name in ("risk", "log10_risk", "kl_rate"):
         np.testing.assert_array_equal(ds[name].values, arrays[name])
     assert not np.isnan(ds["log10_risk"].values).any()
@@ -82,37 +71,25 @@ def test_cube_opens_with_plain_xarray_and_matches_the_kernel(tmp_path, dask_sche
                                    rtol=1e-10)
 
 
-def test_summary_tells_what_the_cube_shows(tmp_path, dask_scheduler):
-    from pipeline.summary import summarize
-
-    out = tmp_path / "sum.zarr"
-    run_quiet(SMALL, out, scheduler=dask_scheduler)
-    text = summarize(store.StoreLocation(str(out)))
-    assert "lam = 1, truncated_kalman: risk grows like T^1.0" in text
-    assert "lam = 1, best_fir: risk bounded in T" in text
-    assert "lam = 0.9, truncated_kalman: risk bounded in T" in text
-    assert "lam = 1.05, truncated_kalman: risk grows exponentially in T" in text
-
-
-def test_rerun_of_finished_store_does_nothing_and_says_so(tmp_path, dask_scheduler):
+def test_rerun_of_finished_store_does_nothing_and_says_so(tmp_path, shared_cluster):
     out = tmp_path / "s.zarr"
-    run_quiet(SMALL, out, scheduler=dask_scheduler)
+    run_quietly(SMALL, out, where=shared_cluster)
     said = []
     wf = parse_workflow(SMALL)
-    report = run(wf, store.StoreLocation(str(out)), scheduler=dask_scheduler, progress=False, say=said.append)
+    report = run(wf, StoreLocation(str(out)), where=shared_cluster, progress=False, say=said.append)
     assert report.blocks_computed == 0 and report.complete
     assert "nothing to do" in said[-1]
 
 
-def test_changed_workflow_refused_unless_overwrite(tmp_path, dask_scheduler):
+def test_changed_workflow_refused_unless_overwrite(tmp_path, shared_cluster):
     out = tmp_path / "s.zarr"
-    run_quiet(SMALL, out, scheduler=dask_scheduler)
+    run_quietly(SMALL, out, where=shared_cluster)
     changed = SMALL.replace("noise_ratio = [0.5, 4.0]", "noise_ratio = [0.5, 5.0]")
     before = sorted(p.name for p in out.rglob("*"))
     with pytest.raises(UsageError, match="different workflow"):
-        run_quiet(changed, out, scheduler=dask_scheduler)
+        run_quietly(changed, out, where=shared_cluster)
     assert sorted(p.name for p in out.rglob("*")) == before
-    run_quiet(changed, out, scheduler=dask_scheduler, overwrite=True)
+    run_quietly(changed, out, where=shared_cluster, overwrite=True)
     assert xr.open_zarr(out)["noise_ratio"].values.tolist() == [0.5, 5.0]
 
 
@@ -123,11 +100,11 @@ chunk_choice = st.fixed_dictionaries({}, optional={
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(chunks=chunk_choice)
-def test_chunking_does_not_change_the_cube(tmp_path_factory, dask_scheduler, chunks):
-    text = SMALL + "[chunks]\n" + "".join(f"{k} = {v}\n" for k, v in chunks.items())
+def test_chunking_does_not_change_the_cube(tmp_path_factory, shared_cluster, chunks):
+    text = SMALL + "\n[chunks]\n" + "".join(f"{k} = {v}\n" for k, v in chunks.items())
     out = tmp_path_factory.mktemp("chunks") / "c.zarr"
-    run_quiet(text, out, scheduler=dask_scheduler)
-    arrays, wf = direct(SMALL)
+    run_quietly(text, out, where=shared_cluster)
+    arrays = direct(SMALL)
     ds = xr.open_zarr(out)
     assert tuple(ds["risk"].encoding["chunks"]) == parse_workflow(text).plan.chunk_of(ds["risk"].dims)
     for name in ("risk", "log10_risk", "kl_rate"):
@@ -136,10 +113,10 @@ def test_chunking_does_not_change_the_cube(tmp_path_factory, dask_scheduler, chu
 
 def test_worker_count_does_not_change_the_cube(tmp_path):
     one, two = tmp_path / "one.zarr", tmp_path / "two.zarr"
-    text = SMALL + "[chunks]\nk = 2\n"
-    run_quiet(text, one, workers=1)
-    run_quiet(text, two, workers=2)
-    xr.testing.assert_identical(comparable(xr.open_zarr(one)), comparable(xr.open_zarr(two)))
+    text = SMALL + "\n[chunks]\nk = 2\n"
+    run_quietly(text, one, Where.local(1))
+    run_quietly(text, two, Where.local(2))
+    assert_cubes_identical(one, two)
 
 
 def test_check_block_refuses_nan_and_names_the_cell():
@@ -153,52 +130,33 @@ def test_check_block_refuses_nan_and_names_the_cell():
 
 def test_failed_block_is_reported_and_retried_on_rerun(tmp_path, monkeypatch):
     out = tmp_path / "f.zarr"
-    text = SMALL + "[chunks]\nlam = 1\n"
+    text = SMALL + "\n[chunks]\nlam = 1\n"
     monkeypatch.setenv("EMERGENCE_FAULT", "fail-kernel=1.0.0.0.0")
     with pytest.raises(RunError, match=r"1 of 3 blocks failed.*1\.0\.0\.0\.0.*injected kernel fault"):
-        run_quiet(text, out, workers=1)
-    group = store.open_group(store.StoreLocation(str(out)))
+        run_quietly(text, out)
+    group = store.open_group(StoreLocation(str(out)))
     assert store.done_blocks(group) == {(0, 0, 0, 0, 0), (2, 0, 0, 0, 0)}
     assert np.isnan(xr.open_zarr(out)["risk"].sel(lam=1.0).values).all()
     monkeypatch.delenv("EMERGENCE_FAULT")
-    report = run_quiet(text, out, workers=1)
+    report = run_quietly(text, out)
     assert report.blocks_done_before == 2 and report.blocks_computed == 1
-    arrays, _ = direct(SMALL)
+    arrays = direct(SMALL)
     np.testing.assert_array_equal(xr.open_zarr(out)["risk"].values, arrays["risk"])
 
 
-SLOW = """
-experiment = "hidden"
-name = "slow"
-[grid]
-lam = [1.0]
-noise_ratio = [0.5, 1.0, 2.0, 4.0]
-learner = ["truncated_kalman"]
-k = { range = [1, 4] }
-T = [10, 1000]
-[chunks]
-noise_ratio = 1
-k = 1
-"""
-
-
-def _done_count(out) -> int:
-    try:
-        return len(store.done_blocks(store.open_group(store.StoreLocation(str(out)), mode="r")))
-    except Exception:
-        return 0
+SLOW = hidden("slow", lam=[1.0], noise_ratio=[0.5, 1.0, 2.0, 4.0], learner=["truncated_kalman"],
+              k={"range": [1, 4]}, T=[10, 1000], chunks={"noise_ratio": 1, "k": 1})
 
 
 def test_resume_after_kill_9_of_the_driver(tmp_path):
     wf_path = write_workflow(tmp_path, SLOW)
     out = tmp_path / "slow.zarr"
     env = {"EMERGENCE_FAULT": "delay=0.3"}
-    import os
     proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "run", str(wf_path), "--out", str(out),
                              "--workers", "1", "--no-progress"], cwd=REPO,
                             env=dict(os.environ, **env), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 120
-    while _done_count(out) < 3 and time.time() < deadline:
+    while done_count(out) < 3 and time.time() < deadline:
         time.sleep(0.1)
     import psutil
 
@@ -215,8 +173,8 @@ def test_resume_after_kill_9_of_the_driver(tmp_path):
     assert rerun.returncode == 0, rerun.stderr
     assert f"computed {16 - before} blocks, {(16 - before) * 2} cells (16/16 done)" in rerun.stdout
     reference = tmp_path / "ref.zarr"
-    run_quiet(SLOW, reference, workers=1)
-    xr.testing.assert_identical(comparable(xr.open_zarr(out)), comparable(xr.open_zarr(reference)))
+    run_quietly(SLOW, reference)
+    assert_cubes_identical(out, reference)
 
 
 def test_crash_between_write_and_mark_leaves_block_for_resume(tmp_path):
@@ -232,32 +190,21 @@ def test_crash_between_write_and_mark_leaves_block_for_resume(tmp_path):
     info = json.loads(emergence("info", str(out), "--format", "json").stdout)
     assert info["blocks_done"] == 15  # ...but the block is not marked done
     rerun = emergence("run", str(wf_path), "--out", str(out), "--workers", "1", "--no-progress")
-    assert rerun.returncode == 0 and "computed 1 blocks, 2 cells (16/16 done)" in rerun.stdout
+    assert rerun.returncode == 0 and "computed 1 block, 2 cells (16/16 done)" in rerun.stdout
 
 
-MC = """
-experiment = "hidden"
-name = "mc"
-method = "montecarlo"
-mc_samples = 400
-seed = 7
-[grid]
-lam = [0.9, 1.0]
-noise_ratio = [1.0, 4.0]
-learner = ["truncated_kalman", "best_fir"]
-k = [1, 3]
-T = [20, 200]
-"""
+MC = hidden("mc", method="montecarlo", mc_samples=400, seed=7, lam=[0.9, 1.0], noise_ratio=[1.0, 4.0], k=[1, 3],
+            T=[20, 200])
 
 
-def test_montecarlo_cube_agrees_with_exact_and_ignores_chunking(tmp_path, dask_scheduler):
+def test_montecarlo_cube_agrees_with_exact_and_ignores_chunking(tmp_path, shared_cluster):
     whole, split = tmp_path / "whole.zarr", tmp_path / "split.zarr"
-    run_quiet(MC, whole, scheduler=dask_scheduler)
-    run_quiet(MC + "[chunks]\nlam = 1\nk = 1\nT = 1\n", split, scheduler=dask_scheduler)
+    run_quietly(MC, whole, where=shared_cluster)
+    run_quietly(MC + "\n[chunks]\nlam = 1\nk = 1\nT = 1\n", split, where=shared_cluster)
     a = xr.open_zarr(whole).load()
-    xr.testing.assert_identical(comparable(a, layout=False), comparable(xr.open_zarr(split), layout=False))
+    assert_cubes_identical(whole, split, layout=False)
     assert a["risk_stderr"].attrs["long_name"]
-    exact_arrays, _ = direct(MC.replace('method = "montecarlo"', 'method = "exact"'))
+    exact_arrays = direct(MC.replace('method = "montecarlo"', 'method = "exact"'))
     z = (a["risk"].values - exact_arrays["risk"]) / a["risk_stderr"].values
     assert np.all(np.abs(z) < 4.5), z
     assert np.all(a["risk_stderr"].values > 0)
@@ -265,14 +212,46 @@ def test_montecarlo_cube_agrees_with_exact_and_ignores_chunking(tmp_path, dask_s
 
 def test_nan_from_a_kernel_fails_the_block_naming_the_cell(tmp_path, monkeypatch):
     out = tmp_path / "nan.zarr"
-    text = SMALL + "[chunks]\nlam = 1\n"
+    text = SMALL + "\n[chunks]\nlam = 1\n"
     monkeypatch.setenv("EMERGENCE_FAULT", "nan-result=2.0.0.0.0")
     with pytest.raises(RunError) as err:
-        run_quiet(text, out, workers=1)
+        run_quietly(text, out)
     message = str(err.value)
     assert "1 of 3 blocks failed" in message and "2.0.0.0.0" in message
     assert "is NaN at {'lam': 1.05, 'noise_ratio': 4.0, 'learner': 'best_fir', 'k': 6, 'T': 100000}" in message
     assert np.isnan(xr.open_zarr(out)["risk"].sel(lam=1.05).values).all()  # nothing of it was written
     monkeypatch.delenv("EMERGENCE_FAULT")
-    report = run_quiet(text, out, workers=1)
+    report = run_quietly(text, out)
     assert report.blocks_computed == 1 and not np.isnan(xr.open_zarr(out)["risk"].values).any()
+
+
+def test_ctrl_c_prints_one_line_and_the_rerun_resumes(tmp_path):
+    """A terminal's Ctrl-C signals the whole foreground process group: only the driver hears it."""
+    wf_path = write_workflow(tmp_path, SLOW)
+    out = tmp_path / "interrupted.zarr"
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "run", str(wf_path), "--out", str(out),
+                             "--workers", "2", "--no-progress"], cwd=REPO, start_new_session=True,
+                            env=dict(os.environ, EMERGENCE_FAULT="delay=0.3"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while done_count(out) < 3 and time.time() < deadline:
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert err.strip() == "emergence: interrupted; finished blocks are kept, re-run to resume", err
+    rerun = emergence("run", str(wf_path), "--out", str(out), "--no-progress")
+    assert rerun.returncode == 0 and "(16/16 done)" in rerun.stdout, rerun.stderr
+    reference = tmp_path / "ref.zarr"
+    run_quietly(SLOW, reference)
+    assert_cubes_identical(out, reference)
+
+
+def test_single_block_run_prints_a_dashboard_it_listens_on(tmp_path):
+    one = hidden("one", lam=[1.0], noise_ratio=[1.0], learner=["best_fir"], k=[1], T=[10])
+    result = emergence("run", str(write_workflow(tmp_path, one)), "--out", str(tmp_path / "one.zarr"),
+                       "--no-progress")
+    assert result.returncode == 0, result.stderr
+    (line,) = [line for line in result.stdout.splitlines() if "dashboard" in line]
+    assert line.startswith("dask dashboard: http://127.0.0.1:"), line
+    assert "computed 1 block, 1 cell (1/1 done)" in result.stdout

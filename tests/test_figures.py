@@ -8,11 +8,13 @@ import pytest
 import xarray as xr
 
 from pipeline import figures, plots
+from pipeline.cubes import open_cube
 from pipeline.errors import UsageError
 from pipeline.figures import add_figures_parser
+from pipeline.location import StoreLocation
 from pipeline.plots import add_plot_parser
-from pipeline.store import StoreLocation, open_cube, read_attrs
-from pipeline.thresholds import add_thresholds_parser
+from pipeline.store import read_attrs
+from pipeline.thresholding import add_thresholds_parser
 
 TINY = """experiment = "hidden"
 name = "tiny"
@@ -26,22 +28,22 @@ T = { geom = [10, 1e4], num = 4 }
 
 
 @pytest.fixture(scope="module")
-def gallery(tmp_path_factory, dask_scheduler):
+def gallery(tmp_path_factory, shared_cluster):
     root = tmp_path_factory.mktemp("gallery")
     (root / "wf").mkdir()
     (root / "wf" / "tiny.toml").write_text(TINY)
     said: list[str] = []
-    results = figures.regenerate(root / "wf", root / "data", root / "out", scheduler=dask_scheduler,
+    results = figures.regenerate(root / "wf", root / "data", root / "out", where=shared_cluster,
                                  say=said.append)
-    return root, results, said, dask_scheduler
+    return root, results, said, shared_cluster
 
 
 def test_first_run_makes_cube_thresholds_figures_index(gallery):
     root, results, said, _ = gallery
     (r,) = results
-    assert r.status == "missing" and r.ran
+    assert r.status == "new" and r.ran
     assert (root / "data" / "tiny.zarr" / "zarr.json").exists()
-    th = xr.open_zarr(root / "data" / "tiny.thresholds.zarr", consolidated=False)
+    th = xr.open_zarr(root / "data" / "tiny.thresholds.zarr")
     assert set(th["k_star"].dims) == {"lam", "noise_ratio", "learner", "T", "tau"}
     assert (root / "out" / "tiny.thresholds.txt").read_text().startswith("thresholds of")
     assert len(r.plots) == 3
@@ -53,23 +55,24 @@ def test_first_run_makes_cube_thresholds_figures_index(gallery):
         assert p.caption in md
     assert "emergence plot" in md and str(root / "wf" / "tiny.toml") in md
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
-    assert any("is missing; running" in line for line in said)
+    assert any("is new; running" in line for line in said)
+    assert "Generated" not in md and "Generated" not in page  # no timestamps in tracked files
 
 
 def test_up_to_date_cube_is_skipped(gallery, monkeypatch):
-    root, _, _, scheduler = gallery
+    root, _, _, where = gallery
     created = read_attrs(StoreLocation(str(root / "data" / "tiny.zarr")))["created"]
     (root / "wf2").mkdir()
     (root / "wf2" / "tiny.toml").write_text("# only a comment differs\n" + TINY)
-    monkeypatch.setattr(plots, "plot_dataset", lambda *a, **k: [])
+    monkeypatch.setattr(plots, "draw", lambda *a, **k: [])
 
     def no_run(*args, **kwargs):
         raise AssertionError("an up-to-date cube must not be run")
 
     monkeypatch.setattr("pipeline.engine.run", no_run)
     said: list[str] = []
-    (r,) = figures.regenerate(root / "wf2", root / "data", root / "out2", scheduler=scheduler, say=said.append)
-    assert r.status == "up to date" and not r.ran
+    (r,) = figures.regenerate(root / "wf2", root / "data", root / "out2", where=where, say=said.append)
+    assert r.status == "complete" and not r.ran
     assert read_attrs(StoreLocation(str(root / "data" / "tiny.zarr")))["created"] == created
     assert "up to date, not re-run" in said[0]
 
@@ -86,7 +89,7 @@ def test_cli_subcommands(gallery, capsys):
     assert args.func(args) == 0
     printed = capsys.readouterr().out
     assert "workflow tiny" in printed and "disagreements with theory" in printed
-    assert list(xr.open_zarr(out, consolidated=False)["tau"].values) == [1.0, 0.1]
+    assert list(xr.open_zarr(out)["tau"].values) == [1.0, 0.1]
     bad = parser.parse_args(["thresholds", store, "--tau", "0"])
     with pytest.raises(UsageError):
         bad.func(bad)
@@ -98,13 +101,13 @@ def test_cli_subcommands(gallery, capsys):
 
 
 def test_changed_workflow_is_rerun(gallery, monkeypatch):
-    root, _, _, scheduler = gallery
+    root, _, _, where = gallery
     (root / "wf3").mkdir()
     (root / "wf3" / "tiny.toml").write_text(TINY.replace("num = 4", "num = 3"))
-    monkeypatch.setattr(plots, "plot_dataset", lambda *a, **k: [])
-    (r,) = figures.regenerate(root / "wf3", root / "data", root / "out3", scheduler=scheduler, say=lambda s: None)
-    assert r.status == "stale" and r.ran
-    assert open_cube(StoreLocation(str(root / "data" / "tiny.zarr"))).sizes["T"] == 3
+    monkeypatch.setattr(plots, "draw", lambda *a, **k: [])
+    (r,) = figures.regenerate(root / "wf3", root / "data", root / "out3", where=where, say=lambda s: None)
+    assert r.status == "other_workflow" and r.ran
+    assert open_cube(root / "data" / "tiny.zarr").sizes["T"] == 3
 
 
 def test_bad_workflow_folders(tmp_path):
@@ -120,3 +123,25 @@ def test_bad_workflow_folders(tmp_path):
     with pytest.raises(UsageError, match="share the name 'tiny'"):
         figures.regenerate(tmp_path, tmp_path / "data", tmp_path / "out")
     assert not (tmp_path / "data").exists()  # nothing written before every workflow is valid
+
+
+def test_regenerating_unchanged_cubes_changes_no_byte(gallery):
+    root, _, _, where = gallery
+    out = root / "stable"
+    (root / "wf4").mkdir()
+    (root / "wf4" / "tiny.toml").write_text(TINY.replace("num = 4", "num = 3"))  # the cube of the last test
+    figures.regenerate(root / "wf4", root / "data", out, where=where, say=lambda s: None)
+    first = {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    figures.regenerate(root / "wf4", root / "data", out, where=where, say=lambda s: None)
+    assert {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()} == first
+
+
+def test_gallery_refuses_a_folder_it_did_not_make(tmp_path):
+    (tmp_path / "wf").mkdir()
+    (tmp_path / "wf" / "tiny.toml").write_text(TINY)
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "index.md").write_text("my own page")
+    with pytest.raises(UsageError, match="nothing was touched"):
+        figures.regenerate(tmp_path / "wf", tmp_path / "data", tmp_path / "site")
+    assert (tmp_path / "site" / "index.md").read_text() == "my own page"
+    assert not (tmp_path / "data").exists()

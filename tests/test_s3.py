@@ -14,13 +14,9 @@ from pathlib import Path
 import pytest
 import xarray as xr
 
-pytest.importorskip("s3fs")
-pytest.importorskip("moto")
+from tests.helpers import REPO, assert_cubes_identical, done_count, emergence, run_quietly, write_workflow
 
-from pipeline import store  # noqa: E402
-from pipeline.config import parse_workflow  # noqa: E402
-from pipeline.engine import run  # noqa: E402
-from tests.conftest import REPO, comparable, emergence, write_workflow  # noqa: E402
+pytestmark = pytest.mark.slow
 
 WORKFLOW = """
 experiment = "hidden"
@@ -72,13 +68,6 @@ def s3_env():
         server.wait()
 
 
-def _done(url: str) -> int:
-    try:
-        return len(store.done_blocks(store.open_group(store.StoreLocation(url), mode="r")))
-    except Exception:
-        return 0
-
-
 def test_s3_run_kill_resume_equals_local(s3_env, tmp_path):
     wf = write_workflow(tmp_path, WORKFLOW)
     url = "s3://cubes/resume.zarr"
@@ -87,7 +76,7 @@ def test_s3_run_kill_resume_equals_local(s3_env, tmp_path):
                               env=dict(os.environ, EMERGENCE_FAULT="delay=0.3"),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 120
-    while _done(url) < 2 and time.time() < deadline:
+    while done_count(url) < 2 and time.time() < deadline:
         time.sleep(0.1)
     os.killpg(driver.pid, signal.SIGKILL)
     driver.wait(timeout=30)
@@ -100,5 +89,5 @@ def test_s3_run_kill_resume_equals_local(s3_env, tmp_path):
     again = emergence("run", str(wf), "--out", url, "--workers", "1", "--no-progress")
     assert "nothing to do" in again.stdout
     local = tmp_path / "local.zarr"
-    run(parse_workflow(WORKFLOW), store.StoreLocation(str(local)), workers=1, progress=False, say=lambda s: None)
-    xr.testing.assert_identical(comparable(xr.open_zarr(url)), comparable(xr.open_zarr(local)))
+    run_quietly(WORKFLOW, local)
+    assert_cubes_identical(xr.open_zarr(url), xr.open_zarr(local))

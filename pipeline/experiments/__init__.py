@@ -1,14 +1,23 @@
-"""Registry: experiment name -> Experiment (see ``base.py`` for the interface)."""
+"""Registry: experiment name -> Experiment (see ``base.py`` for the interface).
+
+Adding an experiment: its model in ``pipeline/models/``, its package here, one line below.
+"""
 
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
-from pipeline.experiments.base import Experiment
+from pipeline.errors import UsageError
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from pipeline.experiments.base import Experiment
 
 _REGISTRY = {
-    "hidden": ("pipeline.experiments.hidden", "HIDDEN"),
-    "observed": ("pipeline.experiments.observed", "OBSERVED"),
+    "hidden": ("pipeline.experiments.hidden.adapter", "HIDDEN"),
+    "observed": ("pipeline.experiments.observed.adapter", "OBSERVED"),
 }
 
 
@@ -23,4 +32,14 @@ def experiment_module(name: str) -> str:
 
 def get_experiment(name: str) -> Experiment:
     module, attribute = _REGISTRY[name]
-    return getattr(importlib.import_module(module), attribute)
+    experiment: Experiment = getattr(importlib.import_module(module), attribute)
+    return experiment
+
+
+def experiment_of(ds: xr.Dataset) -> Experiment:
+    """The experiment a cube or thresholds dataset was made by (its ``experiment`` attribute)."""
+    name = ds.attrs.get("experiment")
+    if name not in _REGISTRY:
+        raise UsageError(f"cannot tell which experiment made this dataset (experiment attribute {name!r}; "
+                         f"known: {known_experiments()})")
+    return get_experiment(str(name))

@@ -1,77 +1,61 @@
-"""The seam between the engine and an experiment.
+"""The experiment seam: what an experiment tells the engine and every reader.
 
-The engine knows only this interface: axis rules to validate a grid, static
-variables computed once on the driver, and a pure block kernel.
+An experiment owns its whole story: the axes of its grid and their rules, its result
+variables, the static part of its cube, the block kernel (workers), and, for the
+readers, its thresholds (measured beside theory), their table and disagreements,
+its figures and its summary lines. The engine and the readers know experiments only
+through this interface and the registry (``pipeline.experiments``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from pipeline.core import AxisRule, SettingRule, Settings, VariableSpec
+
 if TYPE_CHECKING:
     import xarray as xr
+    from matplotlib.figure import Figure
 
-AxisKind = Literal["float", "int", "str"]
-
-
-@dataclass(frozen=True)
-class AxisRule:
-    """How one grid axis is typed and checked.
-
-    ``check`` returns None for an allowed value, or the text of the rule it
-    breaks ("must be >= 1"). ``choices`` restricts string axes.
-    """
-
-    name: str
-    kind: AxisKind
-    check: Callable[[Any], str | None] | None = None
-    choices: tuple[str, ...] | None = None
+DEFAULT_TAUS = (1.0, 0.1, 0.01)
+DEFAULT_GROWTH_TOL = 0.5
 
 
 @dataclass(frozen=True)
-class VariableSpec:
-    """A result variable of the cube: its dims (a subset of the cube's), dtype and attrs."""
+class ThresholdOptions:
+    """Levels ``tau`` for ``k*`` and the growth exponent below which a risk counts as bounded."""
 
-    dims: tuple[str, ...]
-    long_name: str
-    units: str
-    dtype: str = "float64"
-    description: str = ""
-    nan_means: str = ""
-    """If non-empty, NaN is a legitimate value with this meaning (e.g. "d > family_dim");
-    otherwise a NaN from the kernel fails the block."""
+    taus: tuple[float, ...] = DEFAULT_TAUS
+    growth_tol: float = DEFAULT_GROWTH_TOL
 
 
 @dataclass(frozen=True)
-class Settings:
-    """Workflow settings that are not grid axes (what a kernel may read)."""
+class DrawnFigure:
+    """One figure of a cube: ``stem`` names its files (unique within the cube's figures)."""
 
-    experiment: str
-    name: str
-    seed: int = 0
-    method: str = "exact"
-    mc_samples: int = 1000
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    stem: str
+    title: str
+    caption: str
+    figure: Figure
 
 
 class Experiment(Protocol):
     name: str
+    """Registry key; stored in the cube's ``experiment`` attribute."""
     axes: tuple[str, ...]
     axis_rules: Mapping[str, AxisRule]
-    # Extra top-level workflow keys: key -> (default, checker returning error text or None)
-    extra_settings: Mapping[str, tuple[Any, Callable[[Any], str | None]]]
+    extra_settings: Mapping[str, SettingRule]
+    """Extra top-level workflow keys (e.g. ``basis``)."""
 
-    def resolve_axes(
-        self, axes: dict[str, np.ndarray], settings: Settings
-    ) -> dict[str, np.ndarray]:
-        """Turn raw axis values into final coordinates (e.g. ``d = "all"``).
+    # -- the grid and the cube ------------------------------------------------
 
-        Raises ConfigError for values that only the experiment can judge.
-        """
+    def resolve_axes(self, axes: dict[str, np.ndarray], settings: Settings) -> dict[str, np.ndarray]:
+        """Turn raw axis values into final coordinates (e.g. ``d = "all"``); ConfigError
+        for values only the experiment can judge."""
         ...
 
     def variables(self, settings: Settings) -> dict[str, VariableSpec]:
@@ -79,23 +63,39 @@ class Experiment(Protocol):
         ...
 
     def static(self, coords: Mapping[str, np.ndarray], settings: Settings) -> xr.Dataset:
-        """Variables that depend on no blocked work (computed once, on the driver).
-
-        May add non-dimension coordinates. Its dims are cube axes plus extra dims.
-        """
+        """Variables that depend on no blocked work (computed once, on the driver)."""
         ...
 
-    def kernel(
-        self,
-        coords: Mapping[str, np.ndarray],
-        static: xr.Dataset,
-        settings: Settings,
-    ) -> dict[str, np.ndarray]:
-        """Compute one block.
-
-        ``coords`` holds the block's 1-D coordinate values per axis; ``static`` is the
-        static dataset restricted to the block's coordinates. Returns, for every
-        variable of ``variables()``, an array shaped by that variable's dims over the
-        block. Must be pure: the same cell gives the same bits in any block.
-        """
+    def kernel(self, coords: Mapping[str, np.ndarray], static: xr.Dataset, settings: Settings) -> dict[str, np.ndarray]:
+        """Compute one block: ``coords`` holds the block's 1-D coordinates per axis, ``static``
+        the static dataset restricted to them. Returns every variable of ``variables()``
+        shaped by its dims over the block. Pure: a cell's bits never depend on the block."""
         ...
+
+    def adapt(self, ds: xr.Dataset) -> xr.Dataset:
+        """A cube of an older format in today's layout (readers call it on open)."""
+        ...
+
+    # -- reading ---------------------------------------------------------------
+
+    def thresholds(self, ds: xr.Dataset, options: ThresholdOptions) -> xr.Dataset:
+        """Every extracted value beside its theory. Variables derived from result cells carry
+        ``attrs["role"] = "measured"``; theory and static ones ``"theory"``/``"static"``."""
+        ...
+
+    def table(self, th: xr.Dataset) -> list[str]:
+        """Lines of a readable table of ``th``, theory beside every value."""
+        ...
+
+    def disagreements(self, th: xr.Dataset) -> list[str]:
+        """One line per extracted value that misses its theory beyond the documented tolerance."""
+        ...
+
+    def summary(self, ds: xr.Dataset, th: xr.Dataset) -> list[str]:
+        """A few lines on what the cube shows."""
+        ...
+
+    def figures(self, ds: xr.Dataset, th: xr.Dataset, tau: float) -> list[DrawnFigure]:
+        """Every figure of the cube (``tau``: the level for ``k*`` where the experiment has one)."""
+        ...
+

@@ -57,8 +57,6 @@ to max |theta|; Kalman ``P, K, a`` <= 5e-14 for noise ratios 1e-6..1e8.
 from __future__ import annotations
 
 import math
-from typing import Literal
-
 import numpy as np
 import numpy.typing as npt
 
@@ -71,10 +69,11 @@ __all__ = [
     "kalman_fir",
     "montecarlo_block",
     "risk_block",
-    "risk_oracle",
+    "kstar_theory",
+    "kstar_slope_theory",
+    "growth_exponent_theory",
 ]
 
-Learner = Literal["truncated_kalman", "best_fir"]
 LEARNERS: tuple[str, ...] = ("truncated_kalman", "best_fir")
 
 _LN10 = math.log(10.0)
@@ -404,35 +403,6 @@ def best_fir_theta(lam: float, noise_ratio: float, k: int, T: int) -> FloatArray
 
 
 # ---------------------------------------------------------------------------
-# O(T) oracle
-# ---------------------------------------------------------------------------
-
-
-def risk_oracle(lam: float, noise_ratio: float, theta: npt.ArrayLike, T: int) -> float:
-    """``R_T`` of the FIR ``theta`` by the O(T) identity of MATH §2.3 (float64 test oracle).
-
-    ``c_j = G_j - theta_j`` (``theta_j = 0`` for ``j > k``), ``D_u = lam D_{u-1} + c_u``,
-    ``R_T = (1/T)[sum_u (P + (T - u)) D_u^2 + r sum_j (T - j + 1) c_j^2]``.
-    Memory and time O(T); not for production.
-    """
-    from scipy.signal import lfilter  # imported here: scipy.signal costs ~1 s at startup
-
-    T = int(T)
-    theta = np.asarray(theta, dtype=np.float64).reshape(-1)
-    P, K, a = (float(v) for v in kalman(lam, noise_ratio))
-    r = float(noise_ratio)
-    j = np.arange(1, T + 1, dtype=np.float64)
-    with np.errstate(under="ignore"):
-        c = K * a ** (j - 1.0)
-    m = min(theta.shape[0], T)
-    c[:m] -= theta[:m]
-    D = lfilter([1.0], [1.0, -float(lam)], c)
-    w = P + (T - j)
-    total = np.sum(w * D * D) + r * np.sum((T - j + 1.0) * c * c)
-    return float(total / T)
-
-
-# ---------------------------------------------------------------------------
 # Monte Carlo
 # ---------------------------------------------------------------------------
 
@@ -564,3 +534,46 @@ def _mc_one(lam, r, learner, k, T, t_max, seed, samples, risk_out, stderr_out):
             var = math.fsum(((vals - mean) ** 2).tolist()) / (samples - 1)
             risk_out[ki, ni] = mean
             stderr_out[ki, ni] = math.sqrt(var / samples)
+
+
+# ---------------------------------------------------------------------------
+# Theory (MATH §2.4)
+# ---------------------------------------------------------------------------
+
+
+def is_marginal(lam: npt.ArrayLike) -> npt.NDArray[np.bool_]:
+    """``|lam| = 1`` (to 1e-12), the random walk of Theorem 4.1."""
+    return np.asarray(np.abs(np.abs(np.asarray(lam, dtype=np.float64)) - 1.0) <= 1e-12)
+
+
+def kstar_theory(a: npt.ArrayLike, T: npt.ArrayLike, tau: npt.ArrayLike) -> FloatArray:
+    """``k*(T; tau) = ln(q T / (2 tau)) / (2 ln(1/|a|))`` (taps; q = 1): the filter length
+    the truncated Kalman filter needs for ``R_T <= tau`` at ``|lam| = 1``. Broadcasts."""
+    with np.errstate(divide="ignore"):
+        return np.asarray(np.log(np.asarray(T, dtype=np.float64) / (2.0 * np.asarray(tau, dtype=np.float64)))
+                          / (2.0 * np.log(1.0 / np.abs(np.asarray(a, dtype=np.float64)))))
+
+
+def kstar_slope_theory(lam: npt.ArrayLike, a: npt.ArrayLike, learner: str) -> FloatArray:
+    """Slope of ``k*`` in ``ln T`` (taps per e-fold of T): truncated Kalman ``1 / (2 ln(1/|a|))``
+    at ``|lam| = 1``, 0 for ``|lam| < 1`` (bounded), ``+inf`` for ``|lam| > 1`` (``k*`` linear
+    in T); ``best_fir`` 0 (bounded for every k >= 1). Broadcasts ``lam`` against ``a``."""
+    lam_a, a_a = np.broadcast_arrays(np.asarray(lam, dtype=np.float64), np.asarray(a, dtype=np.float64))
+    if learner != "truncated_kalman":
+        return np.zeros(lam_a.shape)
+    with np.errstate(divide="ignore"):
+        marginal = 1.0 / (2.0 * np.log(1.0 / np.abs(a_a)))
+    return np.where(is_marginal(lam_a), marginal, np.where(np.abs(lam_a) < 1, 0.0, np.inf))
+
+
+def growth_exponent_theory(lam: npt.ArrayLike, learner: str, t1: float, t2: float) -> FloatArray:
+    """Theory of ``d log R / d log T`` between horizons ``t1 < t2``: 0 where the risk is
+    bounded (``|lam| < 1``, or ``best_fir``), 1 for the truncated Kalman filter at
+    ``|lam| = 1``, and ``2 (t2 - t1) log10|lam| / log10(t2/t1)`` for ``|lam| > 1``
+    (risk growing like ``lam^(2T)``)."""
+    lam_a = np.asarray(lam, dtype=np.float64)
+    if learner != "truncated_kalman":
+        return np.zeros(lam_a.shape)
+    with np.errstate(divide="ignore"):
+        explosive = 2.0 * (t2 - t1) * np.log10(np.abs(lam_a)) / np.log10(t2 / t1)
+    return np.where(is_marginal(lam_a), 1.0, np.where(np.abs(lam_a) < 1, 0.0, explosive))

@@ -19,8 +19,8 @@ from pipeline.models.hidden import (
     kalman_fir,
     montecarlo_block,
     risk_block,
-    risk_oracle,
 )
+from tests.oracles.hidden import risk_oracle
 
 LEARNERS = ("truncated_kalman", "best_fir")
 

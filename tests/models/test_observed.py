@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from pipeline.errors import ConfigError
-from pipeline.experiments.base import Settings
-from pipeline.experiments.observed import OBSERVED
+from pipeline.core import Settings
+from pipeline.experiments.observed.adapter import OBSERVED
 from pipeline.models import observed as om
 from pipeline.models.spectra import critical_d_theory, family_dimension, parse_spectrum
 
@@ -201,7 +201,7 @@ def test_draws_are_prefix_stable():
 
 def test_similarity_of_repeated_diagonal_is_empty():
     coords, static, s = _cube(["1.0^[1,1]"], [1, 10, 1000], draws=2, families=("similarity",))
-    assert int(static["family_dim"].item()) == 0 and int(static["critical_d"].item()) == 0
+    assert int(static["family_dim"].item()) == 0 and int(static["critical_d_theory"].item()) == 0
     assert np.all(static["perturbation"].values[..., :2, :2] == 0)
     out = OBSERVED.kernel(coords, static, s)
     assert list(coords["d"]) == [0]
@@ -286,7 +286,7 @@ def test_hard_cells_against_mpmath(text, fam, T):
     # block/full bases are stored exactly inside the family; similarity bases are
     # float roundings of an irrational subspace, so the oracle snaps them into it
     ref = _mp_oracle(A, B, H, T, dps, snap=(fam == "similarity"))
-    crit = int(static["critical_d"].item())
+    crit = int(static["critical_d_theory"].item())
     worst = 0.0
     with mp.workdps(dps):
         for q in range(2):
@@ -403,7 +403,7 @@ def test_variables_and_static_layout():
     for name in list(static.data_vars) + list(static.coords):
         assert static[name].attrs.get("long_name") and "units" in static[name].attrs, name
     assert static["spectrum"].dtype == object and all(type(x) is str for x in static["spectrum"].values)
-    assert static["critical_d"].dtype == np.int64 and static["family_dim"].dtype == np.int64
+    assert static["critical_d_theory"].dtype == np.int64 and static["family_dim"].dtype == np.int64
     assert static["learner_basis"].shape == (2, 3, 16, 4, 4)
     lb = static["learner_basis"].sel(spectrum="1.0^2, 0.5", family="block").values
     assert np.all(np.isnan(lb[5:])) and np.all(np.isnan(lb[:5, 3:, :])) and not np.isnan(lb[:5, :3, :3]).any()
@@ -433,7 +433,7 @@ def test_resolve_axes_rules():
         OBSERVED.resolve_axes(dict(base, spectrum=np.array(["1.0^0"], dtype=object)), s)
     assert OBSERVED.axis_rules["spectrum"].check("1.0^0")
     assert OBSERVED.axis_rules["spectrum"].check("1.0^2") is None
-    assert OBSERVED.extra_settings["basis"][1]("nope") and OBSERVED.extra_settings["basis"][1]("random") is None
+    assert OBSERVED.extra_settings["basis"].check("nope") and OBSERVED.extra_settings["basis"].check("random") is None
 
 
 def test_montecarlo_agrees_with_exact():

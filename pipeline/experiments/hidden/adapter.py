@@ -1,4 +1,8 @@
-"""Experiment ``hidden``: the noisily observed scalar system of MATH §2 (Theorem 4.1)."""
+"""Experiment ``hidden``: the noisily observed scalar system of MATH §2 (Theorem 4.1).
+
+Cube axes ``(lam, noise_ratio, learner, k, T)``; the science is ``pipeline.models.hidden``.
+Workers import this module only: the readers' parts import their modules when called.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pipeline.core import AxisRule, SettingRule, Settings, VariableSpec
 from pipeline.errors import ConfigError
-from pipeline.experiments.base import AxisRule, Settings, VariableSpec
 from pipeline.models import hidden as model
 
-if TYPE_CHECKING:  # imported in static(): `emergence run` reads workflows before importing xarray
+if TYPE_CHECKING:  # imported where used: `emergence run` reads workflows before importing xarray
     import xarray as xr
 
-LEARNERS = ("truncated_kalman", "best_fir")
+    from pipeline.experiments.base import DrawnFigure, ThresholdOptions
 
 
 def _positive(v: float) -> str | None:
@@ -28,14 +32,16 @@ def _at_least_one(v: int) -> str | None:
 class HiddenExperiment:
     name = "hidden"
     axes = ("lam", "noise_ratio", "learner", "k", "T")
-    axis_rules = {
-        "lam": AxisRule("lam", "float"),
-        "noise_ratio": AxisRule("noise_ratio", "float", check=_positive),
-        "learner": AxisRule("learner", "str", choices=LEARNERS),
-        "k": AxisRule("k", "int", check=_at_least_one),
-        "T": AxisRule("T", "int", check=_at_least_one),
+    axis_rules: Mapping[str, AxisRule] = {
+        "lam": AxisRule("lam", "float", "state coefficient lam of x_{t+1} = lam x_t + w_t", "1"),
+        "noise_ratio": AxisRule("noise_ratio", "float", "observation-noise ratio r/q", "1", check=_positive),
+        "learner": AxisRule("learner", "str", "learner (FIR filter on y)", "1", choices=model.LEARNERS),
+        "k": AxisRule("k", "int", "filter length k", "taps", check=_at_least_one),
+        "T": AxisRule("T", "int", "horizon T", "steps", check=_at_least_one),
     }
-    extra_settings: Mapping[str, tuple[object, object]] = {}
+    extra_settings: Mapping[str, SettingRule] = {}
+
+    # -- the grid and the cube ------------------------------------------------
 
     def resolve_axes(self, axes: dict[str, np.ndarray], settings: Settings) -> dict[str, np.ndarray]:
         for axis, values in axes.items():
@@ -64,12 +70,13 @@ class HiddenExperiment:
         ratio = np.asarray(coords["noise_ratio"], dtype=np.float64)[None, :]
         P, K, a = model.kalman(lam, ratio)
         dims = ("lam", "noise_ratio")
+        shape = (lam.size, ratio.size)
         return xr.Dataset({
-            "P": (dims, np.broadcast_to(P, (lam.size, ratio.size)).copy(),
+            "P": (dims, np.broadcast_to(P, shape).copy(),
                   {"long_name": "stationary one-step prediction variance P", "units": "process-noise variance (q)"}),
-            "kalman_gain": (dims, np.broadcast_to(K, (lam.size, ratio.size)).copy(),
+            "kalman_gain": (dims, np.broadcast_to(K, shape).copy(),
                             {"long_name": "stationary Kalman gain K = lam P / (P + r)", "units": "1"}),
-            "a": (dims, np.broadcast_to(a, (lam.size, ratio.size)).copy(),
+            "a": (dims, np.broadcast_to(a, shape).copy(),
                   {"long_name": "Kalman predictor pole a = lam - K", "units": "1"}),
         })
 
@@ -90,6 +97,36 @@ class HiddenExperiment:
         S = (static["P"].values + ratio[None, :])[:, :, None, None, None]
         out["kl_rate"] = out["risk"] / (2.0 * S)
         return out
+
+    def adapt(self, ds: xr.Dataset) -> xr.Dataset:
+        return ds
+
+    # -- reading ---------------------------------------------------------------
+
+    def thresholds(self, ds: xr.Dataset, options: ThresholdOptions) -> xr.Dataset:
+        from pipeline.experiments.hidden import thresholds
+
+        return thresholds.thresholds(ds, options)
+
+    def table(self, th: xr.Dataset) -> list[str]:
+        from pipeline.experiments.hidden import report
+
+        return report.table(th)
+
+    def disagreements(self, th: xr.Dataset) -> list[str]:
+        from pipeline.experiments.hidden import report
+
+        return report.disagreements(th)
+
+    def summary(self, ds: xr.Dataset, th: xr.Dataset) -> list[str]:
+        from pipeline.experiments.hidden import report
+
+        return report.summary(ds, th)
+
+    def figures(self, ds: xr.Dataset, th: xr.Dataset, tau: float) -> list[DrawnFigure]:
+        from pipeline.experiments.hidden import figures
+
+        return figures.figures(ds, th, tau)
 
 
 HIDDEN = HiddenExperiment()

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pipeline.core import AxisRule, SettingRule, Settings, VariableSpec
 from pipeline.errors import ConfigError
-from pipeline.experiments.base import AxisRule, Settings, VariableSpec
 from pipeline.models import observed as om
 from pipeline.models.spectra import (
     FAMILIES,
@@ -24,6 +24,8 @@ from pipeline.models.streams import cell_rng
 
 if TYPE_CHECKING:  # imported in static(): `emergence run` reads workflows before importing xarray
     import xarray as xr
+
+    from pipeline.experiments.base import DrawnFigure, ThresholdOptions
 
 BASES = ("jordan", "random")
 UNDEFINED = "d > family_dim (no learner with that many parameters)"
@@ -95,13 +97,14 @@ class ObservedExperiment:
     name = "observed"
     axes = ("spectrum", "family", "d", "T", "draw")
     axis_rules: Mapping[str, AxisRule] = {
-        "spectrum": AxisRule("spectrum", "str", check=_check_spectrum),
-        "family": AxisRule("family", "str", choices=FAMILIES),
-        "d": AxisRule("d", "int", check=_check_d),
-        "T": AxisRule("T", "int", check=_check_T),
-        "draw": AxisRule("draw", "int", check=_check_draw),
+        "spectrum": AxisRule("spectrum", "str", "eigenvalue spectrum of A (docs/theory.md §1.1 notation)", "1",
+                             check=_check_spectrum),
+        "family": AxisRule("family", "str", "perturbation family", "1", choices=FAMILIES),
+        "d": AxisRule("d", "int", "learner parameter count d", "parameters", check=_check_d),
+        "T": AxisRule("T", "int", "horizon T", "steps", check=_check_T),
+        "draw": AxisRule("draw", "int", "adversary draw index", "1", check=_check_draw),
     }
-    extra_settings = {"basis": ("jordan", _check_basis)}
+    extra_settings: Mapping[str, SettingRule] = {"basis": SettingRule("jordan", _check_basis)}
 
     # -- configuration -----------------------------------------------------
 
@@ -224,7 +227,9 @@ class ObservedExperiment:
         sc = _str_array(spectra)
         ds = xr.Dataset(
             {
-                "critical_d": (("spectrum", "family"), crit, {"long_name": "theory critical parameter count d*", "units": "1"}),
+                "critical_d_theory": (("spectrum", "family"), crit,
+                                      {"long_name": "theory critical parameter count d* (docs/theory.md §1.4)",
+                                       "units": "parameters"}),
                 "family_dim": (("spectrum", "family"), fdim, {"long_name": "family dimension D", "units": "1"}),
                 "system": (("spectrum", "row", "col"), system, {"long_name": "system matrix A (NaN-padded)", "units": "1"}),
                 "perturbation": (
@@ -334,6 +339,39 @@ class ObservedExperiment:
         out["kl_rate"] = risk / 2.0
         _check_nan_only_where_undefined(out, coords, static)
         return out
+
+    def adapt(self, ds: xr.Dataset) -> xr.Dataset:
+        """Cubes of the first format stored the theory d* as ``critical_d``."""
+        if "critical_d" in ds and "critical_d_theory" not in ds:
+            ds = ds.rename_vars({"critical_d": "critical_d_theory"})
+        return ds
+
+    # -- reading ---------------------------------------------------------------
+
+    def thresholds(self, ds: xr.Dataset, options: ThresholdOptions) -> xr.Dataset:
+        from pipeline.experiments.observed import thresholds
+
+        return thresholds.thresholds(ds, options)
+
+    def table(self, th: xr.Dataset) -> list[str]:
+        from pipeline.experiments.observed import report
+
+        return report.table(th)
+
+    def disagreements(self, th: xr.Dataset) -> list[str]:
+        from pipeline.experiments.observed import report
+
+        return report.disagreements(th)
+
+    def summary(self, ds: xr.Dataset, th: xr.Dataset) -> list[str]:
+        from pipeline.experiments.observed import report
+
+        return report.summary(ds, th)
+
+    def figures(self, ds: xr.Dataset, th: xr.Dataset, tau: float) -> list[DrawnFigure]:
+        from pipeline.experiments.observed import figures
+
+        return figures.figures(ds, th)
 
 
 def _deltas(fac, prob, B: np.ndarray, q: int, n: int) -> np.ndarray:

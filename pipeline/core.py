@@ -1,0 +1,66 @@
+"""Neutral types shared by the configuration, the store, the engine and the experiments.
+
+Nothing here knows an experiment: an experiment describes itself with these types,
+and every other module reads those descriptions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+AxisKind = Literal["float", "int", "str"]
+Check = Callable[[Any], "str | None"]
+"""A rule: returns None for an allowed value, or the text of the rule it breaks ("must be >= 1")."""
+
+
+@dataclass(frozen=True)
+class AxisRule:
+    """How one grid axis is typed, checked and described.
+
+    ``check`` returns None for an allowed value, or the rule it breaks; ``choices``
+    restricts string axes. ``long_name`` and ``units`` become the coordinate's
+    attributes in the cube (so plain xarray plots label their axes).
+    """
+
+    name: str
+    kind: AxisKind
+    long_name: str
+    units: str
+    check: Check | None = None
+    choices: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class VariableSpec:
+    """A result variable of the cube: its dims (a subset of the cube's axes), dtype and attrs."""
+
+    dims: tuple[str, ...]
+    long_name: str
+    units: str
+    dtype: str = "float64"
+    description: str = ""
+    nan_means: str = ""
+    """If non-empty, NaN is a legitimate value with this meaning (e.g. "d > family_dim");
+    otherwise a NaN from the kernel fails the block."""
+
+
+@dataclass(frozen=True)
+class SettingRule:
+    """A top-level workflow key an experiment adds (e.g. ``basis``): default and check."""
+
+    default: Any
+    check: Check
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Workflow settings that are not grid axes (what a kernel may read)."""
+
+    experiment: str
+    name: str
+    seed: int = 0
+    method: str = "exact"
+    mc_samples: int = 1000
+    extra: Mapping[str, Any] = field(default_factory=dict)

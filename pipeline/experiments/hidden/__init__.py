@@ -1,0 +1,1 @@
+"""Experiment ``hidden``: the noisily observed scalar system of MATH §2 (Theorem 4.1)."""

@@ -1,0 +1,162 @@
+"""Figure helpers every experiment's figures use: canvases, colour scales, cell edges,
+file-name stems. Matplotlib is imported where it is drawn (``Figure`` objects, no pyplot
+state, no display needed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+import numpy as np
+
+DPI = 110
+FONT = 10
+ZERO_COLOUR = "black"
+UNDEFINED_COLOUR = "#d9d9d9"
+
+LOG10_RISK_LABEL = r"$\log_{10} R_T$  ($R_T$ in units of the process-noise variance $q$)"
+HORIZON_LABEL = r"horizon $T$ (steps)"
+
+
+def figure(width: float, height: float) -> Any:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def style() -> AbstractContextManager[Any]:
+    """The house style, applied while drawing (reproducible SVG ids)."""
+    import matplotlib
+
+    return matplotlib.rc_context({"font.size": FONT, "axes.titlesize": FONT + 1, "axes.labelsize": FONT,
+                                  "legend.fontsize": FONT - 1, "svg.hashsalt": "emergence",
+                                  "figure.facecolor": "white"})
+
+
+def title(text: str, partial: str | None) -> str:
+    """A figure title, marked when drawn from a partial cube."""
+    return f"{text} [{partial}]" if partial else text
+
+
+def edges(values: np.ndarray, log: bool) -> np.ndarray:
+    """Cell edges around sorted centres (geometric midpoints on a log axis)."""
+    v = np.asarray(values, dtype=np.float64)
+    x = np.log10(v) if log else v
+    if x.size == 1:
+        e = np.array([x[0] - 0.5, x[0] + 0.5])
+    else:
+        mid = (x[1:] + x[:-1]) / 2
+        e = np.concatenate([[x[0] - (mid[0] - x[0])], mid, [x[-1] + (x[-1] - mid[-1])]])
+    return np.asarray(10.0 ** e) if log else e
+
+
+def colour_limits(values: np.ndarray) -> tuple[float, float]:
+    """The data's whole finite range (nothing is clipped: the scale covers every value)."""
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return -1.0, 1.0
+    lo, hi = float(finite.min()), float(finite.max())
+    return (lo, lo + 1.0) if hi <= lo else (lo, hi)
+
+
+LINEAR_DECADES = 60.0
+"""Up to this many decades of risk a colour scale is linear in log10 R; beyond (explosive
+systems reach 10^17000), symmetric-log, so both the O(1) and the huge risks stay legible."""
+
+
+def risk_norm(lo: float, hi: float) -> Any:
+    """The colour normalisation of log10 risk over ``[lo, hi]`` (nothing clipped)."""
+    from matplotlib.colors import Normalize, SymLogNorm
+
+    if hi - lo <= LINEAR_DECADES:
+        return Normalize(lo, hi)
+    return SymLogNorm(linthresh=10.0, linscale=1.0, vmin=lo, vmax=hi, base=10)
+
+
+def risk_colours(name: str = "viridis") -> Any:
+    """Colour map for log10 risk: exact zeros (drawn below the range) in ``ZERO_COLOUR``,
+    undefined or uncomputed cells in ``UNDEFINED_COLOUR``."""
+    import matplotlib
+
+    return matplotlib.colormaps[name].with_extremes(bad=UNDEFINED_COLOUR, under=ZERO_COLOUR)
+
+
+def zeros_below(values: np.ndarray, lo: float) -> np.ndarray:
+    """``values`` with exact zeros of the risk (``log10 = -inf``) just below the scale."""
+    return np.where(np.isneginf(values), lo - 1.0, values)
+
+
+def risk_colourbar(fig: Any, mesh: Any, axes: Any, has_zeros: bool, what: str = LOG10_RISK_LABEL) -> Any:
+    """A colour bar of log10 risk; its lower end, when shown, marks exact zeros."""
+    from matplotlib.colors import SymLogNorm
+
+    bar = fig.colorbar(mesh, ax=axes, extend="min" if has_zeros else "neither", shrink=0.9)
+    scale = "; symmetric-log scale beyond ±10" if isinstance(mesh.norm, SymLogNorm) else ""
+    bar.set_label(what + scale + ("\nblack: $R_T = 0$ exactly" if has_zeros else ""))
+    return bar
+
+
+def grid_shape(n: int, max_cols: int = 3) -> tuple[int, int]:
+    cols = min(n, max_cols)
+    return math.ceil(n / cols), cols
+
+
+def sequential_colours(n: int, name: str = "plasma") -> list[Any]:
+    import matplotlib
+
+    cmap = matplotlib.colormaps[name]
+    return [cmap(0.2)] if n == 1 else [cmap(0.85 * i / (n - 1)) for i in range(n)]
+
+
+def value_text(value: Any) -> str:
+    """An axis value as text that tells distinct values apart (``repr`` for floats)."""
+    if isinstance(value, (float, np.floating)):
+        return repr(float(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    return str(value)
+
+
+_READABLE = str.maketrans({"^": "p", "@": "at", ",": "_", " ": "", "[": "", "]": "", "-": "m", "+": ""})
+
+
+def stems(values: Iterable[Any]) -> dict[str, str]:
+    """A file-name stem for every distinct axis value (keyed by ``value_text``): readable
+    (``1.0^2, 0.5`` -> ``1.0p2_0.5``), and where two readable forms coincide, each of them
+    followed by a short hash of the exact value, so no two values share a file."""
+    texts = list(dict.fromkeys(value_text(v) for v in values))
+    readable = {t: re.sub(r"[^A-Za-z0-9._]+", "_", t.translate(_READABLE)).strip("_") or "x" for t in texts}
+    taken: dict[str, list[str]] = {}
+    for t, r in readable.items():
+        taken.setdefault(r, []).append(t)
+    out = {}
+    for t, r in readable.items():
+        out[t] = r if len(taken[r]) == 1 else f"{r}-{hashlib.blake2b(t.encode(), digest_size=4).hexdigest()}"
+    return out
+
+
+def join_stem(*parts: str) -> str:
+    return "_".join(p for p in parts if p)
+
+
+def workflow_stem(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "cube"
+
+
+def legend_if_any(ax: Any, **kwargs: Any) -> None:
+    """A legend only when something labelled was drawn."""
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        ax.legend(handles, labels, **kwargs)
+
+
+def positive_range(values: Sequence[float]) -> tuple[float, float]:
+    """Linear limits from 0 to a little above the largest finite value."""
+    finite = [v for v in values if math.isfinite(v)]
+    top = max(finite, default=1.0)
+    return 0.0, max(top * 1.08, 1e-3)

@@ -1,0 +1,122 @@
+"""The observed experiment end to end: MATH §1.4's table out of a real cube, chunking,
+Monte Carlo, thresholds with known answers, their disagreements and the figures."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+import xarray.testing as xrt
+
+from pipeline import plots
+from pipeline import thresholding as thr
+from pipeline.cubes import open_cube
+from pipeline.errors import UsageError
+from pipeline.experiments.observed import report
+from tests.helpers import (
+    SYNTHETIC_FAMILIES,
+    SYNTHETIC_SPECTRA,
+    SYNTHETIC_THEORY,
+    assert_cubes_identical,
+    observed,
+    run_quietly,
+    synthetic_observed,
+)
+
+TABLE = {  # MATH §1.4 reference values: block, full, similarity
+    "1.0^2, 0.5": (4, 6, 4), "1.0^3": (9, 9, 6), "1.0^[1,1]": (4, 4, 0),
+    "1.0^[2,1]": (9, 9, 4), "1.05@30": (2, 4, 2), "0.9^2, 0.5": (0, 0, 0),
+}
+TABLE_WORKFLOW = observed("table", seed=1, spectrum=list(TABLE), family=["block", "full", "similarity"],
+                          T=[1, 10, 1000])
+
+
+def test_math_table_out_of_a_cube_and_chunking_invariance(tmp_path, shared_cluster):
+    run_quietly(TABLE_WORKFLOW, tmp_path / "a.zarr", shared_cluster)
+    ds = open_cube(tmp_path / "a.zarr").load()
+    for spectrum, expected in TABLE.items():
+        got = tuple(int(ds["critical_d_theory"].sel(spectrum=spectrum, family=f)) for f in SYNTHETIC_FAMILIES)
+        assert got == expected, spectrum
+    defined = ds["d"] <= ds["family_dim"]
+    assert not bool((ds["risk"].isnull() & defined).any())  # NaN only where d > family_dim
+    assert bool((ds["risk"].isnull() | defined).all())
+    # the exact rank test agrees with the closed-form d* (defined cells)
+    expected = (ds["d"] >= ds["critical_d_theory"]).broadcast_like(ds["bounded"])
+    np.testing.assert_array_equal(ds["bounded"].where(defined, True).values, (expected | ~defined).values)
+    split = TABLE_WORKFLOW + "\n[chunks]\nspectrum = 2\nfamily = 1\nT = 2\ndraw = 1\n"
+    run_quietly(split, tmp_path / "b.zarr", shared_cluster)
+    assert_cubes_identical(tmp_path / "a.zarr", tmp_path / "b.zarr", layout=False)
+
+
+def test_montecarlo_agrees_with_exact(tmp_path, shared_cluster):
+    text = observed("mc", seed=1, spectrum=["1.0^[1,1]"], family=["block", "full"], T=[5, 40])
+    run_quietly(text, tmp_path / "exact.zarr", shared_cluster)
+    run_quietly(text.replace('seed = 1', 'seed = 1\nmethod = "montecarlo"\nmc_samples = 2000'),
+                tmp_path / "mc.zarr", shared_cluster)
+    exact, mc = open_cube(tmp_path / "exact.zarr").load(), open_cube(tmp_path / "mc.zarr").load()
+    defined = (exact["d"] <= exact["family_dim"]) & (exact["risk"] > 0)
+    with np.errstate(invalid="ignore"):  # 0/0 at the exactly-zero cells left out below
+        z = ((mc["risk"] - exact["risk"]) / mc["risk_stderr"]).where(defined)
+    assert int(defined.sum()) > 10
+    assert float(np.abs(z).max()) < 4.5, z.values
+
+
+def test_known_answer():
+    out = thr.compute_thresholds(synthetic_observed(), source="obs.zarr")
+    expected = xr.DataArray(SYNTHETIC_THEORY.astype(float), dims=("spectrum", "family"),
+                            coords={"spectrum": np.array(SYNTHETIC_SPECTRA, dtype=object),
+                                    "family": np.array(SYNTHETIC_FAMILIES, dtype=object),
+                                    "n": ("spectrum", [3, 2, 3]), "n_unstable": ("spectrum", [2, 2, 0]),
+                                    "spectral_radius": ("spectrum", [1.0, 1.0, 0.9])})
+    for name in ("critical_d", "critical_d_theory", "critical_d_empirical"):
+        xrt.assert_equal(out[name].drop_attrs(), expected)
+    g = out["growth_exponent"]
+    assert float(g.sel(spectrum="1.0^2, 0.5", family="full", d=0, draw=0)) == pytest.approx(3.0)
+    assert np.isnan(g.sel(spectrum="1.0^[1,1]", family="full", d=5)).all()  # d > family_dim
+    assert report.disagreements(out) == []
+    assert "disagreements with theory: none" in thr.format_table(out)
+
+
+def test_every_draw_counts():
+    out = thr.compute_thresholds(synthetic_observed(late_draw=True))
+    sel = {"spectrum": "1.0^2, 0.5", "family": "block"}
+    assert float(out["critical_d"].sel(sel)) == 5 and float(out["critical_d_empirical"].sel(sel)) == 5
+    assert float(out["critical_d_theory"].sel(sel)) == 4
+    assert report.disagreements(out) == ["critical_d spectrum=1.0^2, 0.5 family=block: 5 vs theory 4",
+                                         "critical_d_empirical spectrum=1.0^2, 0.5 family=block: 5 vs theory 4"]
+
+
+def test_growth_tol_moves_empirical_threshold():
+    out = thr.compute_thresholds(synthetic_observed(), thr.options(growth_tol=4.0))  # T^3 counts as bounded
+    assert (out["critical_d_empirical"].values == 0).all()
+    with pytest.raises(UsageError, match="--growth-tol"):
+        thr.options(growth_tol=-1)
+
+
+def test_cubes_of_the_first_format_still_open():
+    old = synthetic_observed().rename_vars({"critical_d_theory": "critical_d"})
+    from pipeline.experiments import experiment_of
+
+    adapted = experiment_of(old).adapt(old)
+    xrt.assert_identical(adapted["critical_d_theory"], synthetic_observed()["critical_d_theory"])
+
+
+def test_figures_have_distinct_names_for_every_spectrum():
+    ds = synthetic_observed()
+    ds = ds.assign_coords(spectrum=np.array(["1.0^2", "1.0, 2", "0.5@45"], dtype=object))
+    stems = [d.stem for d in plots.draw(ds, thr.compute_thresholds(ds))]
+    assert len(stems) == len(set(stems)) == 4
+    assert "synthetic_observed_risk_0.5at45" in stems
+
+
+@pytest.mark.slow
+def test_critical_d_equals_theory_on_a_real_run(tmp_path, shared_cluster):
+    text = observed("critical", seed=3, spectrum=list(TABLE), family=["block", "full", "similarity"],
+                    T={"geom": [1e2, 1e8], "num": 4})
+    run_quietly(text, tmp_path / "c.zarr", shared_cluster)
+    ds = open_cube(tmp_path / "c.zarr")
+    out = thr.compute_thresholds(ds)
+    xrt.assert_equal(out["critical_d"].drop_attrs(), out["critical_d_theory"].drop_attrs())
+    xrt.assert_equal(out["critical_d_empirical"].drop_attrs(), out["critical_d_theory"].drop_attrs())
+    assert out["critical_d_theory"].sel(spectrum="1.0^[2,1]").values.tolist() == [9, 9, 4]
+    assert report.disagreements(out) == []

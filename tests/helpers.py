@@ -1,0 +1,186 @@
+"""What the tests share: small workflows, running quietly, the real command line, cube comparison."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from pipeline.config import Workflow, parse_workflow, toml_text
+from pipeline.engine import RunReport, run
+from pipeline.experiments import get_experiment
+from pipeline.location import StoreLocation
+from pipeline.where import Where
+
+REPO = Path(__file__).resolve().parents[1]
+VOLATILE_ATTRS = ("created", "git_commit", "history", "workflow_file")
+LAYOUT_ATTRS = ("workflow", "block_chunks", "blocks_total")
+
+HIDDEN_GRID: dict[str, Any] = {
+    "lam": [0.9, 1.0, 1.05],
+    "noise_ratio": [0.5, 4.0],
+    "learner": ["truncated_kalman", "best_fir"],
+    "k": {"range": [1, 6]},
+    "T": [1, 2, 10, 1000, 100000],
+}
+OBSERVED_GRID: dict[str, Any] = {
+    "spectrum": ["1.0^2, 0.5", "1.05@30"],
+    "family": ["block", "similarity"],
+    "d": "all",
+    "T": [10, 1000],
+    "draw": 2,
+}
+
+
+def hidden(name: str = "small", chunks: Mapping[str, int] | None = None, **changes: Any) -> str:
+    """TOML text of a small hidden workflow; ``changes`` replace grid axes or top-level keys."""
+    return _workflow("hidden", name, HIDDEN_GRID, chunks, changes)
+
+
+def observed(name: str = "obs", chunks: Mapping[str, int] | None = None, **changes: Any) -> str:
+    """TOML text of a small observed workflow; ``changes`` replace grid axes or top-level keys."""
+    return _workflow("observed", name, OBSERVED_GRID, chunks, changes)
+
+
+def _workflow(experiment: str, name: str, grid: Mapping[str, Any], chunks: Mapping[str, int] | None,
+              changes: Mapping[str, Any]) -> str:
+    grid = dict(grid)
+    top: dict[str, Any] = {"experiment": experiment, "name": name}
+    for key, value in changes.items():
+        (grid if key in grid else top)[key] = value
+    return toml_text(top | {"grid": grid} | ({"chunks": dict(chunks)} if chunks else {}))
+
+
+def run_quietly(text: str | Workflow, out: Path | str, where: Where | None = None, **kwargs: Any) -> RunReport:
+    """Run a workflow into ``out`` with no progress bar and no messages."""
+    wf = text if isinstance(text, Workflow) else parse_workflow(text)
+    return run(wf, StoreLocation(str(out)), where=where or Where.local(1), progress=False, say=lambda _: None,
+               **kwargs)
+
+
+def direct(text: str) -> dict[str, np.ndarray]:
+    """The whole grid computed in one kernel call in this process (the reference)."""
+    wf = parse_workflow(text)
+    experiment = get_experiment(wf.experiment)
+    return experiment.kernel(wf.coords, experiment.static(wf.coords, wf.settings), wf.settings)
+
+
+def comparable(ds: xr.Dataset, layout: bool = True) -> xr.Dataset:
+    """A loaded copy without attributes that legitimately differ between runs
+    (and, with ``layout=False``, between chunkings of the same grid)."""
+    out = ds.load().copy()
+    drop = VOLATILE_ATTRS + (() if layout else LAYOUT_ATTRS)
+    out.attrs = {k: v for k, v in out.attrs.items() if k not in drop}
+    return out
+
+
+def assert_cubes_identical(a: Path | str | xr.Dataset, b: Path | str | xr.Dataset, layout: bool = True) -> None:
+    """Same values, bits, dtypes, coordinates and attributes (and, with ``layout``, the same
+    chunking on disk)."""
+    da, db = (xr.open_zarr(x) if not isinstance(x, xr.Dataset) else x for x in (a, b))
+    xr.testing.assert_identical(comparable(da, layout), comparable(db, layout))
+    for name in da.variables:
+        assert da[name].dtype == db[name].dtype, name
+        if layout:
+            assert da[name].encoding.get("chunks") == db[name].encoding.get("chunks"), name
+
+
+def emergence(*args: str, env: Mapping[str, str] | None = None, timeout: float = 240,
+              cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the real command line in a subprocess."""
+    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, env=dict(os.environ) | dict(env or {}), cwd=cwd or REPO)
+
+
+def write_workflow(folder: Path, text: str, name: str = "wf.toml") -> Path:
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+def done_count(out: Path | str) -> int:
+    """Blocks marked done in a store (0 while it does not exist yet)."""
+    from pipeline import store
+
+    try:
+        return store.count_done(StoreLocation(str(out)))
+    except Exception:  # the store is being created
+        return 0
+
+
+def one_clean_line(err: str) -> str:
+    """The single line of an error message (no traceback)."""
+    lines = [line for line in err.strip().splitlines() if line]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+# --------------------------------------------------------------------------- synthetic cubes
+
+DECADES = np.array([10, 100, 1000, 10**4, 10**5, 10**6, 10**7, 10**8])
+SYNTHETIC_SPECTRA = ["1.0^2, 0.5", "1.0^[1,1]", "0.9^2, 0.5"]
+SYNTHETIC_FAMILIES = ["block", "full", "similarity"]
+SYNTHETIC_FAMILY_DIM = np.array([[5, 9, 6], [4, 4, 0], [5, 9, 6]])
+SYNTHETIC_THEORY = np.array([[4, 6, 4], [4, 4, 0], [0, 0, 0]])
+
+
+def synthetic_hidden(k_max: int = 12) -> xr.Dataset:
+    """A hidden cube with known answers. truncated_kalman: R = 10^(log10 T - k/2), so
+    k*(T; tau=1) = 2 log10 T exactly (slope 2/ln 10) and g = 1; best_fir: R = 3 * 10^(-k/2),
+    bounded (k* constant, g = 0); a = 0.8."""
+    k = np.arange(1, k_max + 1)
+    logT = np.log10(DECADES.astype(float)).round()
+    trunc = logT[None, :] - k[:, None] / 2.0
+    best = np.log10(3.0) - k[:, None] / 2.0 + 0.0 * logT[None, :]
+    log10_risk = np.stack([trunc, best])[None, None]  # lam nr learner k T
+    dims = ("lam", "noise_ratio", "learner", "k", "T")
+    ds = xr.Dataset(
+        {"log10_risk": (dims, log10_risk), "risk": (dims, 10.0**log10_risk),
+         "kl_rate": (dims, 10.0**log10_risk / 2.0),
+         "a": (("lam", "noise_ratio"), [[0.8]]), "P": (("lam", "noise_ratio"), [[1.0]]),
+         "kalman_gain": (("lam", "noise_ratio"), [[0.5]])},
+        coords={"lam": [1.0], "noise_ratio": [4.0],
+                "learner": np.array(["truncated_kalman", "best_fir"], dtype=object), "k": k, "T": DECADES},
+    )
+    ds.attrs.update(experiment="hidden", workflow='experiment = "hidden"\nname = "synthetic_hidden"\n',
+                    workflow_fingerprint="f00")
+    return ds
+
+
+def synthetic_observed(late_draw: bool = False) -> xr.Dataset:
+    """An observed cube with known answers: bounded iff d >= d* (MATH 1.4 table); an unbounded
+    risk grows like T^3, a bounded one is flat. With ``late_draw``, draw 1 of (1.0^2, 0.5; block)
+    stays unbounded at d = d* (its critical d one higher)."""
+    d = np.arange(0, 10)
+    T = np.array([10, 100, 1000])
+    crit = np.broadcast_to(SYNTHETIC_THEORY[:, :, None, None], (3, 3, 1, 2)).copy()
+    if late_draw:
+        crit[0, 0, 0, 1] += 1
+    bounded = d[None, None, :, None] >= crit  # spectrum family d draw
+    defined = d[None, None, :, None] <= SYNTHETIC_FAMILY_DIM[:, :, None, None]
+    slope = np.where(bounded, 0.0, 3.0)[..., None, :]  # s f d T draw
+    log10_risk = slope * np.log10(T)[None, None, None, :, None] - 1.0
+    log10_risk = np.where(defined[..., None, :], log10_risk, np.nan)
+    at_dim = (d[None, None, :] == SYNTHETIC_FAMILY_DIM[:, :, None])[..., None, None]
+    log10_risk = np.where(at_dim, -np.inf, log10_risk)
+    dims = ("spectrum", "family", "d", "T", "draw")
+    ds = xr.Dataset(
+        {"log10_risk": (dims, log10_risk), "risk": (dims, 10.0**log10_risk),
+         "kl_rate": (dims, 10.0**log10_risk / 2),
+         "bounded": (("spectrum", "family", "d", "draw"), bounded & defined),
+         "critical_d_theory": (("spectrum", "family"), SYNTHETIC_THEORY.astype(np.int64)),
+         "family_dim": (("spectrum", "family"), SYNTHETIC_FAMILY_DIM)},
+        coords={"spectrum": np.array(SYNTHETIC_SPECTRA, dtype=object),
+                "family": np.array(SYNTHETIC_FAMILIES, dtype=object), "d": d, "T": T, "draw": np.arange(2),
+                "n": ("spectrum", [3, 2, 3]), "n_unstable": ("spectrum", [2, 2, 0]),
+                "spectral_radius": ("spectrum", [1.0, 1.0, 0.9])},
+    )
+    ds.attrs.update(experiment="observed", workflow='experiment = "observed"\nname = "synthetic_observed"\n',
+                    workflow_fingerprint="f01")
+    return ds
