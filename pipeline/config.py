@@ -22,6 +22,8 @@ from pipeline.grid import BlockPlan, geom_axis, linspace_axis, plan_blocks, rang
 
 DEFAULT_MAX_CELLS = 10**9
 METHODS = ("exact", "montecarlo")
+BLOCKS_PER_TASK = "blocks_per_task"
+"""``[chunks] blocks_per_task = N``: at most N blocks per task (default: as cheap blocks need)."""
 COMMON_KEYS = ("experiment", "name", "seed", "method", "mc_samples", "grid", "chunks", "cluster")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -145,12 +147,17 @@ def parse_workflow(text: str, max_cells: int = DEFAULT_MAX_CELLS, source: str = 
     if not isinstance(chunks_raw, dict):
         raise ConfigError("chunks", chunks_raw, "must be a table of axis = cells per block")
     chunks: dict[str, int] = {}
+    max_blocks_per_task = None
     for key, value in chunks_raw.items():
-        if key not in experiment.axes:
-            raise ConfigError(f"chunks.{key}", value, f"unknown axis; axes are {list(experiment.axes)}")
+        if key != BLOCKS_PER_TASK and key not in experiment.axes:
+            raise ConfigError(f"chunks.{key}", value,
+                              f"unknown axis; axes are {list(experiment.axes)} (or {BLOCKS_PER_TASK})")
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"chunks.{key}", value, "must be an integer >= 1")
-        chunks[key] = value
+        if key == BLOCKS_PER_TASK:
+            max_blocks_per_task = value
+        else:
+            chunks[key] = value
 
     cluster = raw.get("cluster", {})
     if not isinstance(cluster, dict):
@@ -165,7 +172,10 @@ def parse_workflow(text: str, max_cells: int = DEFAULT_MAX_CELLS, source: str = 
             "grid", f"{cells:,} cells ({dims})",
             f"exceeds --max-cells {max_cells:,}; shrink the grid or raise --max-cells",
         )
-    plan = plan_blocks(experiment.axes, shape, chunks)
+    def estimate(region: Mapping[str, slice]) -> float:
+        return experiment.estimate_seconds({a: coords[a][sl] for a, sl in region.items()}, settings)
+
+    plan = plan_blocks(experiment.axes, shape, chunks, estimate, max_blocks_per_task)
     return Workflow(settings=settings, coords=coords, plan=plan, text=text, cluster=spec,
                     source="" if source == "<workflow>" else source)
 

@@ -26,7 +26,7 @@ from pipeline.location import StoreLocation
 from pipeline.lock import StoreLock
 from pipeline.resume import StoreState, create_store, extend_store, extension_plan, new_regions, stored_state
 from pipeline.status import StoreStatus, store_status
-from pipeline.tasks import compute_block
+from pipeline.tasks import compute_task
 from pipeline.where import Where
 from pipeline.wording import count
 
@@ -41,6 +41,7 @@ class RunReport:
     location: str
     blocks_total: int
     blocks_done_before: int
+    tasks_total: int = 0
     blocks_computed: int = 0
     cells_computed: int = 0
     failed: dict[str, str] = field(default_factory=dict)
@@ -91,7 +92,7 @@ def run(
         report.seconds = time.perf_counter() - started
     if report.failed:
         lines = "; ".join(f"{k}: {v}" for k, v in sorted(report.failed.items()))
-        raise RunError(f"{len(report.failed)} of {count(report.blocks_total, 'block')} failed "
+        raise RunError(f"{len(report.failed)} of {count(report.tasks_total, 'task')} failed "
                        f"(re-run to retry them): {lines}")
     return report
 
@@ -100,7 +101,7 @@ def _prepare(workflow: Workflow, location: StoreLocation, status: StoreStatus, w
              extend: bool, say: Callable[[str], None]) -> tuple[StoreLocation, StoreState, Any]:
     """Where the blocks go and their plan; for a new store, a local cluster starting meanwhile."""
     if status.state == "new":
-        early = start_client_early(where, workflow.plan.total)
+        early = start_client_early(where, workflow.plan.tasks_total)
         try:
             return location, create_store(workflow, location), early
         except BaseException:
@@ -135,15 +136,15 @@ def _compute(workflow: Workflow, location: StoreLocation, state: StoreState, whe
     from pipeline import store
 
     plan = state.plan
-    done = store.done_blocks(store.open_group(location))
-    pending = [k for k in plan.keys() if k not in done]
-    report = RunReport(location.url, plan.total, len(done))
+    done = store.done_tasks(location)
+    pending = [t for t in plan.task_keys() if t not in done]
+    report = RunReport(location.url, plan.total, sum(plan.task_block_count(t) for t in done), plan.tasks_total)
     if not pending:
         discard_early(early)
         say(f"{location.url}: all {count(plan.total, 'block')} already done; nothing to do")
         return report
     if done:
-        say(f"{location.url}: resuming, {len(done)}/{count(plan.total, 'block')} already done")
+        say(f"{location.url}: resuming, {report.blocks_done_before}/{count(plan.total, 'block')} already done")
     client = early.result() if early is not None else make_client(where, len(pending))
     try:
         report.dashboard = dashboard_link(client)
@@ -163,22 +164,23 @@ def _run_blocks(client: Any, workflow: Workflow, location: StoreLocation, state:
     token = workflow.fingerprint()
     submitted = time.perf_counter()
     futures = {
-        client.submit(compute_block, workflow.experiment, workflow.settings, location, token, key,
-                      new_regions(state.plan.slices(key), state.complete_shape), pure=False,
-                      key=f"block-{token}-{as_key_string(key)}-{time.monotonic_ns()}"): key
-        for key in pending
+        client.submit(compute_task, workflow.experiment, workflow.settings, location, token, task,
+                      new_regions(state.plan.task_slices(task), state.complete_shape), pure=False,
+                      key=f"task-{token}-{as_key_string(task)}-{time.monotonic_ns()}"): task
+        for task in pending
     }
     bar = tqdm(total=report.blocks_total, initial=report.blocks_done_before, unit="block",
                desc="blocks", disable=not progress, file=sys.stderr, mininterval=0.5, smoothing=0.1)
     try:
         for future in as_completed(futures):
+            task = futures[future]
             try:
                 result = future.result()
-                report.blocks_computed += 1
+                report.blocks_computed += state.plan.task_block_count(task)
                 report.cells_computed += result["cells"]
-            except Exception as exc:  # a failed block is reported, the others go on
-                report.failed[as_key_string(futures[future])] = f"{type(exc).__name__}: {exc}".splitlines()[0]
-            bar.update(1)
+            except Exception as exc:  # a failed task is reported, the others go on
+                report.failed[as_key_string(task)] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            bar.update(state.plan.task_block_count(task))
             future.release()
     except KeyboardInterrupt:
         for f in futures:
@@ -199,11 +201,16 @@ def describe_plan(workflow: Workflow, location: StoreLocation, where: Where | No
     nbytes = sum(int(np.prod([len(workflow.coords[d]) for d in spec.dims])) * np.dtype(spec.dtype).itemsize
                  for spec in variables.values())
     status = store_status(workflow, location)
+    estimated = experiment.estimate_seconds(workflow.coords, workflow.settings)
     lines = [
         f"workflow {workflow.name!r} (experiment {workflow.experiment}, method {workflow.settings.method})",
         "grid: " + " x ".join(f"{a}={n}" for a, n in zip(plan.axes, plan.shape, strict=True))
         + f" = {count(plan.cells, 'cell')}",
         f"blocks: {plan.total:,} of " + " x ".join(f"{a}={c}" for a, c in zip(plan.axes, plan.chunks, strict=True)),
+        f"tasks: {plan.tasks_total:,} of " + " x ".join(f"{a}={t}" for a, t in zip(plan.axes, plan.task_blocks,
+                                                                                    strict=True)) + " blocks",
+        f"estimated compute: {_duration(estimated)} on one core ({_duration(estimated / plan.tasks_total)} "
+        "per task on average)",
         f"estimated size on disk: at most {_human(nbytes)} uncompressed ({count(len(variables), 'result variable')})",
         f"store: {location.url} ({status.describe()})",
         f"workers: {where.describe()}",
@@ -225,6 +232,14 @@ def _describe_extension(workflow: Workflow, location: StoreLocation) -> str:
     return (f"--extend would add {count(grown.cells - old.cells, 'cell')} "
             f"({old.cells:,} -> {grown.cells:,}) in {count(new_blocks, 'block')} "
             f"(of {grown.total:,}; the others are done)")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 1:
+        return f"{seconds * 1e3:.1f} ms"
+    if seconds < 600:
+        return f"{seconds:.1f} s"
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 * 2 else f"{seconds / 60:.0f} min"
 
 
 def _human(nbytes: float) -> str:

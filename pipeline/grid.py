@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,11 +44,18 @@ def _integerise(values: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class BlockPlan:
-    """Regular chunking of a grid: ``chunks[i]`` cells per block along axis ``i``."""
+    """Regular chunking of a grid: ``chunks[i]`` cells per block along axis ``i``, and
+    ``task_blocks[i]`` blocks per task (one Dask task computes and writes a task's blocks
+    together; on disk they share one shard per variable and one done-mark)."""
 
     axes: tuple[str, ...]
     shape: tuple[int, ...]
     chunks: tuple[int, ...]
+    task_blocks: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.task_blocks:
+            object.__setattr__(self, "task_blocks", (1,) * len(self.axes))
 
     @property
     def nblocks(self) -> tuple[int, ...]:
@@ -62,45 +69,131 @@ class BlockPlan:
     def cells(self) -> int:
         return math.prod(self.shape)
 
+    @property
+    def ntasks(self) -> tuple[int, ...]:
+        return tuple(math.ceil(b / t) for b, t in zip(self.nblocks, self.task_blocks, strict=True))
+
+    @property
+    def tasks_total(self) -> int:
+        return math.prod(self.ntasks)
+
+    @property
+    def shard(self) -> tuple[int, ...]:
+        """Cells per task along every axis (the shard shape on disk)."""
+        return tuple(c * t for c, t in zip(self.chunks, self.task_blocks, strict=True))
+
+    @property
+    def sharded(self) -> bool:
+        return any(t > 1 for t in self.task_blocks)
+
     def keys(self) -> Iterator[BlockKey]:
         return itertools.product(*(range(n) for n in self.nblocks))
 
+    def task_keys(self) -> Iterator[BlockKey]:
+        return itertools.product(*(range(n) for n in self.ntasks))
+
     def slices(self, key: BlockKey) -> dict[str, slice]:
         """Integer slices of the block ``key`` along every axis."""
-        return {
-            axis: slice(i * c, min((i + 1) * c, s))
-            for axis, i, c, s in zip(self.axes, key, self.chunks, self.shape, strict=True)
-        }
+        return _slices(self.axes, key, self.chunks, self.shape)
+
+    def task_slices(self, task: BlockKey) -> dict[str, slice]:
+        """Integer slices of the cells of task ``task`` along every axis."""
+        return _slices(self.axes, task, self.shard, self.shape)
+
+    def task_block_count(self, task: BlockKey) -> int:
+        """How many blocks task ``task`` holds (fewer at the far edges of the grid)."""
+        return math.prod(min(t, n - i * t) for i, t, n in zip(task, self.task_blocks, self.nblocks, strict=True))
 
     def chunk_of(self, dims: tuple[str, ...]) -> tuple[int, ...]:
         """Chunk shape on disk for a variable with the given cube dims."""
         lookup = dict(zip(self.axes, self.chunks, strict=True))
         return tuple(lookup[d] for d in dims)
 
+    def shard_of(self, dims: tuple[str, ...]) -> tuple[int, ...]:
+        """Shard shape on disk for a variable with the given cube dims."""
+        lookup = dict(zip(self.axes, self.shard, strict=True))
+        return tuple(lookup[d] for d in dims)
+
+
+def _slices(axes: tuple[str, ...], key: BlockKey, size: tuple[int, ...], shape: tuple[int, ...]) -> dict[str, slice]:
+    return {axis: slice(i * c, min((i + 1) * c, s)) for axis, i, c, s in zip(axes, key, size, shape, strict=True)}
+
+
+CostEstimate = Callable[[Mapping[str, slice]], float]
+"""Estimated seconds (one core) to compute the cells of a rectangle of the grid."""
+
+TARGET_BLOCK_SECONDS = 2.0
+"""Default blocks are at most this costly: a lost worker loses little, and a few expensive
+cells still spread over every worker."""
+MIN_PARALLEL = 16
+"""Below this many blocks (or tasks), a sweep worth more than ``MIN_PARALLEL * PARALLEL_SECONDS``
+is split further, so that every worker of a laptop or a small cluster has work."""
+PARALLEL_SECONDS = 0.05
+TASK_SECONDS = 0.25
+"""Blocks cheaper than this are grouped into tasks of about this cost: a Dask task, a shard
+write and a done-mark cost milliseconds, more than a tiny block's kernel."""
+SAMPLE_BLOCKS = 256
+
 
 def plan_blocks(
     axes: tuple[str, ...],
     shape: tuple[int, ...],
     requested: Mapping[str, int],
-    target_cells: int = DEFAULT_BLOCK_CELLS,
+    estimate: CostEstimate | None = None,
+    max_blocks_per_task: int | None = None,
+    max_cells: int = DEFAULT_BLOCK_CELLS,
 ) -> BlockPlan:
-    """Chunk sizes: the requested ones, others filled from the last axis backwards.
+    """The block plan: requested chunk sizes kept; other axes filled from the last axis
+    backwards up to the largest block that the cost ``estimate`` keeps within
+    ``TARGET_BLOCK_SECONDS`` (and that leaves ``MIN_PARALLEL`` blocks when the sweep is worth
+    splitting); cheap blocks grouped into tasks of about ``TASK_SECONDS``
+    (at most ``max_blocks_per_task``). Without an estimate, blocks of ``max_cells`` cells."""
+    if estimate is None:
+        return BlockPlan(axes, shape, _fill(shape, axes, requested, max_cells))
+    total = estimate({a: slice(0, n) for a, n in zip(axes, shape, strict=True)})
+    worth_splitting = total > MIN_PARALLEL * PARALLEL_SECONDS
+    chosen = None
+    for cells in (max_cells >> j for j in range(max_cells.bit_length())):
+        plan = BlockPlan(axes, shape, _fill(shape, axes, requested, cells))
+        biggest = max(_sampled_costs(plan, estimate))
+        if biggest <= TARGET_BLOCK_SECONDS and (plan.total >= MIN_PARALLEL or not worth_splitting):
+            chosen = plan
+            break
+        chosen = plan
+        if all(c == requested.get(a, 1) or c == 1 for a, c in zip(axes, plan.chunks, strict=True)):
+            break  # nothing left to split
+    assert chosen is not None
+    mean = float(np.mean(_sampled_costs(chosen, estimate)))
+    group = int(TASK_SECONDS / max(mean, 1e-9))
+    if worth_splitting or chosen.total > MIN_PARALLEL:
+        group = min(group, max(1, chosen.total // MIN_PARALLEL))
+    if max_blocks_per_task is not None:
+        group = min(group, max_blocks_per_task)
+    task_blocks = _fill(chosen.nblocks, axes, {}, max(1, group))
+    return BlockPlan(axes, shape, chosen.chunks, task_blocks)
 
-    Unrequested axes are taken whole from the innermost outwards while the block
-    stays within ``target_cells``; the axis where it would overflow is split.
-    """
-    chunks = [0] * len(axes)
-    budget = target_cells
+
+def _fill(shape: tuple[int, ...], axes: tuple[str, ...], requested: Mapping[str, int], budget: int) -> tuple[int, ...]:
+    """Sizes along each axis: requested ones, others taken whole from the last axis backwards
+    while the product stays within ``budget``; the axis where it would overflow is split."""
+    sizes = [0] * len(axes)
     for i, axis in enumerate(axes):
         if axis in requested:
-            chunks[i] = min(int(requested[axis]), shape[i])
-            budget = max(1, budget // chunks[i])
+            sizes[i] = min(int(requested[axis]), shape[i])
+            budget = max(1, budget // sizes[i])
     for i in reversed(range(len(axes))):
-        if chunks[i]:
+        if sizes[i]:
             continue
-        chunks[i] = max(1, min(shape[i], budget))
-        budget = max(1, budget // chunks[i])
-    return BlockPlan(axes=axes, shape=shape, chunks=tuple(chunks))
+        sizes[i] = max(1, min(shape[i], budget))
+        budget = max(1, budget // sizes[i])
+    return tuple(sizes)
+
+
+def _sampled_costs(plan: BlockPlan, estimate: CostEstimate) -> list[float]:
+    """Estimated seconds of every block, or of an evenly spaced sample of them."""
+    flat = np.unique(np.linspace(0, plan.total - 1, min(plan.total, SAMPLE_BLOCKS)).astype(np.int64))
+    keys = zip(*np.unravel_index(flat, plan.nblocks), strict=True)
+    return [estimate(plan.slices(tuple(int(i) for i in k))) for k in keys]
 
 
 def as_key_string(key: BlockKey) -> str:

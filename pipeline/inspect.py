@@ -27,7 +27,7 @@ def cube_info(location: StoreLocation) -> dict[str, Any]:
         return thresholds_info(location)
     require_cube(location)
     attrs = store.read_attrs(location)
-    ds = store.open_dataset(location)
+    ds = store.open_dataset(location, dask=False)  # sizes and attributes only: no dask import
     done = store.count_done(location)
     provenance = {k: attrs.get(k) for k in PROVENANCE_KEYS}
     for k in ("library_versions", "block_chunks", "history"):

@@ -47,11 +47,11 @@ def stored_state(workflow: Workflow, location: StoreLocation) -> StoreState:
     """The stored plan of a cube of ``workflow``, after checking its metadata agrees."""
     attrs = store.read_attrs(location)
     try:
-        plan = _stored_plan(attrs, workflow.plan.axes, workflow.plan.shape)
+        plan = _stored_plan(attrs, workflow.plan.axes, workflow.plan.shape, store.task_blocks(location))
         group = store.open_group(location, mode="r")
         blocks = group[f"{store.DONE_GROUP}/done"]
         complete = tuple(int(n) for n in blocks.attrs.get("complete_shape", [0] * len(plan.axes)))
-        shapes_ok = blocks.shape == plan.nblocks and all(
+        shapes_ok = blocks.shape == plan.ntasks and all(
             group[a].shape == (n,) for a, n in zip(plan.axes, plan.shape, strict=True))
     except Exception as exc:
         raise UsageError(f"store {location.url!r}: metadata is corrupt or incomplete "
@@ -74,12 +74,12 @@ def extension_plan(workflow: Workflow, location: StoreLocation) -> tuple[BlockPl
     if bad:
         raise UsageError(f"--extend: axis {bad[0]!r} must keep its {group[bad[0]].shape[0]} existing values "
                          "first, in order, and add new values after them")
-    old_plan = _stored_plan(attrs, workflow.plan.axes, tuple(group[a].shape[0] for a in workflow.plan.axes))
-    done = store.count_done(location)
+    old_plan = store.stored_plan(location)
+    done = store.count_done(location, old_plan)
     if done != old_plan.total:
         raise UsageError(f"--extend: the cube has {done}/{count(old_plan.total, 'block')} done; "
                          "finish it first (re-run the old workflow without --extend)")
-    return old_plan, BlockPlan(workflow.plan.axes, workflow.plan.shape, old_plan.chunks)
+    return old_plan, BlockPlan(workflow.plan.axes, workflow.plan.shape, old_plan.chunks, old_plan.task_blocks)
 
 
 def extend_store(workflow: Workflow, location: StoreLocation, say: Callable[[str], None] = print) -> StoreState:
@@ -95,10 +95,11 @@ def extend_store(workflow: Workflow, location: StoreLocation, say: Callable[[str
     return StoreState(plan, old_plan.shape)
 
 
-def _stored_plan(attrs: Mapping[str, Any], axes: tuple[str, ...], shape: tuple[int, ...]) -> BlockPlan:
-    """The block plan recorded in a cube's attributes, over a grid of ``shape``."""
+def _stored_plan(attrs: Mapping[str, Any], axes: tuple[str, ...], shape: tuple[int, ...],
+                 task_blocks: tuple[int, ...]) -> BlockPlan:
+    """The block plan recorded in a cube, over a grid of ``shape``."""
     chunks = json.loads(attrs["block_chunks"])
-    return BlockPlan(axes, shape, tuple(int(chunks[a]) for a in axes))
+    return BlockPlan(axes, shape, tuple(int(chunks[a]) for a in axes), task_blocks)
 
 
 def new_regions(block: Mapping[str, slice], complete_shape: tuple[int, ...]) -> list[dict[str, slice]]:

@@ -1,10 +1,12 @@
 """Zarr layout of a cube: template, region writes, done-marks, provenance.
 
 A cube is a Zarr v3 group written by xarray (so ``xarray.open_zarr`` just works).
-The subgroup ``_blocks`` holds ``done``, one uint8 per block of the block plan
-(chunks of one element, so each block's mark has its own object and one writer);
-resume trusts these marks, never the presence of chunk bytes (Zarr does not
-store chunks equal to the fill value).
+Result arrays are chunked by the block plan's blocks; when a task holds several blocks,
+each variable's blocks of one task share one shard object (one writer per object).
+The subgroup ``_blocks`` holds ``done``, one uint8 per task (chunks of one element: each
+task's mark is its own one-byte object and has one writer). Zarr stores no chunk equal to
+the fill value 0, so the done state is read by *listing* the mark objects (one listing
+instead of one read per task); resume trusts these marks, never the presence of data.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
+import os
 import platform
 import subprocess
 import warnings
@@ -68,6 +71,7 @@ def provenance(workflow_text: str, fingerprint: str, base_fingerprint: str, expe
         "workflow_base_fingerprint": base_fingerprint,
         "block_chunks": json.dumps(dict(zip(plan.axes, plan.chunks, strict=True))),
         "blocks_total": plan.total,
+        "tasks_total": plan.tasks_total,
         "package_version": package_version(),
         "git_commit": git_commit(),
         "library_versions": json.dumps({lib: _version(lib) for lib in LIBRARIES}
@@ -134,12 +138,14 @@ def template(
     for name, spec in variables.items():
         shape = tuple(len(coords[d]) for d in spec.dims)
         chunks = plan.chunk_of(spec.dims)
-        data = da.full(shape, _fill(spec.dtype), dtype=spec.dtype, chunks=chunks)
+        data = da.full(shape, _fill(spec.dtype), dtype=spec.dtype, chunks=plan.shard_of(spec.dims))
         var_attrs = {"long_name": spec.long_name, "units": spec.units}
         if spec.description:
             var_attrs["description"] = spec.description
         ds[name] = xr.Variable(spec.dims, data, var_attrs)
         encoding[name] = {"chunks": chunks, "compressors": result_compressors(spec.dtype)}
+        if plan.sharded:
+            encoding[name]["shards"] = plan.shard_of(spec.dims)
         if np.dtype(spec.dtype).kind == "f":
             encoding[name]["_FillValue"] = np.nan
     ds.attrs.update(attrs)
@@ -156,11 +162,11 @@ def create_cube(location: StoreLocation, ds: xr.Dataset, encoding: Mapping[str, 
                zarr_format=3, encoding=dict(encoding))
     group = open_group(location)
     blocks = group.create_group(DONE_GROUP, attributes={
-        "description": "1 where the block of the block plan is computed and written",
-        "axes": list(plan.axes), "chunks": list(plan.chunks),
+        "description": "1 where every block of the task is computed and written",
+        "axes": list(plan.axes), "chunks": list(plan.chunks), "task_blocks": list(plan.task_blocks),
     })
-    blocks.create_array("done", shape=plan.nblocks, chunks=(1,) * len(plan.axes),
-                        dtype="uint8", fill_value=0, dimension_names=[f"block_{a}" for a in plan.axes])
+    blocks.create_array("done", shape=plan.ntasks, chunks=(1,) * len(plan.axes), dtype="uint8", fill_value=0,
+                        compressors=None, dimension_names=[f"task_{a}" for a in plan.axes])
     consolidate(location)
 
 
@@ -175,34 +181,33 @@ def open_group(location: StoreLocation, mode: str = "r+") -> zarr.Group:
     return zarr.open_group(location.zarr_store(), mode=mode, zarr_format=3, use_consolidated=False)
 
 
-def write_block(
-    group: zarr.Group,
-    key: BlockKey,
+def write_task(
+    group: Mapping[str, Any],
+    task: BlockKey,
     slices: Mapping[str, slice],
     arrays: Mapping[str, np.ndarray],
     variables: Mapping[str, VariableSpec],
 ) -> list[str]:
-    """Write one block's region of every variable this block owns.
+    """Write one region of a task into every variable the task owns.
 
-    A variable whose dims omit an axis (e.g. ``bounded`` has no ``T``) is written only
-    by the blocks at chunk index 0 along the omitted axes, so every chunk has exactly
-    one writer. Returns the names written.
+    A variable whose dims omit an axis (e.g. ``bounded`` has no ``T``) is written only by
+    the tasks at index 0 along the omitted axes, so every shard has exactly one writer.
+    Returns the names written.
     """
     axes = list(slices)
     written = []
     for name, spec in variables.items():
         omitted = [i for i, a in enumerate(axes) if a not in spec.dims]
-        if any(key[i] != 0 for i in omitted):
+        if any(task[i] != 0 for i in omitted):
             continue
-        region = tuple(slices[d] for d in spec.dims)
-        group[name][region] = arrays[name]
+        group[name][tuple(slices[d] for d in spec.dims)] = arrays[name]
         written.append(name)
     return written
 
 
-def mark_done(group: zarr.Group, key: BlockKey) -> None:
-    """Record that block ``key`` is fully written (call only after ``write_block``)."""
-    group[f"{DONE_GROUP}/done"][key] = 1
+def mark_done(group: Mapping[str, Any], task: BlockKey) -> None:
+    """Record that task ``task`` is fully written (call only after ``write_task``)."""
+    group[f"{DONE_GROUP}/done"][task] = 1
 
 
 def _done_array(location: StoreLocation) -> zarr.Array:
@@ -215,25 +220,88 @@ def _done_array(location: StoreLocation) -> zarr.Array:
     return done
 
 
-def count_done(location: StoreLocation) -> int:
-    """How many blocks are marked done."""
-    return int(done_marks(location).sum())
+def done_tasks(location: StoreLocation) -> set[BlockKey]:
+    """The tasks marked done, from one listing of the mark objects (no object is read)."""
+    done = _done_array(location)
+    fs, root = location.fs()
+    prefix = f"{root}/{DONE_GROUP}/done/c/"
+    if location.is_local:
+        return _scan_marks(prefix, done.ndim)
+    fs.invalidate_cache(prefix.rstrip("/"))
+    try:
+        found = fs.find(prefix, detail=True)
+    except FileNotFoundError:
+        return set()
+    out = set()
+    for path, info in found.items():
+        key = path[len(prefix):].split("/") if path.startswith(prefix) else []
+        if len(key) == done.ndim and info.get("size", 0) > 0 and all(k.isdigit() for k in key):
+            out.add(tuple(int(k) for k in key))
+    return out
+
+
+def _scan_marks(folder: str, ndim: int) -> set[BlockKey]:
+    """Local done-marks: the non-empty files of the nested chunk folders (one ``scandir``
+    per folder: ~1 s for 10^5 marks, where a generic listing takes several)."""
+    out: set[BlockKey] = set()
+    stack: list[tuple[str, tuple[int, ...]]] = [(folder, ())]
+    while stack:
+        path, key = stack.pop()
+        try:
+            entries = list(os.scandir(path))
+        except FileNotFoundError:
+            continue
+        for entry in entries:
+            if not entry.name.isdigit():
+                continue
+            index = (*key, int(entry.name))
+            if len(index) < ndim and entry.is_dir(follow_symlinks=False):
+                stack.append((entry.path, index))
+            elif len(index) == ndim and entry.is_file() and entry.stat().st_size > 0:
+                out.add(index)
+    return out
+
+
+def task_blocks(location: StoreLocation) -> tuple[int, ...]:
+    """Blocks per task along every axis (one for cubes written before tasks grouped blocks)."""
+    done = _done_array(location)
+    blocks = open_group(location, mode="r")[DONE_GROUP]
+    return tuple(int(t) for t in blocks.attrs.get("task_blocks", [1] * done.ndim))
+
+
+def count_done(location: StoreLocation, plan: BlockPlan | None = None) -> int:
+    """How many blocks are done (blocks of done tasks)."""
+    tasks = done_tasks(location)
+    if plan is None:
+        plan = stored_plan(location)
+    return sum(plan.task_block_count(t) for t in tasks)
+
+
+def stored_plan(location: StoreLocation) -> BlockPlan:
+    """The block plan recorded in a cube (its axes and their current lengths)."""
+    attrs = read_attrs(location)
+    chunks = json.loads(attrs["block_chunks"])
+    group = open_group(location, mode="r")
+    axes = tuple(chunks)
+    return BlockPlan(axes, tuple(int(group[a].shape[0]) for a in axes), tuple(int(chunks[a]) for a in axes),
+                     task_blocks(location))
 
 
 def done_marks(location: StoreLocation) -> np.ndarray:
-    """The done-marks as a boolean array over the block plan's blocks."""
-    return np.asarray(_done_array(location)[...] == 1)
+    """Boolean over the plan's blocks: the blocks of done tasks."""
+    plan = stored_plan(location)
+    marks = np.zeros(plan.ntasks, dtype=bool)
+    for task in done_tasks(location):
+        marks[task] = True
+    for axis, t in enumerate(plan.task_blocks):
+        marks = np.repeat(marks, t, axis=axis)
+    return marks[tuple(slice(0, n) for n in plan.nblocks)]
 
 
 def complete_shape(location: StoreLocation) -> tuple[int, ...]:
     """The region known complete before the cube's latest extension (zeros if never extended)."""
     done = _done_array(location)
     return tuple(int(n) for n in done.attrs.get("complete_shape", [0] * done.ndim))
-
-
-def done_blocks(group: zarr.Group) -> set[BlockKey]:
-    done = group[f"{DONE_GROUP}/done"][...]
-    return {tuple(int(i) for i in idx) for idx in np.argwhere(done == 1)}
 
 
 def read_attrs(location: StoreLocation) -> dict[str, Any]:
@@ -288,13 +356,12 @@ def grow_cube(
     for name, spec in variables.items():
         group[name].resize(tuple(len(coords[d]) for d in spec.dims))
     done = group[f"{DONE_GROUP}/done"]
-    done.resize(plan.nblocks)
-    marks = done[...]
-    for key in plan.keys():
-        slices = plan.slices(key)
-        inside = all(s.stop <= n for s, n in zip(slices.values(), complete_shape, strict=True))
-        if not inside and marks[key]:
-            done[key] = 0
+    finished = done_tasks(location)
+    done.resize(plan.ntasks)
+    for task in finished:
+        slices = plan.task_slices(task)
+        if not all(s.stop <= n for s, n in zip(slices.values(), complete_shape, strict=True)):
+            done[task] = 0
     done.attrs["complete_shape"] = list(complete_shape)
     history = json.loads(group.attrs.get("history", "[]"))
     history.append(history_entry("extend", math.prod(complete_shape), plan.cells))

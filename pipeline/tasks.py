@@ -38,40 +38,66 @@ def load_static(location: StoreLocation, fingerprint: str, results: list[str]) -
     return _STATIC_CACHE[key]
 
 
-def compute_block(
+class _Arrays(dict[str, Any]):
+    """The cube's Zarr arrays by name, each opened (its metadata read) once."""
+
+    def __init__(self, location: StoreLocation) -> None:
+        super().__init__()
+        self.group = store.open_group(location)
+
+    def __missing__(self, name: str) -> Any:
+        self[name] = self.group[name]
+        return self[name]
+
+
+_ARRAYS_CACHE: dict[tuple[str, str], _Arrays] = {}
+
+
+def open_store(location: StoreLocation, fingerprint: str) -> _Arrays:
+    """The cube's arrays, opened once per worker process and cube version (on object
+    storage every metadata read is a request)."""
+    key = (location.url, fingerprint)
+    if key not in _ARRAYS_CACHE:
+        _ARRAYS_CACHE.clear()
+        _ARRAYS_CACHE[key] = _Arrays(location)
+    return _ARRAYS_CACHE[key]
+
+
+def compute_task(
     experiment_name: str,
     settings: Settings,
     location: StoreLocation,
     fingerprint: str,
-    key: BlockKey,
+    task: BlockKey,
     regions: list[dict[str, slice]],
 ) -> dict[str, Any]:
-    """Task body: compute the block's regions, check them, write them, then mark the block done."""
+    """Task body: compute the task's regions (one kernel call each), check them, write them,
+    then mark the task done."""
     started = time.perf_counter()
     keep_block_memory()
     experiment = get_experiment(experiment_name)
     variables = experiment.variables(settings)
     static = load_static(location, fingerprint, list(variables))
-    group = store.open_group(location)
+    group = open_store(location, fingerprint)
     cells, kernel_seconds = 0, 0.0
     for slices in regions:
-        block_coords = {axis: static[axis].values[s] for axis, s in slices.items()}
-        block_static = static.isel({d: s for d, s in slices.items() if d in static.dims})
+        coords = {axis: static[axis].values[s] for axis, s in slices.items()}
+        region_static = static.isel({d: s for d, s in slices.items() if d in static.dims})
         kernel_started = time.perf_counter()
         try:
-            faults.inject("fail-kernel", key)
-            arrays = experiment.kernel(block_coords, block_static, settings)
+            faults.inject("fail-kernel", task)
+            arrays = experiment.kernel(coords, region_static, settings)
         except Exception as exc:
-            raise BlockError(f"block {as_key_string(key)}: kernel failed: {type(exc).__name__}: {exc}") from exc
+            raise BlockError(f"task {as_key_string(task)}: kernel failed: {type(exc).__name__}: {exc}") from exc
         kernel_seconds += time.perf_counter() - kernel_started
-        faults.inject("nan-result", key, arrays)
-        check_block(key, block_coords, arrays, variables)
-        faults.inject("crash-before-write", key)
-        store.write_block(group, key, slices, arrays, variables)
+        faults.inject("nan-result", task, arrays)
+        check_block(task, coords, arrays, variables)
+        faults.inject("crash-before-write", task)
+        store.write_task(group, task, slices, arrays, variables)
         cells += int(np.prod([s.stop - s.start for s in slices.values()]))
-    faults.inject("crash-before-mark", key)
-    store.mark_done(group, key)
-    return {"key": key, "seconds": time.perf_counter() - started, "kernel_seconds": kernel_seconds,
+    faults.inject("crash-before-mark", task)
+    store.mark_done(group, task)
+    return {"key": task, "seconds": time.perf_counter() - started, "kernel_seconds": kernel_seconds,
             "cells": cells}
 
 
@@ -84,11 +110,11 @@ def check_block(
     """Shapes must match and no unexplained NaN may reach the cube."""
     for name, spec in variables.items():
         if name not in arrays:
-            raise BlockError(f"block {as_key_string(key)}: kernel returned no {name!r}")
+            raise BlockError(f"task {as_key_string(key)}: kernel returned no {name!r}")
         expected = tuple(len(coords[d]) for d in spec.dims)
         value = np.asarray(arrays[name])
         if value.shape != expected:
-            raise BlockError(f"block {as_key_string(key)}: {name} has shape {value.shape}, expected {expected}")
+            raise BlockError(f"task {as_key_string(key)}: {name} has shape {value.shape}, expected {expected}")
         if value.dtype.kind == "f" and not spec.nan_means:
             with np.errstate(all="ignore"):
                 if not np.isnan(np.add.reduce(value, axis=None)):
@@ -96,8 +122,8 @@ def check_block(
             bad = np.argwhere(np.isnan(value))
             if bad.size:
                 cell = {d: _plain(coords[d][i]) for d, i in zip(spec.dims, bad[0], strict=True)}
-                raise BlockError(f"block {as_key_string(key)}: {name} is NaN at {cell} "
-                                 f"({len(bad)} NaN cells in the block); nothing was written")
+                raise BlockError(f"task {as_key_string(key)}: {name} is NaN at {cell} "
+                                 f"({len(bad)} NaN cells in the task); nothing was written")
 
 
 def _plain(value: Any) -> Any:

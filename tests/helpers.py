@@ -20,7 +20,7 @@ from pipeline.where import Where
 
 REPO = Path(__file__).resolve().parents[1]
 VOLATILE_ATTRS = ("created", "git_commit", "history", "workflow_file")
-LAYOUT_ATTRS = ("workflow", "block_chunks", "blocks_total")
+LAYOUT_ATTRS = ("workflow", "block_chunks", "blocks_total", "tasks_total")
 
 HIDDEN_GRID: dict[str, Any] = {
     "lam": [0.9, 1.0, 1.05],

@@ -27,6 +27,7 @@ learner = ["truncated_kalman", "best_fir"]
 k = { range = [1, 8] }
 T = [10, 1000, 100000]
 [chunks]
+blocks_per_task = 1
 lam = 1
 noise_ratio = 1
 learner = 1

@@ -16,7 +16,7 @@ from pipeline.errors import RunError, UsageError
 from tests.helpers import hidden, one_clean_line, run_quietly, write_workflow
 
 # six blocks (one per lam and learner); the blocks of lam = 1 fail, 4 of 6 are done
-TEXT = hidden("unfinished", chunks={"lam": 1, "learner": 1})
+TEXT = hidden("unfinished", chunks={"lam": 1, "learner": 1, "blocks_per_task": 1})
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def unfinished(tmp_path_factory):
     out = folder / "u.zarr"
     mp = pytest.MonkeyPatch()
     mp.setenv("EMERGENCE_FAULT", "fail-kernel=1.0.0.0.0,fail-kernel=1.0.1.0.0")
-    with pytest.raises(RunError, match="2 of 6 blocks failed"):
+    with pytest.raises(RunError, match="2 of 6 tasks failed"):
         run_quietly(load_workflow(wf), out)
     mp.undo()
     return wf, out

@@ -95,7 +95,7 @@ def test_changed_workflow_refused_unless_overwrite(tmp_path, shared_cluster):
 
 chunk_choice = st.fixed_dictionaries({}, optional={
     "lam": st.integers(1, 3), "noise_ratio": st.integers(1, 2), "learner": st.integers(1, 2),
-    "k": st.integers(1, 6), "T": st.integers(1, 5)})
+    "k": st.integers(1, 6), "T": st.integers(1, 5), "blocks_per_task": st.integers(1, 8)})
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -130,12 +130,11 @@ def test_check_block_refuses_nan_and_names_the_cell():
 
 def test_failed_block_is_reported_and_retried_on_rerun(tmp_path, monkeypatch):
     out = tmp_path / "f.zarr"
-    text = SMALL + "\n[chunks]\nlam = 1\n"
+    text = SMALL + "\n[chunks]\nlam = 1\nblocks_per_task = 1\n"
     monkeypatch.setenv("EMERGENCE_FAULT", "fail-kernel=1.0.0.0.0")
-    with pytest.raises(RunError, match=r"1 of 3 blocks failed.*1\.0\.0\.0\.0.*injected kernel fault"):
+    with pytest.raises(RunError, match=r"1 of 3 tasks failed.*1\.0\.0\.0\.0.*injected kernel fault"):
         run_quietly(text, out)
-    group = store.open_group(StoreLocation(str(out)))
-    assert store.done_blocks(group) == {(0, 0, 0, 0, 0), (2, 0, 0, 0, 0)}
+    assert store.done_tasks(StoreLocation(str(out))) == {(0, 0, 0, 0, 0), (2, 0, 0, 0, 0)}
     assert np.isnan(xr.open_zarr(out)["risk"].sel(lam=1.0).values).all()
     monkeypatch.delenv("EMERGENCE_FAULT")
     report = run_quietly(text, out)
@@ -145,7 +144,7 @@ def test_failed_block_is_reported_and_retried_on_rerun(tmp_path, monkeypatch):
 
 
 SLOW = hidden("slow", lam=[1.0], noise_ratio=[0.5, 1.0, 2.0, 4.0], learner=["truncated_kalman"],
-              k={"range": [1, 4]}, T=[10, 1000], chunks={"noise_ratio": 1, "k": 1})
+              k={"range": [1, 4]}, T=[10, 1000], chunks={"noise_ratio": 1, "k": 1, "blocks_per_task": 1})
 
 
 def test_resume_after_kill_9_of_the_driver(tmp_path):
@@ -212,12 +211,12 @@ def test_montecarlo_cube_agrees_with_exact_and_ignores_chunking(tmp_path, shared
 
 def test_nan_from_a_kernel_fails_the_block_naming_the_cell(tmp_path, monkeypatch):
     out = tmp_path / "nan.zarr"
-    text = SMALL + "\n[chunks]\nlam = 1\n"
+    text = SMALL + "\n[chunks]\nlam = 1\nblocks_per_task = 1\n"
     monkeypatch.setenv("EMERGENCE_FAULT", "nan-result=2.0.0.0.0")
     with pytest.raises(RunError) as err:
         run_quietly(text, out)
     message = str(err.value)
-    assert "1 of 3 blocks failed" in message and "2.0.0.0.0" in message
+    assert "1 of 3 tasks failed" in message and "2.0.0.0.0" in message
     assert "is NaN at {'lam': 1.05, 'noise_ratio': 4.0, 'learner': 'best_fir', 'k': 6, 'T': 100000}" in message
     assert np.isnan(xr.open_zarr(out)["risk"].sel(lam=1.05).values).all()  # nothing of it was written
     monkeypatch.delenv("EMERGENCE_FAULT")

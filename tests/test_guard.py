@@ -88,18 +88,18 @@ def test_writers_refuse_what_is_not_theirs(cube, user_files, tmp_path, capsys):
 
 def test_overwrite_keeps_the_old_cube_until_the_new_one_is_complete(tmp_path, monkeypatch):
     out = tmp_path / "c.zarr"
-    run_quietly(TEXT + "\n[chunks]\nk = 1\n", out)
+    run_quietly(TEXT + "\n[chunks]\nk = 1\nblocks_per_task = 1\n", out)
     old = xr.open_zarr(out).load()
     monkeypatch.setenv("EMERGENCE_FAULT", "fail-kernel=0.0.0.1.0")  # the replacement fails in one block
     with pytest.raises(RunError):
-        run_quietly(OTHER + "\n[chunks]\nk = 1\n", out, overwrite=True)
+        run_quietly(OTHER + "\n[chunks]\nk = 1\nblocks_per_task = 1\n", out, overwrite=True)
     xr.testing.assert_identical(xr.open_zarr(out).load(), old)  # the old cube, whole and untouched
     assert (tmp_path / "c.zarr.next").exists()
     monkeypatch.delenv("EMERGENCE_FAULT")
-    report = run_quietly(OTHER + "\n[chunks]\nk = 1\n", out, overwrite=True)
+    report = run_quietly(OTHER + "\n[chunks]\nk = 1\nblocks_per_task = 1\n", out, overwrite=True)
     assert report.replaced and report.blocks_computed == 1  # the replacement resumed
     assert not (tmp_path / "c.zarr.next").exists()
-    run_quietly(OTHER + "\n[chunks]\nk = 1\n", tmp_path / "fresh.zarr")
+    run_quietly(OTHER + "\n[chunks]\nk = 1\nblocks_per_task = 1\n", tmp_path / "fresh.zarr")
     assert_cubes_identical(out, tmp_path / "fresh.zarr")
 
 

@@ -14,7 +14,7 @@ from tests.test_config import GOOD
 
 
 def test_second_writer_refused_while_first_runs(tmp_path):
-    slow = GOOD + "[chunks]\nnoise_ratio = 1\nlearner = 1\nk = 1\n"
+    slow = GOOD + "[chunks]\nnoise_ratio = 1\nlearner = 1\nk = 1\nblocks_per_task = 1\n"
     wf = write_workflow(tmp_path, slow)
     out = tmp_path / "locked.zarr"
     first = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "run", str(wf), "--out", str(out),

@@ -28,6 +28,7 @@ learner = ["truncated_kalman", "best_fir"]
 k = { range = [1, 4] }
 T = [10, 1000]
 [chunks]
+blocks_per_task = 1
 noise_ratio = 1
 learner = 1
 """

@@ -72,6 +72,11 @@ class Experiment(Protocol):
         shaped by its dims over the block. Pure: a cell's bits never depend on the block."""
         ...
 
+    def estimate_seconds(self, coords: Mapping[str, np.ndarray], settings: Settings) -> float:
+        """Estimated seconds (one core) to compute the cells of a rectangle of the grid given by
+        its coordinates (block sizing; ``emergence run --dry-run`` prints the total)."""
+        ...
+
     def adapt(self, ds: xr.Dataset) -> xr.Dataset:
         """A cube of an older format in today's layout (readers call it on open)."""
         ...

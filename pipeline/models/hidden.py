@@ -419,6 +419,7 @@ def montecarlo_block(
     *,
     seed: int,
     samples: int,
+    chunk: int = _MC_CHUNK,
 ) -> dict[str, FloatArray]:
     """Monte Carlo estimate of ``R_T`` (MATH §3) for a block of cells.
 
@@ -432,8 +433,8 @@ def montecarlo_block(
     batch, so the trajectory for horizon T is the prefix of any longer one and
     every learner, k and T of the block sees the same paths (common random
     numbers). The Kalman predictor and the FIR predictions are run with
-    ``scipy.signal.lfilter`` (sequential recursions) in fixed time chunks of 4096
-    steps; per trajectory ``(1/T) sum_{t=1..T} (xhat_t - yhat_t)^2`` is taken
+    ``scipy.signal.lfilter`` (sequential recursions) in fixed time chunks of ``chunk``
+    steps (4096; a parameter so that tests reach the multi-chunk path on short horizons); per trajectory ``(1/T) sum_{t=1..T} (xhat_t - yhat_t)^2`` is taken
     from a running sum, and ``risk`` / ``risk_stderr`` are its sample mean and
     ``std(ddof=1)/sqrt(samples)`` computed with ``math.fsum``. A cell's bits
     therefore depend only on (seed, lam, r, learner, k, T, samples).
@@ -463,6 +464,7 @@ def montecarlo_block(
                 t_max,
                 int(seed),
                 samples,
+                int(chunk),
                 risk[li, ri],
                 stderr[li, ri],
             )
@@ -471,7 +473,7 @@ def montecarlo_block(
     return {"risk": risk, "risk_stderr": stderr, "log10_risk": log10}
 
 
-def _mc_one(lam, r, learner, k, T, t_max, seed, samples, risk_out, stderr_out):
+def _mc_one(lam, r, learner, k, T, t_max, seed, samples, chunk, risk_out, stderr_out):
     """Fill ``risk_out``/``stderr_out`` (K, N) for one (lam, r)."""
     from scipy.signal import lfilter  # imported here: scipy.signal costs ~1 s at startup
 
@@ -503,8 +505,8 @@ def _mc_one(lam, r, learner, k, T, t_max, seed, samples, risk_out, stderr_out):
         zi_k = np.zeros((1, nb))
         zi_f = [np.zeros((max(theta.shape[0], 1), nb)) for theta, _ in filters]
         carry = [np.zeros(nb) for _ in filters]
-        for c0 in range(0, n_steps, _MC_CHUNK):
-            c1 = min(c0 + _MC_CHUNK, n_steps)
+        for c0 in range(0, n_steps, chunk):
+            c1 = min(c0 + chunk, n_steps)
             draws = rng.standard_normal((c1 - c0, 2, nb))
             z = draws[:, 0, :]
             if c0 == 0:

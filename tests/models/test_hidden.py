@@ -216,7 +216,7 @@ def test_kalman_vs_dare():
 
 
 def test_kalman_vs_statsmodels():
-    sm = pytest.importorskip("statsmodels.api")
+    import statsmodels.api as sm
     y = np.random.default_rng(1).standard_normal(400)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -515,8 +515,10 @@ def test_montecarlo_agrees_with_exact(learner):
     zero = ex["risk"] == 0
     assert np.all(mc["risk"][zero] == 0) and np.all(mc["risk_stderr"][zero] == 0)
     assert np.all(mc["risk_stderr"][~zero] > 0)
-    with np.errstate(divide="ignore"):
-        np.testing.assert_array_equal(mc["log10_risk"], np.log10(mc["risk"]))
+    assert np.all(np.isneginf(mc["log10_risk"][zero]))
+    # log10 of the estimate within 4 standard errors of the exact log10 risk (delta method)
+    err = 4 * mc["risk_stderr"][~zero] / (mc["risk"][~zero] * math.log(10))
+    assert np.all(np.abs(mc["log10_risk"][~zero] - ex["log10_risk"][~zero]) < err)
 
 
 def test_montecarlo_block_invariance():
@@ -535,8 +537,11 @@ def test_montecarlo_block_invariance():
     assert other["risk"][0, 0, 0, 0] != alone["risk"][0, 0, 0, 0]
 
 
-def test_montecarlo_long_horizon_chunks():
-    """T beyond one simulation chunk (4096 steps) still agrees with the exact risk."""
-    mc = montecarlo_block([0.9], [4.0], "truncated_kalman", [2], [5000], seed=3, samples=200)
-    ex = risk_block([0.9], [4.0], "truncated_kalman", [2], [5000])["risk"]
-    assert abs(mc["risk"] - ex)[0, 0, 0, 0] < 4 * mc["risk_stderr"][0, 0, 0, 0]
+@pytest.mark.parametrize("learner", LEARNERS)
+def test_montecarlo_long_horizon_chunks(learner):
+    """Horizons spanning many simulation chunks (chunk = 16 steps here, 4096 in production)
+    agree with the exact risk: the state, the filters and the running sums carry over."""
+    T = [5, 16, 17, 100, 333]
+    mc = montecarlo_block([0.9, 1.0], [4.0], learner, [2], T, seed=3, samples=400, chunk=16)
+    ex = risk_block([0.9, 1.0], [4.0], learner, [2], T)["risk"]
+    assert np.all(np.abs(mc["risk"] - ex) < 4 * mc["risk_stderr"]), (mc["risk"], ex)

@@ -98,6 +98,21 @@ class HiddenExperiment:
         out["kl_rate"] = out["risk"] / (2.0 * S)
         return out
 
+    def estimate_seconds(self, coords: Mapping[str, np.ndarray], settings: Settings) -> float:
+        """Measured on one core (benchmarks/): ~25 ns per truncated_kalman cell, ~(25 + 3 k) ns
+        per best_fir cell; Monte Carlo simulates every trajectory to the largest T (~10 ns
+        per sample, step and filter); ~1 ms per kernel call."""
+        k = np.asarray(coords["k"], dtype=np.float64)
+        per = len(coords["lam"]) * len(coords["noise_ratio"]) * len(coords["T"])
+        learners = [str(v) for v in coords["learner"]]
+        if settings.method == "montecarlo":
+            filters = sum(len(k) * (len(coords["T"]) if lr == "best_fir" else 1) for lr in learners)
+            steps = float(np.max(coords["T"]))
+            return 1e-3 + 10e-9 * settings.mc_samples * steps * (1 + filters) * len(coords["lam"]) * len(
+                coords["noise_ratio"])
+        cost = sum(per * (25e-9 * k.size + (3e-9 * k.sum() if lr == "best_fir" else 0.0)) for lr in learners)
+        return 1e-3 + float(cost)
+
     def adapt(self, ds: xr.Dataset) -> xr.Dataset:
         return ds
 
