@@ -315,8 +315,9 @@ def contained_on(spectrum: Spectrum | str, adversary: str, learner: str, columns
     Lw = restricted_family(spectrum, learner, columns)
     if Fw.shape[0] == 0:
         return True
-    a = Lw.reshape(Lw.shape[0], -1)
-    return _rank(np.vstack([a, Fw.reshape(Fw.shape[0], -1)])) == Lw.shape[0]
+    width = Fw.shape[1] * Fw.shape[2]
+    stacked = np.vstack([Lw.reshape(Lw.shape[0], width), Fw.reshape(Fw.shape[0], width)])
+    return _rank(stacked) == Lw.shape[0]
 
 
 def structural_critical_d(spectrum: Spectrum | str, adversary: str, learner: str) -> int | None:
