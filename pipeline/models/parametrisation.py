@@ -27,6 +27,11 @@ else (``"1.0"``, ``"1.0^[1,1]"``, ``"-1.2^[1,1,1]"``): its similarity family is
 rule as written gives ``n_u`` (diagonal), ``n^2`` (block, full). (For ``n_u = 0``
 both forms give 0.)
 
+Two consequences for a kernel: ``r_T(D_L) = 0`` (MATH section 1.3) holds only when
+``H`` lies in ``L``; for ``L != F`` the bounded cells keep a positive limit. The
+pipeline's adversaries are the families of MATH section 1.3; every function here
+also accepts ``diagonal`` as the adversary (an SSM-style truth).
+
 Restrictions to ``V_u`` (rows: all ``n`` coordinates, columns ``u``; ``g``, ``h``
 unstable eigen-groups, ``J_g`` the Jordan matrix of ``g``):
 
