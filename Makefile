@@ -2,25 +2,42 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
-.PHONY: install demo test bench clean
+.PHONY: install install-test demo test test-fast lint bench clean
 
-$(VENV)/.installed: pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,cluster,s3]'
+
+# What `emergence run` and `summary` need, and nothing else.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(PIP) -e .
 	touch $@
 
+# The test tools, the batch-cluster client and the object-storage client and server.
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(PIP) -e '.[test,cluster,s3]'
+	touch $@ $(VENV)/.installed
+
 install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
 
 demo: install
 	$(BIN)/emergence run workflows/quickstart.toml
 	$(BIN)/emergence summary data/quickstart.zarr
 
-test: install
+lint: install-test
 	$(BIN)/ruff check pipeline tests benchmarks
+	$(BIN)/ruff format --check pipeline tests benchmarks
+	$(BIN)/mypy pipeline
+
+test: lint
 	$(BIN)/python -m pytest -q
 
-bench: install
+test-fast: install-test
+	$(BIN)/python -m pytest -q -m "not slow"
+
+bench: install-test
 	$(BIN)/python -m benchmarks
 
 clean:

@@ -95,7 +95,7 @@ def plot(cube: str | os.PathLike[str] | xr.Dataset, *, tau: float | None = None,
 
 
 def _cube(cube: str | os.PathLike[str] | xr.Dataset, partial: bool) -> xr.Dataset:
-    from pipeline.cubes import BLOCKS_ATTR
+    from pipeline.core import BLOCKS_ATTR
 
     if isinstance(cube, (str, os.PathLike)):
         return open_cube(cube, partial=partial)

@@ -10,6 +10,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+PARTIAL_ATTR = "emergence_partial"
+"""Attribute of a dataset read from an unfinished cube (``"partial: 6/16 blocks"``); every
+output drawn from it carries it on."""
+BLOCKS_ATTR = "emergence_blocks_done"
+"""Attribute set by ``cubes.open_cube``: ``"done/total"`` blocks."""
+COMPUTED = "computed"
+"""Boolean over a partial cube's axes: the cells of finished blocks."""
+
 AxisKind = Literal["float", "int", "str"]
 Check = Callable[[Any], "str | None"]
 """A rule: returns None for an allowed value, or the text of the rule it breaks ("must be >= 1")."""

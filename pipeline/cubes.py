@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pipeline.core import BLOCKS_ATTR, COMPUTED, PARTIAL_ATTR
 from pipeline.errors import UsageError
 from pipeline.guard import Found, identify
 from pipeline.location import StoreLocation
@@ -25,9 +26,6 @@ from pipeline.wording import count
 if TYPE_CHECKING:
     import xarray as xr
 
-PARTIAL_ATTR = "emergence_partial"
-BLOCKS_ATTR = "emergence_blocks_done"
-COMPUTED = "computed"
 
 
 @dataclass(frozen=True)

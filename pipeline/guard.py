@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pipeline.errors import UsageError
 
 if TYPE_CHECKING:
-    from pipeline.store import StoreLocation
+    from pipeline.location import StoreLocation
 
 OUTPUT_ATTR = "emergence_output"
 FIGURES_MANIFEST = ".emergence-figures.json"

@@ -11,7 +11,8 @@ import numpy as np
 import xarray as xr
 
 from pipeline import store
-from pipeline.cubes import PARTIAL_ATTR, completeness, require_cube
+from pipeline.core import PARTIAL_ATTR
+from pipeline.cubes import completeness, require_cube
 from pipeline.errors import UsageError
 from pipeline.guard import Found, identify
 from pipeline.location import StoreLocation

@@ -9,7 +9,8 @@ from pipeline.location import StoreLocation
 
 
 def summarize(location: StoreLocation, partial: bool = False) -> str:
-    from pipeline.cubes import BLOCKS_ATTR, PARTIAL_ATTR, open_cube
+    from pipeline.core import BLOCKS_ATTR, PARTIAL_ATTR
+    from pipeline.cubes import open_cube
     from pipeline.experiments import experiment_of
     from pipeline.thresholding import compute_thresholds
 

@@ -46,7 +46,7 @@ def workflow_name(ds: xr.Dataset) -> str:
 
 def compute_thresholds(ds: xr.Dataset, opts: ThresholdOptions | None = None, source: str = "") -> xr.Dataset:
     """Thresholds of a cube opened with ``cubes.open_cube`` (every value beside its theory)."""
-    from pipeline.cubes import PARTIAL_ATTR
+    from pipeline.core import PARTIAL_ATTR
     from pipeline.experiments import experiment_of
     from pipeline.store import now
 
@@ -74,7 +74,7 @@ def mask_unknown(th: xr.Dataset, ds: xr.Dataset) -> xr.Dataset:
     cell becomes NaN, and ``<name>_known`` says which values were drawn from computed
     cells only: a value over some of the cube's dims depends on every cell of the cube
     that projects onto it."""
-    from pipeline.cubes import COMPUTED
+    from pipeline.core import COMPUTED
     from pipeline.measure import MEASURED
 
     if COMPUTED not in ds:
@@ -113,7 +113,7 @@ def write_thresholds(th: xr.Dataset, path: str) -> None:
 
 def format_table(th: xr.Dataset) -> str:
     """A readable table with theory beside each value; disagreements at the end."""
-    from pipeline.cubes import PARTIAL_ATTR
+    from pipeline.core import PARTIAL_ATTR
     from pipeline.experiments import experiment_of
 
     experiment = experiment_of(th)

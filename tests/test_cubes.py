@@ -11,7 +11,8 @@ import pytest
 import pipeline
 from pipeline.cli import main
 from pipeline.config import load_workflow
-from pipeline.cubes import COMPUTED, PARTIAL_ATTR, computed_cells, open_cube
+from pipeline.core import COMPUTED, PARTIAL_ATTR
+from pipeline.cubes import computed_cells, open_cube
 from pipeline.errors import RunError, UsageError
 from tests.helpers import hidden, one_clean_line, run_quietly, write_workflow
 

@@ -11,7 +11,7 @@ import xarray as xr
 import xarray.testing as xrt
 
 from pipeline import thresholding as thr
-from pipeline.cubes import COMPUTED, PARTIAL_ATTR
+from pipeline.core import COMPUTED, PARTIAL_ATTR
 from pipeline.guard import OUTPUT_ATTR, Found, identify
 from pipeline.location import StoreLocation
 from pipeline.measure import known

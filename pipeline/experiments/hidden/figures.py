@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pipeline import plotting as pl
-from pipeline.cubes import PARTIAL_ATTR
+from pipeline.core import PARTIAL_ATTR
 from pipeline.experiments.base import DrawnFigure
 from pipeline.models import hidden as model
 
