@@ -15,7 +15,8 @@ from benchmarks.harness import Figure, LoadWatch, machine, table
 ORDER = (
     "exact_vs_montecarlo_speedup", "closed_form_vs_loop_speedup", "horizon_cost_ratio",
     "truncated_cells_per_s", "best_fir_cells_per_s", "startup_seconds", "pipeline_overhead_ratio",
-    "two_worker_speedup", "peak_rss_mib", "observed_horizon_cost_ratio", "observed_cells_per_s",
+    "two_worker_speedup", "peak_rss_mib", "many_blocks_speedup", "block_overhead_ms", "bytes_on_disk_per_cell",
+    "done_scan_seconds_1e5", "observed_horizon_cost_ratio", "observed_cells_per_s",
 )
 
 
@@ -25,16 +26,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fewer repeats, smaller sweeps (10^7-cell memory sweep); about 5 minutes on 2 cores")
     p.add_argument("--json", metavar="PATH", help="write {'machine': ..., 'figures': ...} here")
     p.add_argument("--only", action="append", default=None, metavar="GROUP",
-                   choices=("hidden", "observed", "pipeline"), help="run only these groups (debugging)")
+                   choices=("hidden", "observed", "pipeline", "blocks"), help="run only these groups (debugging)")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from benchmarks import kernels, pipeline_runs
+    from benchmarks import blocks, kernels, pipeline_runs
 
     quick = bool(args.quick)
-    groups = set(args.only or ("hidden", "observed", "pipeline"))
+    groups = set(args.only or ("hidden", "observed", "pipeline", "blocks"))
     info = machine()
     info["mode"] = "quick" if quick else "full"
     figures: list[Figure] = []
@@ -66,6 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 step("two-worker speedup", lambda: pipeline_runs.two_worker_figure(quick, runner))
             finally:
                 runner.close()
+        if "blocks" in groups:
+            step("many small blocks (subprocess runs)", lambda: blocks.many_blocks(quick))
+            step("done-state scan of 10^5 blocks", lambda: blocks.done_scan(quick))
 
     elapsed = time.perf_counter() - started
     figures.sort(key=lambda f: ORDER.index(f.name) if f.name in ORDER else len(ORDER))

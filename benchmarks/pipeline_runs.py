@@ -106,7 +106,7 @@ class Runner:
 
 
 def bare_kernel_seconds(text: str) -> tuple[float, int]:
-    """The experiment kernel on every block of the workflow's plan, one process,
+    """The experiment kernel on every task of the workflow's plan, one process,
     results discarded (no store, no Dask). Returns (seconds, cells)."""
     from pipeline.config import parse_workflow
     from pipeline.experiments import get_experiment
@@ -115,8 +115,8 @@ def bare_kernel_seconds(text: str) -> tuple[float, int]:
     exp = get_experiment(wf.experiment)
     static = exp.static(wf.coords, wf.settings)
     t0 = time.perf_counter()
-    for key in wf.plan.keys():
-        slices = wf.plan.slices(key)
+    for task in wf.plan.task_keys():  # the regions the engine's tasks compute
+        slices = wf.plan.task_slices(task)
         coords = {a: wf.coords[a][s] for a, s in slices.items()}
         block_static = static.isel({d: s for d, s in slices.items() if d in static.dims})
         exp.kernel(coords, block_static, wf.settings)
@@ -155,8 +155,8 @@ part, parts, start_at = int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
 token = wf.fingerprint()
 ready = time.time()
 time.sleep(max(0.0, start_at - ready))
-for key in list(wf.plan.keys())[part::parts]:
-    tasks.compute_block(wf.experiment, wf.settings, location, token, key, [wf.plan.slices(key)])
+for task in list(wf.plan.task_keys())[part::parts]:
+    tasks.compute_task(wf.experiment, wf.settings, location, token, task, [wf.plan.task_slices(task)])
 print(json.dumps({"ready": ready, "end": time.time()}))
 """
 
@@ -181,7 +181,7 @@ def task_bodies_seconds(workflow: Path, root: Path, processes: int) -> float:
     reports = [json.loads(p.communicate(timeout=600)[0].strip().splitlines()[-1]) for p in procs]
     if any(p.returncode for p in procs):
         raise RuntimeError("a task-body process failed")
-    done = len(store.done_blocks(store.open_group(location, mode="r")))
+    done = store.count_done(location)
     shutil.rmtree(location.url, ignore_errors=True)
     if done != wf.plan.total:
         raise RuntimeError(f"task-body processes marked {done} of {wf.plan.total} blocks")

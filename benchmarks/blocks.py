@@ -1,0 +1,130 @@
+"""Many small blocks: a plan of 10^4 blocks run with tasks grouping blocks (today's path)
+beside one task per block (the path before tasks grouped blocks, kept as ``[chunks]
+blocks_per_task = 1``), the files and bytes each leaves, and the time to read the done
+state of a 10^5-block store (issue 13)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.harness import Figure, alternate, check, emergence_command, median, run_timed
+
+MANY_BLOCKS = """experiment = "hidden"
+name = "many"
+[grid]
+lam = [1.0]
+noise_ratio = {{ geom = [0.01, 100.0], num = 100 }}
+learner = ["truncated_kalman", "best_fir"]
+k = {{ range = [1, 100] }}
+T = [1000, 100000]
+[chunks]
+noise_ratio = 1
+k = 1
+{extra}"""
+SCAN_BLOCKS = 100_000
+
+
+def _disk(path: Path) -> tuple[int, int]:
+    """(files, bytes allocated on disk) under ``path``."""
+    files = allocated = 0
+    for root, _, names in os.walk(path):
+        for name in names:
+            files += 1
+            allocated += os.stat(os.path.join(root, name)).st_blocks * 512
+    return files, allocated
+
+
+def many_blocks(quick: bool) -> list[Figure]:
+    """``emergence run`` of 40,000 cells in 10,000 blocks with 2 workers: grouped tasks
+    against one task per block, alternating, fresh stores each time."""
+    root = Path(tempfile.mkdtemp(prefix="emergence-blocks-"))
+    grouped, single = root / "grouped.toml", root / "single.toml"
+    grouped.write_text(MANY_BLOCKS.format(extra=""))
+    single.write_text(MANY_BLOCKS.format(extra="blocks_per_task = 1\n"))
+    phases: dict[str, list[float]] = {"grouped": [], "per_block": []}
+    disk: dict[str, tuple[int, int]] = {}
+    tasks: dict[str, int] = {}
+    count = 0
+
+    def run(label: str, workflow: Path) -> None:
+        nonlocal count
+        count += 1
+        out = root / f"{label}-{count}.zarr"
+        wall, done = run_timed(emergence_command() + ["run", str(workflow), "--out", str(out), "--no-progress",
+                                                      "--workers", "2"])
+        check(done)
+        phases[label].append(float(re.search(r"\(([0-9.]+) s computing blocks\)", done.stdout).group(1)))
+        disk[label] = _disk(out)
+        dry = run_timed(emergence_command() + ["run", str(workflow), "--dry-run", "--out", str(root / "x")])[1]
+        tasks[label] = int(re.search(r"tasks: ([0-9,]+)", dry.stdout).group(1).replace(",", ""))
+        shutil.rmtree(out, ignore_errors=True)
+
+    try:
+        times = alternate({"grouped": lambda: run("grouped", grouped),
+                           "per_block": lambda: run("per_block", single)}, 1 if quick else 2)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    ratios = [b / a for a, b in zip(times["grouped"], times["per_block"], strict=True)]
+    blocks, cells = 10_000, 40_000
+    overhead = {label: 2 * median(phases[label]) / tasks[label] * 1e3 for label in phases}
+    files, allocated = disk["grouped"], disk["per_block"]
+    return [
+        Figure("many_blocks_speedup", median(ratios), "x", ">=", 5.0,
+               note=(f"{cells:,} hidden cells in {blocks:,} blocks ([chunks] noise_ratio = 1, k = 1), 2 workers, "
+                     f"`emergence run` wall: one task per block {median(times['per_block']):.1f} s vs "
+                     f"{tasks['grouped']} grouped tasks {median(times['grouped']):.1f} s"),
+               details={"times": times, "blocks_phase": phases, "tasks": tasks}),
+        Figure("block_overhead_ms", overhead["grouped"] * tasks["grouped"] / blocks, "ms", "<=",
+               overhead["per_block"] / 5,
+               note=(f"worker time per block (2 workers x blocks phase / blocks; kernel ~0.01 ms): grouped "
+                     f"{overhead['grouped'] * tasks['grouped'] / blocks:.3f} ms ({overhead['grouped']:.0f} ms "
+                     f"per task of {blocks // tasks['grouped']} blocks) vs one task per block "
+                     f"{overhead['per_block']:.1f} ms; target a fifth of the latter"),
+               details={"ms_per_task": overhead}),
+        Figure("bytes_on_disk_per_cell", files[1] / cells, "B", None, None,
+               note=(f"grouped: {files[0]:,} files, {files[1] / 2**20:.1f} MiB allocated for {cells:,} cells; "
+                     f"one task per block: {allocated[0]:,} files, {allocated[1] / 2**20:.1f} MiB "
+                     f"({allocated[1] / cells:.0f} B per cell)"),
+               details={"grouped": {"files": files[0], "bytes": files[1]},
+                        "per_block": {"files": allocated[0], "bytes": allocated[1]}}),
+    ]
+
+
+def done_scan(quick: bool) -> Figure:
+    """``emergence info --format json`` (a fresh process: imports, metadata, the done state)
+    on a cube of 10^5 blocks, one task each, every one marked done."""
+    from pipeline import resume, store
+    from pipeline.config import parse_workflow
+    from pipeline.location import StoreLocation
+
+    root = Path(tempfile.mkdtemp(prefix="emergence-scan-"))
+    text = (MANY_BLOCKS.format(extra="blocks_per_task = 1\n")
+            .replace("num = 100 }", "num = 1000 }").replace("T = [1000, 100000]", "T = [1000]")
+            .replace('learner = ["truncated_kalman", "best_fir"]', 'learner = ["truncated_kalman"]'))
+    wf = parse_workflow(text)
+    assert wf.plan.total == SCAN_BLOCKS
+    location = StoreLocation(str(root / "scan.zarr"))
+    try:
+        resume.create_store(wf, location)
+        marks = Path(location.url) / store.DONE_GROUP / "done" / "c"
+        for task in wf.plan.task_keys():  # one-byte marks, as `store.mark_done` writes them
+            folder = marks.joinpath(*map(str, task[:-1]))
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / str(task[-1])).write_bytes(b"\x01")
+        assert store.count_done(location) == SCAN_BLOCKS
+        times = alternate({"info": lambda: check(run_timed(emergence_command() + [
+            "info", location.url, "--format", "json"])[1])}, 3 if quick else 5)
+        t0 = time.perf_counter()
+        store.done_tasks(location)
+        scan = time.perf_counter() - t0
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return Figure("done_scan_seconds_1e5", median(times["info"]), "s", "<=", 3.0,
+                  note=(f"`emergence info` on a local cube of {SCAN_BLOCKS:,} blocks, one task each, all done "
+                        f"(process start and imports included); the listing of the marks alone: {scan:.2f} s"),
+                  details={"times": times, "listing_seconds": scan})
