@@ -280,7 +280,7 @@ def check_observable(spectrum: Spectrum | str, observation: str = "sum") -> None
         if len(g.sizes) > 1:
             raise ObservabilityError(
                 f"spectrum {sp.text!r}: eigenvalue {_group_text(sp, g)} (|lam| = {g.modulus!r} >= 1) has "
-                f"{len(g.sizes)} Jordan blocks {list(g.sizes)}, so observation = {observation!r} cannot observe "
+                f"{len(g.sizes)} Jordan blocks {list(g.sizes)}, so observation = \"{observation}\" cannot observe "
                 "all of its modes (Assumption 4.1 needs the modes with |lam| >= 1 observable)"
             )
 
