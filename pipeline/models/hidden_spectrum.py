@@ -447,26 +447,34 @@ def _working_bits(sp: Spectrum, filt: KalmanFilter, k: int, T: int) -> int:
     the unstable moduli. Rounded up to a multiple of 64. A cell whose result misses
     ``TARGET_BITS`` is recomputed at twice the precision.
     """
-    bits = TARGET_BITS + 48
+    return _bits_rule(_precision_profile(sp, filt), k, T)
+
+
+def _precision_profile(sp: Spectrum, filt: KalmanFilter) -> tuple[float, float, float]:
+    """``(sum of unstable block sizes, log2(||F||_inf / rho(F)), log2(rho_max / rho_min))``."""
     unstable = _unstable_groups(sp)
-    bits += sum(g.multiplicity for g in unstable) * math.log2(T + 1.0)
-    kb = ANCHOR * max(1, -(-int(k) // ANCHOR))
     rho = filt.closed_loop_radius
+    loss = 0.0
     if rho > 0.0:
-        nf = float(np.max(np.sum(np.abs(filt.F), axis=1)))
-        bits += kb * max(0.0, math.log2(nf / rho))
-    if unstable:
-        mods = [g.modulus for g in unstable]
-        if max(mods) > min(mods):
-            bits += 2.0 * T * math.log2(max(mods) / min(mods))
+        loss = max(0.0, math.log2(float(np.max(np.sum(np.abs(filt.F), axis=1))) / rho))
+    mods = [g.modulus for g in unstable] or [1.0]
+    return float(sum(g.multiplicity for g in unstable)), loss, math.log2(max(mods) / min(mods))
+
+
+def _bits_rule(profile: tuple[float, float, float], k: int, T: int) -> int:
+    m_sum, loss, spread = profile
+    kb = ANCHOR * max(1, -(-int(k) // ANCHOR))
+    bits = TARGET_BITS + 48 + m_sum * math.log2(T + 1.0) + kb * loss + 2.0 * T * spread
     return int(64 * math.ceil(bits / 64.0))
 
 
 class _Cells:
     """Per-(spectrum, noise_ratio) arb caches; every entry is a fixed function of its key."""
 
-    def __init__(self, ex: _Exact):
+    def __init__(self, ex: _Exact, sp: Spectrum):
         self.ex = ex
+        self.sp = sp
+        self.profile = _precision_profile(sp, ex.filt)
         self._by_prec: dict[int, dict] = {}
 
     def _p(self, prec: int) -> dict:
@@ -560,9 +568,10 @@ class _Cells:
                 return arb.nan()
         return tr / T
 
-    def verified(self, sp: Spectrum, learner: str, k: int, T: int) -> arb:
+    def verified(self, learner: str, k: int, T: int) -> arb:
         """``R_T`` with at least ``TARGET_BITS`` correct bits (or exactly 0)."""
-        prec = _working_bits(sp, self.ex.filt, k, T)
+        sp = self.sp
+        prec = min(_bits_rule(self.profile, k, T), MAX_BITS)
         while True:
             with _bits(prec):
                 v = self.value(prec, learner, k, T)
@@ -651,12 +660,12 @@ def risk_block(
     risk = np.zeros(shape)
     log10 = np.full(shape, -np.inf)
     for ri, rv in enumerate(r):
-        cells = _Cells(_exact(sp.text, float(rv), observation))
+        cells = _Cells(_exact(sp.text, float(rv), observation), sp)
         for ni, tv in enumerate(T):
             for ki, kv in enumerate(k):
                 if tv <= kv:
                     continue
-                v = cells.verified(sp, learner, int(kv), int(tv))
+                v = cells.verified(learner, int(kv), int(tv))
                 risk[ri, ki, ni] = float(v.mid())
                 log10[ri, ki, ni] = _log10(v)
     return {"risk": risk, "log10_risk": log10}
@@ -680,8 +689,8 @@ def best_fir_theta(
     G = kalman_fir(sp, noise_ratio, k, observation)
     if k == 0 or T <= k:
         return G
-    cells = _Cells(ex)
-    prec = _working_bits(sp, ex.filt, k, T)
+    cells = _Cells(ex, sp)
+    prec = min(_bits_rule(cells.profile, k, T), MAX_BITS)
     while True:
         with _bits(prec):
             try:
@@ -798,9 +807,10 @@ def bounded(spectrum: Spectrum | str, learner: str, k: npt.ArrayLike, observatio
 def critical_k(spectrum: Spectrum | str, learner: str, observation: str = "sum") -> int | None:
     """``min {k : bounded}`` measured by the rank test (``None``: no ``k <= n + 16`` is bounded)."""
     sp = _spectrum(spectrum)
-    ks = np.arange(0, sp.n + 17)
-    b = bounded(sp, learner, ks, observation)
-    return int(ks[np.argmax(b)]) if b.any() else None
+    for kv in range(0, sp.n + 17):
+        if bounded(sp, learner, [kv], observation)[0]:
+            return kv
+    return None
 
 
 # ---------------------------------------------------------------------------
