@@ -342,20 +342,20 @@ def _max_abs(M: arb_mat) -> float:
     return max(abs(float(M[i, j].mid())) for i in range(M.nrows()) for j in range(M.ncols()))
 
 
-def _sda(A: np.ndarray, C: np.ndarray, r: float) -> arb_mat:
+def _sda(A: np.ndarray, C: np.ndarray, r: float, bits: int) -> arb_mat:
     """Stabilising solution of ``P = A P A' - A P C' (C P C' + r)^-1 C P A' + I`` (midpoints).
 
     Structure-preserving doubling (Chu, Fan, Lin 2005) for ``X = Ad' X (I + G X)^-1 Ad + H``
     with ``Ad = A'``, ``G = C'C / r``, ``H = I``: ``H_j -> P`` with error ``~rho(F)^(2^(j+1))``.
-    Run at ``KALMAN_BITS`` on midpoints (a floating-point iteration; accuracy is checked by
-    the caller through the Riccati residual).
+    Run at ``bits`` on midpoints (a floating-point iteration; accuracy is checked by the
+    caller through the Riccati residual).
     """
     n = A.shape[0]
     Ak = _amat(A.T)
     G = _amat(np.outer(C, C)) * (arb(1) / arb(r))
     H = _eye(n)
     I = _eye(n)
-    tol = 2.0 ** (-(KALMAN_BITS - 24))
+    tol = 2.0 ** (-(bits - 24))
     for _ in range(200):
         Minv = (I + G * H).inv()
         AM = Ak * Minv
@@ -372,6 +372,24 @@ def _sda(A: np.ndarray, C: np.ndarray, r: float) -> arb_mat:
     raise PrecisionError(f"Riccati doubling did not converge (noise_ratio = {r!r})")
 
 
+KALMAN_RESIDUAL_BITS = 192  # required relative accuracy of the Riccati residual
+
+
+def _riccati(A: np.ndarray, C: np.ndarray, r: float, bits: int):
+    """``(P, K, S, F, relative residual)`` at ``bits`` (midpoints of a doubling solution)."""
+    n = A.shape[0]
+    with _bits(bits):
+        P = _sda(A, C, r, bits)
+        Aa, Ca = _amat(A), _amat(C[None, :])
+        S = ((Ca * P * Ca.transpose())[0, 0] + arb(r)).mid()
+        K = (Aa * P * Ca.transpose() * (arb(1) / S)).mid()
+        APA = Aa * P * Aa.transpose()
+        res = P - (APA - K * K.transpose() * S + _eye(n))  # P = A P A' - K S K' + I
+        rel = _max_abs(res) / max(_max_abs(APA), 1.0)
+        F = Aa - K * Ca
+        return P, K, S, F, rel
+
+
 @lru_cache(maxsize=512)
 def _exact(text: str, r: float, observation: str) -> _Exact:
     sp = parse_spectrum(text)
@@ -379,21 +397,21 @@ def _exact(text: str, r: float, observation: str) -> _Exact:
     A = sp.jordan_matrix()
     C = observation_matrix(sp, observation)
     n = sp.n
-    with _bits(KALMAN_BITS):
-        P = _sda(A, C, r)
-        Aa, Ca = _amat(A), _amat(C[None, :])
-        S = ((Ca * P * Ca.transpose())[0, 0] + arb(r)).mid()
-        K = (Aa * P * Ca.transpose() * (arb(1) / S)).mid()
-        # Riccati residual, relative: P - (A P A' - K S K' + I)
-        res = P - (Aa * P * Aa.transpose() - K * K.transpose() * S + _eye(n))
-        F = Aa - K * Ca
-        Pf, Kf, Ff = _to_np(P), _to_np(K)[:, 0], _to_np(F)
+    bits = KALMAN_BITS
+    while True:
+        P, K, S, F, rel = _riccati(A, C, r, bits)
+        if rel <= 2.0 ** -KALMAN_RESIDUAL_BITS:
+            break
+        if bits >= 4 * KALMAN_BITS:
+            raise PrecisionError(
+                f"spectrum {text!r}, noise_ratio {r!r}: Riccati residual {rel:.1e} not below "
+                f"2^-{KALMAN_RESIDUAL_BITS} at {bits} bits"
+            )
+        bits *= 2
+    Pf, Kf, Ff = _to_np(P), _to_np(K)[:, 0], _to_np(F)
     rho = float(np.max(np.abs(np.linalg.eigvals(Ff)))) if n else 0.0
     if not rho < 1.0:
         raise PrecisionError(f"spectrum {text!r}, noise_ratio {r!r}: Kalman closed loop not stable (rho = {rho})")
-    scale = _max_abs(P) / max(1e-300, 1.0 - rho) ** 2
-    if not _max_abs(res) <= 2.0 ** (-(KALMAN_BITS - 64)) * max(scale, 1.0):
-        raise PrecisionError(f"spectrum {text!r}, noise_ratio {r!r}: Riccati residual too large")
     filt = KalmanFilter(
         A=A, C=C, noise_ratio=float(r), P=Pf, K=Kf, S=float(S.mid()), F=Ff, closed_loop_radius=rho
     )
