@@ -76,9 +76,12 @@ cells) the relative error of ``risk`` is at most 1.1e-16 and ``log10_risk`` agre
 :mod:`pipeline.models.hidden` to 8.4e-14 (that kernel's own error). ``best_fir_theta`` has
 absolute error <= 2^-52 max |theta| (verified ball).
 
-Cost (``benchmarks/hidden_spectrum.py``, one process): ~1e4 ``best_fir`` and ~1.6e4
-``truncated_kalman`` cells/s with ``T > k`` on spectra with ``n <= 6``; the cost at
-``T = 1e8`` is about that at ``T = 1e2``.
+Cost (``benchmarks/hidden_spectrum.py``, one process, shared 2-core machine): ~1.5e4
+``best_fir`` and ~2.3e4 ``truncated_kalman`` cells/s with ``T > k`` on spectra with
+``n <= 6``, Kalman solutions included; the cost at ``T = 1e8`` is 1.02-1.03 times that at
+``T = 1e2``. A cell that is exactly 0 only because ``F`` is nilpotent (the Kalman
+predictor is itself a short FIR with a non-zero gain) cannot be verified as a ball and
+raises :class:`PrecisionError`; exact zeros of the gain (e.g. ``A = 0``) propagate exactly.
 
 All per-cell arithmetic has a fixed shape (``n x n``) and a fixed operation sequence
 determined by the cell's own coordinates, so a cell's bits never depend on the rest of
