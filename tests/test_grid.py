@@ -1,0 +1,66 @@
+"""Axes and the block plan: integer spacing, chunks, cost-based block sizes, tasks of blocks."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from pipeline.config import parse_workflow
+from pipeline.grid import (
+    MIN_PARALLEL,
+    TARGET_BLOCK_SECONDS,
+    TASK_SECONDS,
+    BlockPlan,
+    geom_axis,
+    plan_blocks,
+    range_axis,
+)
+from tests.helpers import hidden, observed
+
+
+def test_integer_axes_round_and_drop_repeats():
+    assert geom_axis(1, 10, 8, integer=True).tolist() == [1, 2, 3, 4, 5, 7, 10]
+    assert range_axis(2, 9, 3).tolist() == [2, 5, 8]
+
+
+def test_tasks_tile_the_blocks_and_count_the_edges():
+    plan = BlockPlan(("a", "b"), (10, 7), (3, 2), (2, 3))
+    assert plan.nblocks == (4, 4) and plan.ntasks == (2, 2) and plan.shard == (6, 6)
+    counts = {t: plan.task_block_count(t) for t in plan.task_keys()}
+    assert counts == {(0, 0): 6, (0, 1): 2, (1, 0): 6, (1, 1): 2} and sum(counts.values()) == plan.total
+    covered = np.zeros(plan.shape, dtype=int)
+    for task in plan.task_keys():
+        s = plan.task_slices(task)
+        covered[s["a"], s["b"]] += 1
+    assert (covered == 1).all()  # every cell in exactly one task
+
+
+def flat(cost_per_cell: float):
+    return lambda region: math.prod(s.stop - s.start for s in region.values()) * cost_per_cell
+
+
+def test_expensive_cells_spread_over_many_blocks():
+    plan = plan_blocks(("s", "d"), (4, 64), {}, flat(0.5))  # 128 s of work
+    costs = [flat(0.5)(plan.slices(k)) for k in plan.keys()]
+    assert max(costs) <= TARGET_BLOCK_SECONDS and plan.total >= MIN_PARALLEL
+    assert plan.task_blocks == (1, 1)
+
+
+def test_cheap_sweeps_make_no_tiny_blocks_and_group_requested_ones():
+    plan = plan_blocks(("s", "d"), (4, 64), {}, flat(1e-9))
+    assert plan.total == 1  # nothing worth splitting
+    tiny = plan_blocks(("s", "d"), (100, 100), {"s": 1, "d": 1}, lambda r: 1e-4)
+    assert tiny.total == 10_000 and tiny.tasks_total < tiny.total / 100
+    assert math.prod(tiny.task_blocks) * 1e-4 <= TASK_SECONDS * 1.01
+    capped = plan_blocks(("s", "d"), (100, 100), {"s": 1, "d": 1}, lambda r: 1e-4, max_blocks_per_task=1)
+    assert capped.tasks_total == 10_000
+
+
+def test_workflow_plans_use_the_experiments_estimates():
+    cheap = parse_workflow(hidden(chunks={"k": 1}))
+    assert cheap.plan.chunks[3] == 1 and cheap.plan.tasks_total == 1  # requested tiny blocks, grouped
+    per_block = parse_workflow(hidden(chunks={"k": 1, "blocks_per_task": 1}))
+    assert per_block.plan.tasks_total == per_block.plan.total == 6
+    heavy = parse_workflow(observed(spectrum=["1.0^8, 0.5^8"], family=["full"], T=[100, 10**4, 10**6]))
+    assert heavy.plan.total > 1  # a few expensive cells still use every worker
