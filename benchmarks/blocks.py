@@ -95,36 +95,55 @@ def many_blocks(quick: bool) -> list[Figure]:
     ]
 
 
+def _scan_workflow(blocks: int) -> str:
+    """A hidden grid of ``blocks`` one-cell blocks, one task each."""
+    return (MANY_BLOCKS.format(extra="blocks_per_task = 1\n")
+            .replace("num = 100 }", f"num = {blocks // 100} }}").replace("T = [1000, 100000]", "T = [1000]")
+            .replace('learner = ["truncated_kalman", "best_fir"]', 'learner = ["truncated_kalman"]'))
+
+
+def _mark_everything(location: object, plan: object) -> None:
+    """Every task's one-byte mark, named as ``store.mark_done`` writes them."""
+    from pipeline import store
+
+    fs, root = location.fs()  # type: ignore[attr-defined]
+    marks = {f"{root}/{store.DONE_GROUP}/done/c." + ".".join(map(str, t)): b"\x01"
+             for t in plan.task_keys()}  # type: ignore[attr-defined]
+    if location.is_local:  # type: ignore[attr-defined]
+        for path, data in marks.items():
+            Path(path).write_bytes(data)
+    else:
+        fs.pipe(marks, batch_size=256)
+
+
 def done_scan(quick: bool) -> Figure:
     """``emergence info --format json`` (a fresh process: imports, metadata, the done state)
-    on a cube of 10^5 blocks, one task each, every one marked done."""
+    on a local cube of 10^5 blocks, one task each, every one marked done: as a killed run
+    leaves it (10^5 standing marks to list) and as a finished run leaves it (marks folded
+    into the ledger)."""
     from pipeline import resume, store
     from pipeline.config import parse_workflow
     from pipeline.location import StoreLocation
 
     root = Path(tempfile.mkdtemp(prefix="emergence-scan-"))
-    text = (MANY_BLOCKS.format(extra="blocks_per_task = 1\n")
-            .replace("num = 100 }", "num = 1000 }").replace("T = [1000, 100000]", "T = [1000]")
-            .replace('learner = ["truncated_kalman", "best_fir"]', 'learner = ["truncated_kalman"]'))
-    wf = parse_workflow(text)
-    assert wf.plan.total == SCAN_BLOCKS
+    wf = parse_workflow(_scan_workflow(SCAN_BLOCKS))
     location = StoreLocation(str(root / "scan.zarr"))
+    info = emergence_command() + ["info", location.url, "--format", "json"]
     try:
         resume.create_store(wf, location)
-        marks = Path(location.url) / store.DONE_GROUP / "done" / "c"
-        for task in wf.plan.task_keys():  # one-byte marks, as `store.mark_done` writes them
-            folder = marks.joinpath(*map(str, task[:-1]))
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / str(task[-1])).write_bytes(b"\x01")
+        _mark_everything(location, wf.plan)
         assert store.count_done(location) == SCAN_BLOCKS
-        times = alternate({"info": lambda: check(run_timed(emergence_command() + [
-            "info", location.url, "--format", "json"])[1])}, 3 if quick else 5)
+        standing = alternate({"info": lambda: check(run_timed(info)[1])}, 3 if quick else 5)
         t0 = time.perf_counter()
-        store.done_tasks(location)
-        scan = time.perf_counter() - t0
+        store.compact_done(location)
+        compaction = time.perf_counter() - t0
+        folded = alternate({"info": lambda: check(run_timed(info)[1])}, 3 if quick else 5)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    return Figure("done_scan_seconds_1e5", median(times["info"]), "s", "<=", 3.0,
-                  note=(f"`emergence info` on a local cube of {SCAN_BLOCKS:,} blocks, one task each, all done "
-                        f"(process start and imports included); the listing of the marks alone: {scan:.2f} s"),
-                  details={"times": times, "listing_seconds": scan})
+    worst = median(standing["info"])
+    return Figure("done_scan_seconds_1e5", worst, "s", "<=", 3.0,
+                  note=(f"`emergence info` on a local cube of {SCAN_BLOCKS:,} blocks, one task each, all done, "
+                        f"process start and imports included: {worst:.2f} s with 10^5 standing marks (a killed "
+                        f"run), {median(folded['info']):.2f} s once folded into the ledger (a finished run; "
+                        f"the fold took {compaction:.1f} s)"),
+                  details={"standing": standing, "folded": folded, "compaction_seconds": compaction})

@@ -8,6 +8,7 @@ in ``resume``, clients in ``clients``; experiments are known only through the re
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline import store
 from pipeline.clients import close, dashboard_link, discard_early, make_client, start_client_early
 from pipeline.config import Workflow
 from pipeline.errors import RunError, UsageError
@@ -30,6 +32,8 @@ from pipeline.tasks import compute_task
 from pipeline.where import Where
 from pipeline.wording import count
 
+COMPACT_SECONDS = 10.0
+"""How often the driver folds the tasks' done-marks into the ledger (``store.compact_done``)."""
 REPLACEMENT_SUFFIX = ".next"
 """``--overwrite`` builds the new cube at ``<out>.next`` and moves it to ``<out>`` when complete."""
 
@@ -133,12 +137,11 @@ def _prepare_replacement(workflow: Workflow, staged: StoreLocation, where: Where
 
 def _compute(workflow: Workflow, location: StoreLocation, state: StoreState, where: Where, progress: bool,
              say: Callable[[str], None], early: Any) -> RunReport:
-    from pipeline import store
-
     plan = state.plan
+    store.compact_done(location)  # marks a killed run left: into the ledger
     done = store.done_tasks(location)
     pending = [t for t in plan.task_keys() if t not in done]
-    report = RunReport(location.url, plan.total, sum(plan.task_block_count(t) for t in done), plan.tasks_total)
+    report = RunReport(location.url, plan.total, plan.blocks_in(done), plan.tasks_total)
     if not pending:
         discard_early(early)
         say(f"{location.url}: all {count(plan.total, 'block')} already done; nothing to do")
@@ -171,6 +174,7 @@ def _run_blocks(client: Any, workflow: Workflow, location: StoreLocation, state:
     }
     bar = tqdm(total=report.blocks_total, initial=report.blocks_done_before, unit="block",
                desc="blocks", disable=not progress, file=sys.stderr, mininterval=0.5, smoothing=0.1)
+    compacted = time.monotonic()
     try:
         for future in as_completed(futures):
             task = futures[future]
@@ -182,6 +186,9 @@ def _run_blocks(client: Any, workflow: Workflow, location: StoreLocation, state:
                 report.failed[as_key_string(task)] = f"{type(exc).__name__}: {exc}".splitlines()[0]
             bar.update(state.plan.task_block_count(task))
             future.release()
+            if time.monotonic() - compacted > COMPACT_SECONDS:
+                store.compact_done(location)
+                compacted = time.monotonic()
     except KeyboardInterrupt:
         for f in futures:
             f.cancel()
@@ -189,6 +196,8 @@ def _run_blocks(client: Any, workflow: Workflow, location: StoreLocation, state:
     finally:
         bar.close()
         report.blocks_seconds = time.perf_counter() - submitted
+        with contextlib.suppress(Exception):  # a failure here must not hide the run's own
+            store.compact_done(location)
 
 
 def describe_plan(workflow: Workflow, location: StoreLocation, where: Where | None = None,

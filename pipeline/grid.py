@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -103,6 +103,13 @@ class BlockPlan:
     def task_block_count(self, task: BlockKey) -> int:
         """How many blocks task ``task`` holds (fewer at the far edges of the grid)."""
         return math.prod(min(t, n - i * t) for i, t, n in zip(task, self.task_blocks, self.nblocks, strict=True))
+
+    def blocks_in(self, tasks: Iterable[BlockKey]) -> int:
+        """How many blocks the given tasks hold together."""
+        keys = np.array(list(tasks), dtype=np.int64).reshape(-1, len(self.axes))
+        per = np.asarray(self.task_blocks, dtype=np.int64)
+        counts = np.minimum(per, np.asarray(self.nblocks, dtype=np.int64) - keys * per)
+        return int(np.prod(counts, axis=1).sum())
 
     def chunk_of(self, dims: tuple[str, ...]) -> tuple[int, ...]:
         """Chunk shape on disk for a variable with the given cube dims."""

@@ -3,10 +3,13 @@
 A cube is a Zarr v3 group written by xarray (so ``xarray.open_zarr`` just works).
 Result arrays are chunked by the block plan's blocks; when a task holds several blocks,
 each variable's blocks of one task share one shard object (one writer per object).
-The subgroup ``_blocks`` holds ``done``, one uint8 per task (chunks of one element: each
-task's mark is its own one-byte object and has one writer). Zarr stores no chunk equal to
-the fill value 0, so the done state is read by *listing* the mark objects (one listing
-instead of one read per task); resume trusts these marks, never the presence of data.
+The subgroup ``_blocks`` holds the done state, which resume trusts (never the presence of
+data): ``done``, one uint8 per task (chunks of one element: each task's mark is its own
+one-byte object with one writer, the worker, written after the task's data), and
+``ledger``, one bit per task in a single object. The run's driver, which holds the store's
+lock, folds the marks into the ledger now and then and at the end (``compact_done``), so a
+finished cube of 10^5 tasks reads its done state with one object read and one near-empty
+listing. Done = the ledger's tasks and the marks still listed.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from pipeline.guard import OUTPUT_ATTR
 from pipeline.location import StoreLocation
 
 DONE_GROUP = "_blocks"
+LEDGER = "ledger"
 FORMAT_VERSION = 2
 """2: theory stored as ``critical_d_theory``, ``emergence_output`` marker, ``history``."""
 LIBRARIES = ("numpy", "scipy", "xarray", "zarr", "dask", "distributed")
@@ -166,7 +170,12 @@ def create_cube(location: StoreLocation, ds: xr.Dataset, encoding: Mapping[str, 
         "axes": list(plan.axes), "chunks": list(plan.chunks), "task_blocks": list(plan.task_blocks),
     })
     blocks.create_array("done", shape=plan.ntasks, chunks=(1,) * len(plan.axes), dtype="uint8", fill_value=0,
-                        compressors=None, dimension_names=[f"task_{a}" for a in plan.axes])
+                        compressors=None, dimension_names=[f"task_{a}" for a in plan.axes],
+                        chunk_key_encoding={"name": "default", "separator": "."})  # marks side by side
+    nbytes = math.ceil(plan.tasks_total / 8)
+    blocks.create_array(LEDGER, shape=(nbytes,), chunks=(max(1, nbytes),), dtype="uint8", fill_value=0,
+                        dimension_names=["task_bits"],
+                        attributes={"description": "bit i (numpy packbits order) set: task i (C order) done"})
     consolidate(location)
 
 
@@ -221,28 +230,79 @@ def _done_array(location: StoreLocation) -> zarr.Array:
 
 
 def done_tasks(location: StoreLocation) -> set[BlockKey]:
-    """The tasks marked done, from one listing of the mark objects (no object is read)."""
+    """The tasks done: the marks listed (no mark is read), then the ledger (in this order,
+    so a compaction between the two can hide no task)."""
+    marks = _mark_paths(location, paths=False)
+    return set(marks) | read_ledger(location)
+
+
+def _mark_paths(location: StoreLocation, paths: bool = True) -> dict[BlockKey, str]:
+    """The marks still standing, by task, with their paths.
+
+    Marks are ``_blocks/done/c.<i>.<j>...`` side by side (cubes of the first format nest
+    them as ``c/<i>/<j>/...``); a mark exists only once wholly written (local writes go
+    through a renamed temporary file, object stores put whole objects)."""
     done = _done_array(location)
+    nested = getattr(done.metadata.chunk_key_encoding, "separator", "/") == "/"
     fs, root = location.fs()
-    prefix = f"{root}/{DONE_GROUP}/done/c/"
+    folder = f"{root}/{DONE_GROUP}/done"
     if location.is_local:
-        return _scan_marks(prefix, done.ndim)
-    fs.invalidate_cache(prefix.rstrip("/"))
+        found = _scan_nested(f"{folder}/c", done.ndim) if nested else _scan_flat(folder, done.ndim)
+        sep = "/" if nested else "."
+        return {k: (f"{folder}/c{sep}" + sep.join(map(str, k))) if paths else "" for k in found}
+    fs.invalidate_cache(folder)
     try:
-        found = fs.find(prefix, detail=True)
+        listed = fs.find(f"{folder}/c/" if nested else folder, detail=True)
     except FileNotFoundError:
-        return set()
-    out = set()
-    for path, info in found.items():
-        key = path[len(prefix):].split("/") if path.startswith(prefix) else []
+        return {}
+    out = {}
+    for path, info in listed.items():
+        name = path[len(folder) + 1:]
+        key = name[2:].split("/" if nested else ".") if name.startswith("c/" if nested else "c.") else []
         if len(key) == done.ndim and info.get("size", 0) > 0 and all(k.isdigit() for k in key):
-            out.add(tuple(int(k) for k in key))
+            out[tuple(int(k) for k in key)] = path
     return out
 
 
-def _scan_marks(folder: str, ndim: int) -> set[BlockKey]:
-    """Local done-marks: the non-empty files of the nested chunk folders (one ``scandir``
-    per folder: ~1 s for 10^5 marks, where a generic listing takes several)."""
+def read_ledger(location: StoreLocation) -> set[BlockKey]:
+    """The tasks folded into the ledger (none for cubes that have no ledger)."""
+    blocks = open_group(location, mode="r")[DONE_GROUP]
+    if LEDGER not in blocks:
+        return set()
+    ntasks = _done_array(location).shape
+    bits = np.unpackbits(np.asarray(blocks[LEDGER][...], dtype=np.uint8))[: math.prod(ntasks)]
+    return {tuple(int(i) for i in k) for k in zip(*np.unravel_index(np.flatnonzero(bits), ntasks), strict=True)}
+
+
+def write_ledger(location: StoreLocation, tasks: set[BlockKey], ntasks: tuple[int, ...]) -> None:
+    """Replace the ledger (one object) by ``tasks`` over a task grid of ``ntasks``."""
+    blocks = open_group(location)[DONE_GROUP]
+    bits = np.zeros(math.prod(ntasks), dtype=np.uint8)
+    if tasks:
+        bits[np.ravel_multi_index(np.array(sorted(tasks)).T, ntasks)] = 1
+    packed = np.packbits(bits)
+    ledger = blocks[LEDGER]
+    if ledger.shape != packed.shape:
+        ledger.resize(packed.shape)  # one chunk spans the ledger: resize keeps the chunk shape
+    ledger[...] = packed
+
+
+def compact_done(location: StoreLocation) -> int:
+    """Fold the standing marks into the ledger, then remove those marks (only the store's
+    lock holder calls this). Returns the number of tasks done."""
+    blocks = open_group(location, mode="r")[DONE_GROUP]
+    if LEDGER not in blocks:
+        return len(done_tasks(location))
+    marks = _mark_paths(location)
+    done = set(marks) | read_ledger(location)
+    if marks:
+        write_ledger(location, done, _done_array(location).shape)
+        location.fs()[0].rm(sorted(marks.values()))
+    return len(done)
+
+
+def _scan_nested(folder: str, ndim: int) -> set[BlockKey]:
+    """Local marks of the first format: the files of the nested chunk folders."""
     out: set[BlockKey] = set()
     stack: list[tuple[str, tuple[int, ...]]] = [(folder, ())]
     while stack:
@@ -257,8 +317,23 @@ def _scan_marks(folder: str, ndim: int) -> set[BlockKey]:
             index = (*key, int(entry.name))
             if len(index) < ndim and entry.is_dir(follow_symlinks=False):
                 stack.append((entry.path, index))
-            elif len(index) == ndim and entry.is_file() and entry.stat().st_size > 0:
+            elif len(index) == ndim and entry.is_file(follow_symlinks=False):
                 out.add(index)
+    return out
+
+
+def _scan_flat(folder: str, ndim: int) -> set[BlockKey]:
+    """Local marks side by side: one ``scandir`` (10^5 marks in ~0.1 s)."""
+    out: set[BlockKey] = set()
+    try:
+        names = [e.name for e in os.scandir(folder)]
+    except FileNotFoundError:
+        return out
+    for name in names:
+        if name.startswith("c."):
+            key = name[2:].split(".")
+            if len(key) == ndim and all(map(str.isdigit, key)):
+                out.add(tuple(map(int, key)))
     return out
 
 
@@ -274,7 +349,7 @@ def count_done(location: StoreLocation, plan: BlockPlan | None = None) -> int:
     tasks = done_tasks(location)
     if plan is None:
         plan = stored_plan(location)
-    return sum(plan.task_block_count(t) for t in tasks)
+    return plan.blocks_in(tasks)
 
 
 def stored_plan(location: StoreLocation) -> BlockPlan:
@@ -357,11 +432,17 @@ def grow_cube(
         group[name].resize(tuple(len(coords[d]) for d in spec.dims))
     done = group[f"{DONE_GROUP}/done"]
     finished = done_tasks(location)
+    marks = _mark_paths(location)
+    if marks:
+        location.fs()[0].rm(sorted(marks.values()))
     done.resize(plan.ntasks)
-    for task in finished:
-        slices = plan.task_slices(task)
-        if not all(s.stop <= n for s, n in zip(slices.values(), complete_shape, strict=True)):
-            done[task] = 0
+    kept = {task for task in finished
+            if all(s.stop <= n for s, n in zip(plan.task_slices(task).values(), complete_shape, strict=True))}
+    if LEDGER in group[DONE_GROUP]:
+        write_ledger(location, kept, plan.ntasks)
+    else:
+        for task in kept:  # cubes of the first format: marks only
+            done[task] = 1
     done.attrs["complete_shape"] = list(complete_shape)
     history = json.loads(group.attrs.get("history", "[]"))
     history.append(history_entry("extend", math.prod(complete_shape), plan.cells))
