@@ -44,9 +44,12 @@ BLOCKS = 32
 
 
 def _slurm_unusable() -> str | None:
-    status = STATUS.read_text().strip() if STATUS.exists() else ""
-    if status.startswith("down:"):
-        return f".ci/slurm-up: {status[5:].strip()}"
+    reason = _probe()
+    status = STATUS.read_text().strip() if reason and STATUS.exists() else ""
+    return f".ci/slurm-up: {status[5:].strip()}" if status.startswith("down:") else reason
+
+
+def _probe() -> str | None:
     if shutil.which("sinfo") is None or shutil.which("sbatch") is None:
         return "Slurm is not installed (run .ci/slurm-up as root)"
     try:
