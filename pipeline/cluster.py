@@ -44,12 +44,26 @@ class ClusterSpec:
 
 
 def load_profile(path: str | Path) -> dict[str, Any]:
+    """A profile's keys: bare (``cores = 4``) or all inside one ``[cluster]`` table."""
+    name = str(path)
     try:
-        return tomllib.loads(Path(path).read_text())
+        raw = tomllib.loads(Path(path).read_text())
     except FileNotFoundError:
-        raise UsageError(f"cluster profile {str(path)!r} does not exist") from None
+        raise UsageError(f"cluster profile {name!r} does not exist") from None
     except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"cluster profile {str(path)!r}: TOML syntax error: {exc}") from None
+        raise UsageError(f"cluster profile {name!r}: TOML syntax error: {exc}") from None
+    hint = "give bare keys or a single [cluster] table"
+    for key, value in raw.items():
+        if isinstance(value, dict) and key != "cluster":
+            raise UsageError(f"cluster profile {name!r}: unexpected table [{key}]; {hint}")
+    if "cluster" in raw:
+        if not isinstance(raw["cluster"], dict):
+            raise UsageError(f"cluster profile {name!r}: 'cluster' must be a table; {hint}")
+        for key in raw:
+            if key != "cluster":
+                raise UsageError(f"cluster profile {name!r}: key {key!r} outside [cluster]; {hint}, not both")
+        return dict(raw["cluster"])
+    return raw
 
 
 def cluster_spec(table: Mapping[str, Any], kind: str | None = None,
