@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.cli import main
-from tests.conftest import write_workflow
+from tests.helpers import write_workflow
 from tests.test_config import GOOD
 
 KEYS = 'cores = 4\nmemory = "8GiB"\nqueue = "normal"\naccount = "proj"\nworker_lifetime = "55m"\n'

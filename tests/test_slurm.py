@@ -17,10 +17,7 @@ from pathlib import Path
 import pytest
 import xarray as xr
 
-from pipeline import store
-from pipeline.config import parse_workflow
-from pipeline.engine import run
-from tests.conftest import REPO, comparable, emergence, write_workflow
+from tests.helpers import REPO, comparable, done_count, emergence, run_quietly, write_workflow
 
 pytestmark = pytest.mark.slow
 
@@ -39,6 +36,7 @@ lam = 1
 noise_ratio = 1
 learner = 1
 k = 2
+blocks_per_task = 1
 """
 BLOCKS = 32
 
@@ -85,7 +83,7 @@ def job_name():
 @pytest.fixture(scope="module")
 def local_reference(tmp_path_factory):
     out = tmp_path_factory.mktemp("reference") / "ref.zarr"
-    run(parse_workflow(SWEEP), store.StoreLocation(str(out)), workers=1, progress=False, say=lambda s: None)
+    run_quietly(SWEEP, out)
     return comparable(xr.open_zarr(out))
 
 
@@ -115,12 +113,6 @@ def _job_state(job_id: str) -> str:
                          timeout=30, check=True).stdout
     return next(f.split("=", 1)[1] for f in out.split() if f.startswith("JobState="))
 
-
-def _done(out: Path) -> int:
-    try:
-        return len(store.done_blocks(store.open_group(store.StoreLocation(str(out)), mode="r")))
-    except Exception:
-        return 0
 
 
 def test_sweep_through_slurm_jobs_equals_local_run(slurm, job_name, tmp_path, local_reference):
@@ -157,8 +149,8 @@ def test_scancel_of_a_worker_job_mid_sweep_is_replaced_and_completes(slurm, job_
         jobs = _jobs(job_name)
         seen |= jobs
         running = sorted(j for j, state in jobs.items() if state == "RUNNING")
-        if victim is None and len(running) == 2 and _done(out) >= 2:
-            assert _done(out) < BLOCKS, "sweep finished before a job could be cancelled"
+        if victim is None and len(running) == 2 and done_count(out) >= 2:
+            assert done_count(out) < BLOCKS, "sweep finished before a job could be cancelled"
             victim = running[0]
             subprocess.run(["scancel", victim], check=True, timeout=30)
         time.sleep(0.2)
