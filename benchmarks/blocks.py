@@ -55,18 +55,21 @@ def many_blocks(quick: bool) -> list[Figure]:
         nonlocal count
         count += 1
         out = root / f"{label}-{count}.zarr"
-        wall, done = run_timed(emergence_command() + ["run", str(workflow), "--out", str(out), "--no-progress",
-                                                      "--workers", "2"])
+        _wall, done = run_timed(
+            [*emergence_command(), "run", str(workflow), "--out", str(out), "--no-progress", "--workers", "2"]
+        )
         check(done)
         phases[label].append(float(re.search(r"\(([0-9.]+) s computing blocks\)", done.stdout).group(1)))
         disk[label] = _disk(out)
-        dry = run_timed(emergence_command() + ["run", str(workflow), "--dry-run", "--out", str(root / "x")])[1]
+        dry = run_timed([*emergence_command(), "run", str(workflow), "--dry-run", "--out", str(root / "x")])[1]
         tasks[label] = int(re.search(r"tasks: ([0-9,]+)", dry.stdout).group(1).replace(",", ""))
         shutil.rmtree(out, ignore_errors=True)
 
     try:
-        times = alternate({"grouped": lambda: run("grouped", grouped),
-                           "per_block": lambda: run("per_block", single)}, 1 if quick else 2)
+        times = alternate(
+            {"grouped": lambda: run("grouped", grouped), "per_block": lambda: run("per_block", single)},
+            1 if quick else 2,
+        )
     finally:
         shutil.rmtree(root, ignore_errors=True)
     ratios = [b / a for a, b in zip(times["grouped"], times["per_block"], strict=True)]
@@ -74,32 +77,60 @@ def many_blocks(quick: bool) -> list[Figure]:
     overhead = {label: 2 * median(phases[label]) / tasks[label] * 1e3 for label in phases}
     files, allocated = disk["grouped"], disk["per_block"]
     return [
-        Figure("many_blocks_speedup", median(ratios), "x", ">=", 5.0,
-               note=(f"{cells:,} hidden cells in {blocks:,} blocks ([chunks] noise_ratio = 1, k = 1), 2 workers, "
-                     f"`emergence run` wall: one task per block {median(times['per_block']):.1f} s vs "
-                     f"{tasks['grouped']} grouped tasks {median(times['grouped']):.1f} s"),
-               details={"times": times, "blocks_phase": phases, "tasks": tasks}),
-        Figure("block_overhead_ms", overhead["grouped"] * tasks["grouped"] / blocks, "ms", "<=",
-               overhead["per_block"] / 5,
-               note=(f"worker time per block (2 workers x blocks phase / blocks; kernel ~0.01 ms): grouped "
-                     f"{overhead['grouped'] * tasks['grouped'] / blocks:.3f} ms ({overhead['grouped']:.0f} ms "
-                     f"per task of {blocks // tasks['grouped']} blocks) vs one task per block "
-                     f"{overhead['per_block']:.1f} ms; target a fifth of the latter"),
-               details={"ms_per_task": overhead}),
-        Figure("bytes_on_disk_per_cell", files[1] / cells, "B", None, None,
-               note=(f"grouped: {files[0]:,} files, {files[1] / 2**20:.1f} MiB allocated for {cells:,} cells; "
-                     f"one task per block: {allocated[0]:,} files, {allocated[1] / 2**20:.1f} MiB "
-                     f"({allocated[1] / cells:.0f} B per cell)"),
-               details={"grouped": {"files": files[0], "bytes": files[1]},
-                        "per_block": {"files": allocated[0], "bytes": allocated[1]}}),
+        Figure(
+            "many_blocks_speedup",
+            median(ratios),
+            "x",
+            ">=",
+            5.0,
+            note=(
+                f"{cells:,} hidden cells in {blocks:,} blocks ([chunks] noise_ratio = 1, k = 1), 2 workers, "
+                f"`emergence run` wall: one task per block {median(times['per_block']):.1f} s vs "
+                f"{tasks['grouped']} grouped tasks {median(times['grouped']):.1f} s"
+            ),
+            details={"times": times, "blocks_phase": phases, "tasks": tasks},
+        ),
+        Figure(
+            "block_overhead_ms",
+            overhead["grouped"] * tasks["grouped"] / blocks,
+            "ms",
+            "<=",
+            overhead["per_block"] / 5,
+            note=(
+                f"worker time per block (2 workers x blocks phase / blocks; kernel ~0.01 ms): grouped "
+                f"{overhead['grouped'] * tasks['grouped'] / blocks:.3f} ms ({overhead['grouped']:.0f} ms "
+                f"per task of {blocks // tasks['grouped']} blocks) vs one task per block "
+                f"{overhead['per_block']:.1f} ms; target a fifth of the latter"
+            ),
+            details={"ms_per_task": overhead},
+        ),
+        Figure(
+            "bytes_on_disk_per_cell",
+            files[1] / cells,
+            "B",
+            None,
+            None,
+            note=(
+                f"grouped: {files[0]:,} files, {files[1] / 2**20:.1f} MiB allocated for {cells:,} cells; "
+                f"one task per block: {allocated[0]:,} files, {allocated[1] / 2**20:.1f} MiB "
+                f"({allocated[1] / cells:.0f} B per cell)"
+            ),
+            details={
+                "grouped": {"files": files[0], "bytes": files[1]},
+                "per_block": {"files": allocated[0], "bytes": allocated[1]},
+            },
+        ),
     ]
 
 
 def _scan_workflow(blocks: int) -> str:
     """A hidden grid of ``blocks`` one-cell blocks, one task each."""
-    return (MANY_BLOCKS.format(extra="blocks_per_task = 1\n")
-            .replace("num = 100 }", f"num = {blocks // 100} }}").replace("T = [1000, 100000]", "T = [1000]")
-            .replace('learner = ["truncated_kalman", "best_fir"]', 'learner = ["truncated_kalman"]'))
+    return (
+        MANY_BLOCKS.format(extra="blocks_per_task = 1\n")
+        .replace("num = 100 }", f"num = {blocks // 100} }}")
+        .replace("T = [1000, 100000]", "T = [1000]")
+        .replace('learner = ["truncated_kalman", "best_fir"]', 'learner = ["truncated_kalman"]')
+    )
 
 
 def _mark_everything(location: object, plan: object) -> None:
@@ -107,8 +138,7 @@ def _mark_everything(location: object, plan: object) -> None:
     from pipeline import store
 
     fs, root = location.fs()  # type: ignore[attr-defined]
-    marks = {f"{root}/{store.DONE_GROUP}/done/c." + ".".join(map(str, t)): b"\x01"
-             for t in plan.task_keys()}  # type: ignore[attr-defined]
+    marks = {f"{root}/{store.DONE_GROUP}/done/c." + ".".join(map(str, t)): b"\x01" for t in plan.task_keys()}  # type: ignore[attr-defined]
     if location.is_local:  # type: ignore[attr-defined]
         for path, data in marks.items():
             Path(path).write_bytes(data)
@@ -128,7 +158,7 @@ def done_scan(quick: bool) -> Figure:
     root = Path(tempfile.mkdtemp(prefix="emergence-scan-"))
     wf = parse_workflow(_scan_workflow(SCAN_BLOCKS))
     location = StoreLocation(str(root / "scan.zarr"))
-    info = emergence_command() + ["info", location.url, "--format", "json"]
+    info = [*emergence_command(), "info", location.url, "--format", "json"]
     try:
         resume.create_store(wf, location)
         _mark_everything(location, wf.plan)
@@ -141,9 +171,17 @@ def done_scan(quick: bool) -> Figure:
     finally:
         shutil.rmtree(root, ignore_errors=True)
     worst = median(standing["info"])
-    return Figure("done_scan_seconds_1e5", worst, "s", "<=", 3.0,
-                  note=(f"`emergence info` on a local cube of {SCAN_BLOCKS:,} blocks, one task each, all done, "
-                        f"process start and imports included: {worst:.2f} s with 10^5 standing marks (a killed "
-                        f"run), {median(folded['info']):.2f} s once folded into the ledger (a finished run; "
-                        f"the fold took {compaction:.1f} s)"),
-                  details={"standing": standing, "folded": folded, "compaction_seconds": compaction})
+    return Figure(
+        "done_scan_seconds_1e5",
+        worst,
+        "s",
+        "<=",
+        3.0,
+        note=(
+            f"`emergence info` on a local cube of {SCAN_BLOCKS:,} blocks, one task each, all done, "
+            f"process start and imports included: {worst:.2f} s with 10^5 standing marks (a killed "
+            f"run), {median(folded['info']):.2f} s once folded into the ledger (a finished run; "
+            f"the fold took {compaction:.1f} s)"
+        ),
+        details={"standing": standing, "folded": folded, "compaction_seconds": compaction},
+    )

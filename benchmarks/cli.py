@@ -13,20 +13,40 @@ from typing import Any
 from benchmarks.harness import Figure, LoadWatch, machine, table
 
 ORDER = (
-    "exact_vs_montecarlo_speedup", "closed_form_vs_loop_speedup", "horizon_cost_ratio",
-    "truncated_cells_per_s", "best_fir_cells_per_s", "startup_seconds", "pipeline_overhead_ratio",
-    "two_worker_speedup", "peak_rss_mib", "many_blocks_speedup", "block_overhead_ms", "bytes_on_disk_per_cell",
-    "done_scan_seconds_1e5", "observed_horizon_cost_ratio", "observed_cells_per_s",
+    "exact_vs_montecarlo_speedup",
+    "closed_form_vs_loop_speedup",
+    "horizon_cost_ratio",
+    "truncated_cells_per_s",
+    "best_fir_cells_per_s",
+    "startup_seconds",
+    "pipeline_overhead_ratio",
+    "two_worker_speedup",
+    "peak_rss_mib",
+    "many_blocks_speedup",
+    "block_overhead_ms",
+    "bytes_on_disk_per_cell",
+    "done_scan_seconds_1e5",
+    "observed_horizon_cost_ratio",
+    "observed_cells_per_s",
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    p.add_argument("--quick", action="store_true",
-                   help="fewer repeats, smaller sweeps (10^7-cell memory sweep); about 5 minutes on 2 cores")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="fewer repeats, smaller sweeps (10^7-cell memory sweep); about 5 minutes on 2 cores",
+    )
     p.add_argument("--json", metavar="PATH", help="write {'machine': ..., 'figures': ...} here")
-    p.add_argument("--only", action="append", default=None, metavar="GROUP",
-                   choices=("hidden", "observed", "pipeline", "blocks"), help="run only these groups (debugging)")
+    p.add_argument(
+        "--only",
+        action="append",
+        default=None,
+        metavar="GROUP",
+        choices=("hidden", "observed", "pipeline", "blocks"),
+        help="run only these groups (debugging)",
+    )
     return p
 
 
@@ -43,6 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     busy: dict[str, float] = {}
 
     with LoadWatch() as watch:
+
         def step(label: str, fn: Callable[[], Any]) -> None:
             t0 = watch.elapsed()
             print(f"[{time.perf_counter() - started:6.1f} s] {label} ...", file=sys.stderr, flush=True)
@@ -62,8 +83,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "pipeline" in groups:
             runner = pipeline_runs.Runner()
             try:
-                step("startup and pipeline overhead (subprocess runs)",
-                     lambda: pipeline_runs.pipeline_figures(quick, runner))
+                step(
+                    "startup and pipeline overhead (subprocess runs)",
+                    lambda: pipeline_runs.pipeline_figures(quick, runner),
+                )
                 step("two-worker speedup", lambda: pipeline_runs.two_worker_figure(quick, runner))
             finally:
                 runner.close()
@@ -80,9 +103,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     info["benchmark_seconds"] = round(elapsed, 1)
 
     print(table(figures))
-    print(f"\n{info['mode']} run, {elapsed:.0f} s on {info['cpu']} ({info['logical_cores']} cores, "
-          f"{info['memory_gib']} GiB); CPU used by other processes while measuring: "
-          f"at most {info['other_processes_cpu_cores_max']:.2f} cores")
+    print(
+        f"\n{info['mode']} run, {elapsed:.0f} s on {info['cpu']} ({info['logical_cores']} cores, "
+        f"{info['memory_gib']} GiB); CPU used by other processes while measuring: "
+        f"at most {info['other_processes_cpu_cores_max']:.2f} cores"
+    )
     failed = [f.name for f in figures if f.passed is False]
     print("targets: " + ("all met" if not failed else "missed: " + ", ".join(failed)))
     if args.json:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import math
 import os
@@ -57,16 +58,23 @@ class Figure:
         return self.value >= self.bound if self.op == ">=" else self.value <= self.bound
 
     def as_json(self) -> dict[str, Any]:
-        return {"value": self.value, "unit": self.unit, "target": self.target, "passed": self.passed,
-                "note": self.note, "details": self.details}
+        return {
+            "value": self.value,
+            "unit": self.unit,
+            "target": self.target,
+            "passed": self.passed,
+            "note": self.note,
+            "details": self.details,
+        }
 
 
 def median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
 
 
-def alternate(sides: Mapping[str, Callable[[], Any]], repeats: int,
-              between: Callable[[], None] | None = None) -> dict[str, list[float]]:
+def alternate(
+    sides: Mapping[str, Callable[[], Any]], repeats: int, between: Callable[[], None] | None = None
+) -> dict[str, list[float]]:
     """Time every side ``repeats`` times, interleaved (A B C, then C B A, ...).
 
     Returns the wall times (seconds) per side. ``between`` runs untimed before
@@ -107,7 +115,7 @@ def table(figures: Sequence[Figure]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     lines = []
     for i, r in enumerate(rows):
-        cells = [c.ljust(w) for c, w in zip(r[:-1], widths)] + [r[-1]]
+        cells = [c.ljust(w) for c, w in zip(r[:-1], widths, strict=False)] + [r[-1]]
         lines.append("| " + " | ".join(cells) + " |")
         if i == 0:
             lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|---|")
@@ -139,10 +147,19 @@ def _version(lib: str) -> str:
 
 def _git_commit() -> str:
     try:
-        out = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        out = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
         return out + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -170,10 +187,8 @@ def _own_tree() -> set[int]:
 
     me = psutil.Process()
     pids = {me.pid}
-    try:
+    with contextlib.suppress(psutil.Error):
         pids |= {c.pid for c in me.children(recursive=True)}
-    except psutil.Error:
-        pass
     return pids
 
 
@@ -218,10 +233,8 @@ class LoadWatch:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            try:
+            with contextlib.suppress(Exception):
                 self.samples.append((time.perf_counter() - self._t0, foreign_cpu(0.5)))
-            except Exception:  # noqa: BLE001 - best effort only
-                pass
             self._stop.wait(self._interval)
 
     def __enter__(self) -> LoadWatch:
@@ -279,8 +292,9 @@ class TreeMemory:
         return max(self.peak_per_process_mib.values(), default=0.0)
 
 
-def run_sampled(cmd: Sequence[str], interval: float = 0.05, cwd: Path = REPO,
-                env: Mapping[str, str] | None = None) -> tuple[float, subprocess.CompletedProcess, TreeMemory]:
+def run_sampled(
+    cmd: Sequence[str], interval: float = 0.05, cwd: Path = REPO, env: Mapping[str, str] | None = None
+) -> tuple[float, subprocess.CompletedProcess, TreeMemory]:
     """Run ``cmd``; sample the resident memory of it and all its descendants.
 
     Per process the peak is the kernel's high-water mark ``VmHWM`` (exact, read
@@ -291,13 +305,19 @@ def run_sampled(cmd: Sequence[str], interval: float = 0.05, cwd: Path = REPO,
 
     mem = TreeMemory()
     t0 = time.perf_counter()
-    proc = subprocess.Popen(list(cmd), cwd=cwd, env=dict(env) if env is not None else None,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        list(cmd),
+        cwd=cwd,
+        env=dict(env) if env is not None else None,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     root = psutil.Process(proc.pid)
 
     def sample() -> None:
         try:
-            procs = [root] + root.children(recursive=True)
+            procs = [root, *root.children(recursive=True)]
         except psutil.Error:
             return
         total = 0.0
@@ -326,8 +346,7 @@ def run_sampled(cmd: Sequence[str], interval: float = 0.05, cwd: Path = REPO,
         sample()
         reader.join(timeout=interval)
     wall = time.perf_counter() - t0
-    done = subprocess.CompletedProcess(list(cmd), proc.returncode, out_chunks.get("out", ""),
-                                       out_chunks.get("err", ""))
+    done = subprocess.CompletedProcess(list(cmd), proc.returncode, out_chunks.get("out", ""), out_chunks.get("err", ""))
     return wall, done, mem
 
 
@@ -339,5 +358,6 @@ def run_timed(cmd: Sequence[str], cwd: Path = REPO) -> tuple[float, subprocess.C
 
 def check(done: subprocess.CompletedProcess) -> None:
     if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(done.args)} failed with exit code {done.returncode}:\n"
-                           f"{done.stdout}\n{done.stderr}")
+        raise RuntimeError(
+            f"{' '.join(done.args)} failed with exit code {done.returncode}:\n{done.stdout}\n{done.stderr}"
+        )

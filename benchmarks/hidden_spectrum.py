@@ -58,8 +58,13 @@ def measure(quick: bool) -> dict[str, Any]:
 
     repeats = 1 if quick else 3
     ratios = RATIOS[[0, 3, 6]] if quick else RATIOS
-    out: dict[str, Any] = {"spectra": list(SPECTRA), "noise_ratios": ratios.tolist(), "k": [1, 64],
-                           "T": TS.tolist(), "repeats": repeats}
+    out: dict[str, Any] = {
+        "spectra": list(SPECTRA),
+        "noise_ratios": ratios.tolist(),
+        "k": [1, 64],
+        "T": TS.tolist(),
+        "repeats": repeats,
+    }
     for learner in hs.LEARNERS:
         rate, cells = _grid_rate(SPECTRA, ratios, KS, TS, learner, repeats)
         out[f"cells_per_s_{learner}"] = rate
@@ -87,15 +92,21 @@ def measure(quick: bool) -> dict[str, Any]:
 
 
 def _table(res: dict[str, Any]) -> str:
-    lines = [f"grid: {len(res['spectra'])} spectra x {len(res['noise_ratios'])} noise ratios x k 1..64 x "
-             f"{len(res['T'])} T (10..1e8) = {res['grid_cells']} cells per learner, median of {res['repeats']}"]
+    lines = [
+        f"grid: {len(res['spectra'])} spectra x {len(res['noise_ratios'])} noise ratios x k 1..64 x "
+        f"{len(res['T'])} T (10..1e8) = {res['grid_cells']} cells per learner, median of {res['repeats']}"
+    ]
     for learner in ("truncated_kalman", "best_fir"):
-        lines.append(f"  {learner:17s} {res[f'cells_per_s_{learner}']:9.0f} cells/s "
-                     f"({res[f'computed_cells_per_s_{learner}']:.0f}/s of cells with T > k)   "
-                     f"cost(T=1e8)/cost(T=1e2) = {res[f'horizon_cost_ratio_{learner}']:.2f}")
+        lines.append(
+            f"  {learner:17s} {res[f'cells_per_s_{learner}']:9.0f} cells/s "
+            f"({res[f'computed_cells_per_s_{learner}']:.0f}/s of cells with T > k)   "
+            f"cost(T=1e8)/cost(T=1e2) = {res[f'horizon_cost_ratio_{learner}']:.2f}"
+        )
     if "workflow_cells" in res:
-        lines.append(f"  workflow (9 spectra, both learners): {res['workflow_cells']} cells in "
-                     f"{res['workflow_seconds_one_process']:.1f} s on one process")
+        lines.append(
+            f"  workflow (9 spectra, both learners): {res['workflow_cells']} cells in "
+            f"{res['workflow_seconds_one_process']:.1f} s on one process"
+        )
     return "\n".join(lines)
 
 

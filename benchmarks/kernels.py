@@ -59,19 +59,33 @@ def exact_vs_montecarlo(quick: bool) -> Figure:
     t_mc_needed = t_mc * need_max / n0
     cells = int(alive.sum()) * lam.size * r.size * len(learners)
     return Figure(
-        "exact_vs_montecarlo_speedup", t_mc_needed / t_exact, "x", ">=", 1e4,
-        note=(f"{cells} hidden cells (lam 0.9/1, r 0.5/4, both learners, k 1/4/16, T 1e2..1e4); "
-              f"MC timed at {n0} samples, extrapolated linearly to the {need_max:,.0f} samples "
-              f"the worst cell needs for 1% rse"),
-        details={"cells": cells, "mc_samples_timed": n0, "mc_seconds_at_timed_samples": t_mc,
-                 "exact_seconds": t_exact, "samples_needed_worst_cell": need_max,
-                 "samples_needed_median_cell": need_median,
-                 "mc_seconds_extrapolated": t_mc_needed,
-                 "speedup_if_only_median_cell_counted": t_mc * need_median / n0 / t_exact,
-                 "rse_at_timed_samples": {"min": float(rse_all.min()), "median": float(np.median(rse_all)),
-                                          "max": float(rse_all.max())},
-                 "mc_vs_exact_max_abs_z": float(np.max(np.abs(z_all))),
-                 "times": times},
+        "exact_vs_montecarlo_speedup",
+        t_mc_needed / t_exact,
+        "x",
+        ">=",
+        1e4,
+        note=(
+            f"{cells} hidden cells (lam 0.9/1, r 0.5/4, both learners, k 1/4/16, T 1e2..1e4); "
+            f"MC timed at {n0} samples, extrapolated linearly to the {need_max:,.0f} samples "
+            f"the worst cell needs for 1% rse"
+        ),
+        details={
+            "cells": cells,
+            "mc_samples_timed": n0,
+            "mc_seconds_at_timed_samples": t_mc,
+            "exact_seconds": t_exact,
+            "samples_needed_worst_cell": need_max,
+            "samples_needed_median_cell": need_median,
+            "mc_seconds_extrapolated": t_mc_needed,
+            "speedup_if_only_median_cell_counted": t_mc * need_median / n0 / t_exact,
+            "rse_at_timed_samples": {
+                "min": float(rse_all.min()),
+                "median": float(np.median(rse_all)),
+                "max": float(rse_all.max()),
+            },
+            "mc_vs_exact_max_abs_z": float(np.max(np.abs(z_all))),
+            "times": times,
+        },
     )
 
 
@@ -108,13 +122,26 @@ def closed_form_vs_loop(quick: bool) -> Figure:
     rel = float(np.max(np.abs(out["loop"] - out["closed"]) / out["closed"]))
     n = out["closed"].size
     return Figure(
-        "closed_form_vs_loop_speedup", t_loop / t_closed, "x", ">=", 1e3,
-        note=(f"{n} truncated_kalman cells at T = 1e6: risk_oracle cell by cell vs one risk_block call "
-              f"(a lone cell, where risk_block's fixed ~{t_one * 1e3:.1f} ms call cost dominates: "
-              f"{t_loop / n / t_one:.0f}x)"),
-        details={"cells": n, "loop_seconds": t_loop, "closed_seconds": t_closed,
-                 "closed_seconds_one_cell_call": t_one, "speedup_one_cell_call": t_loop / n / t_one,
-                 "loop_seconds_per_cell": t_loop / n, "max_relative_difference": rel, "times": times},
+        "closed_form_vs_loop_speedup",
+        t_loop / t_closed,
+        "x",
+        ">=",
+        1e3,
+        note=(
+            f"{n} truncated_kalman cells at T = 1e6: risk_oracle cell by cell vs one risk_block call "
+            f"(a lone cell, where risk_block's fixed ~{t_one * 1e3:.1f} ms call cost dominates: "
+            f"{t_loop / n / t_one:.0f}x)"
+        ),
+        details={
+            "cells": n,
+            "loop_seconds": t_loop,
+            "closed_seconds": t_closed,
+            "closed_seconds_one_cell_call": t_one,
+            "speedup_one_cell_call": t_loop / n / t_one,
+            "loop_seconds_per_cell": t_loop / n,
+            "max_relative_difference": rel,
+            "times": times,
+        },
     )
 
 
@@ -144,9 +171,15 @@ def horizon_cost(quick: bool) -> Figure:
     times = alternate(sides, repeats)
     lo, hi = median(times["T=1e2"]), median(times["T=1e9"])
     cells = 2 * lam.size * r.size * k.size * T_lo.size
-    return Figure("horizon_cost_ratio", hi / lo, "x", "<=", 1.5,
-                  note=f"{cells:,} cells (both learners, k 1..64), T = 1e9+i vs 1e2+i",
-                  details={"cells": cells, "seconds_T1e2": lo, "seconds_T1e9": hi, "times": times})
+    return Figure(
+        "horizon_cost_ratio",
+        hi / lo,
+        "x",
+        "<=",
+        1.5,
+        note=f"{cells:,} cells (both learners, k 1..64), T = 1e9+i vs 1e2+i",
+        details={"cells": cells, "seconds_T1e2": lo, "seconds_T1e9": hi, "times": times},
+    )
 
 
 def cells_per_s(quick: bool) -> list[Figure]:
@@ -156,16 +189,27 @@ def cells_per_s(quick: bool) -> list[Figure]:
     lam, r, k, T = _hidden_block()
     cells = lam.size * r.size * k.size * T.size
     repeats = 5 if quick else 9
-    times = alternate({lr: (lambda lr=lr: risk_block(lam, r, lr, k, T))
-                       for lr in ("truncated_kalman", "best_fir")}, repeats)
+    times = alternate(
+        {lr: (lambda lr=lr: risk_block(lam, r, lr, k, T)) for lr in ("truncated_kalman", "best_fir")}, repeats
+    )
     shape = f"{lam.size} lam x {r.size} noise_ratio x k 1..64 x {T.size} T (1e1..1e8)"
     out = []
-    for lr, name, op, bound in (("truncated_kalman", "truncated_cells_per_s", ">=", 5e6),
-                                ("best_fir", "best_fir_cells_per_s", None, None)):
+    for lr, name, op, bound in (
+        ("truncated_kalman", "truncated_cells_per_s", ">=", 5e6),
+        ("best_fir", "best_fir_cells_per_s", None, None),
+    ):
         t = median(times[lr])
-        out.append(Figure(name, cells / t, "cells/s", op, bound,
-                          note=f"risk_block on {cells:,} cells ({shape}), one process",
-                          details={"cells": cells, "seconds": t, "times": times[lr]}))
+        out.append(
+            Figure(
+                name,
+                cells / t,
+                "cells/s",
+                op,
+                bound,
+                note=f"risk_block on {cells:,} cells ({shape}), one process",
+                details={"cells": cells, "seconds": t, "times": times[lr]},
+            )
+        )
     return out
 
 
@@ -173,15 +217,28 @@ def cells_per_s(quick: bool) -> list[Figure]:
 # observed experiment
 
 OBSERVED_SPECTRA = [
-    "1.0", "1.0, 0.5", "1.0^2", "1.0^2, 0.5", "1.0^3", "1.0^3, 0.5", "1.0^4",
-    "1.0^[1,1]", "1.0^[2,1], 0.5", "1.0@45, 0.5", "0.9^2, 0.5", "1.0^4, 0.5^2", "1.0^[2,1], 0.5, 0.3, 0.2",
+    "1.0",
+    "1.0, 0.5",
+    "1.0^2",
+    "1.0^2, 0.5",
+    "1.0^3",
+    "1.0^3, 0.5",
+    "1.0^4",
+    "1.0^[1,1]",
+    "1.0^[2,1], 0.5",
+    "1.0@45, 0.5",
+    "0.9^2, 0.5",
+    "1.0^4, 0.5^2",
+    "1.0^[2,1], 0.5, 0.3, 0.2",
 ]
 
 
 def _observed_workflow(T: list[int], draws: int = 3) -> str:
     spectra = ", ".join(f'"{s}"' for s in OBSERVED_SPECTRA)
-    return (f'experiment = "observed"\nname = "bench_observed"\nseed = 0\n[grid]\nspectrum = [{spectra}]\n'
-            f'family = ["block", "full", "similarity"]\nd = "all"\nT = {T}\ndraw = {draws}\n')
+    return (
+        f'experiment = "observed"\nname = "bench_observed"\nseed = 0\n[grid]\nspectrum = [{spectra}]\n'
+        f'family = ["block", "full", "similarity"]\nd = "all"\nT = {T}\ndraw = {draws}\n'
+    )
 
 
 def _clear_observed_caches() -> None:
@@ -206,13 +263,12 @@ def observed_figures(quick: bool) -> list[Figure]:
         total = int(np.prod([len(v) for v in wf.coords.values()]))
         fam_dim = static["family_dim"].values  # (spectrum, family)
         d = np.asarray(wf.coords["d"])
-        defined = int((d[None, None, :] <= fam_dim[:, :, None]).sum()) * len(wf.coords["T"]) * len(
-            wf.coords["draw"])
+        defined = int((d[None, None, :] <= fam_dim[:, :, None]).sum()) * len(wf.coords["T"]) * len(wf.coords["draw"])
         return wf, static, total, defined
 
     lo_wf, lo_static, lo_total, lo_defined = prepared([100])
     hi_wf, hi_static, _, _ = prepared([10**8])
-    sweep_T = sorted({int(round(v)) for v in np.geomspace(10, 1e8, 8 if quick else 15)})
+    sweep_T = sorted({round(v) for v in np.geomspace(10, 1e8, 8 if quick else 15)})
     sw_wf, sw_static, sw_total, sw_defined = prepared(sweep_T)
     repeats = 3 if quick else 5
     sides = {
@@ -220,20 +276,45 @@ def observed_figures(quick: bool) -> list[Figure]:
         "T=1e8": lambda: OBSERVED.kernel(hi_wf.coords, hi_static, hi_wf.settings),
     }
     times = alternate(sides, repeats, between=_clear_observed_caches)
-    sweep_times = alternate({"sweep": lambda: OBSERVED.kernel(sw_wf.coords, sw_static, sw_wf.settings)},
-                            max(1, repeats - 1), between=_clear_observed_caches)
+    sweep_times = alternate(
+        {"sweep": lambda: OBSERVED.kernel(sw_wf.coords, sw_static, sw_wf.settings)},
+        max(1, repeats - 1),
+        between=_clear_observed_caches,
+    )
     lo, hi = median(times["T=1e2"]), median(times["T=1e8"])
     t_sweep = median(sweep_times["sweep"])
     spectra_note = f"{len(OBSERVED_SPECTRA)} spectra with n <= 6 x 3 families x d = all x 3 draws"
     return [
-        Figure("observed_horizon_cost_ratio", hi / lo, "x", "<=", 3.0,
-               note=f"{lo_defined:,} defined cells ({spectra_note}), T = 1e8 vs 1e2, caches cleared",
-               details={"defined_cells": lo_defined, "cube_cells": lo_total, "seconds_T1e2": lo,
-                        "seconds_T1e8": hi, "times": times}),
-        Figure("observed_cells_per_s", sw_defined / t_sweep, "cells/s",
-               note=(f"{sw_defined:,} defined cells ({spectra_note} x {len(sweep_T)} T in 1e1..1e8), "
-                     "one process; NaN cells d > family_dim not counted"),
-               details={"defined_cells": sw_defined, "cube_cells": sw_total, "seconds": t_sweep,
-                        "cube_cells_per_s": sw_total / t_sweep, "T": sweep_T,
-                        "times": sweep_times["sweep"]}),
+        Figure(
+            "observed_horizon_cost_ratio",
+            hi / lo,
+            "x",
+            "<=",
+            3.0,
+            note=f"{lo_defined:,} defined cells ({spectra_note}), T = 1e8 vs 1e2, caches cleared",
+            details={
+                "defined_cells": lo_defined,
+                "cube_cells": lo_total,
+                "seconds_T1e2": lo,
+                "seconds_T1e8": hi,
+                "times": times,
+            },
+        ),
+        Figure(
+            "observed_cells_per_s",
+            sw_defined / t_sweep,
+            "cells/s",
+            note=(
+                f"{sw_defined:,} defined cells ({spectra_note} x {len(sweep_T)} T in 1e1..1e8), "
+                "one process; NaN cells d > family_dim not counted"
+            ),
+            details={
+                "defined_cells": sw_defined,
+                "cube_cells": sw_total,
+                "seconds": t_sweep,
+                "cube_cells_per_s": sw_total / t_sweep,
+                "T": sweep_T,
+                "times": sweep_times["sweep"],
+            },
+        ),
     ]

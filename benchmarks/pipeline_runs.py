@@ -35,8 +35,12 @@ k = [3]
 T = [1000]
 """
 
-TWO_BLOCKS = ONE_CELL.replace('name = "bench_one_cell"', 'name = "bench_two_blocks"').replace(
-    "noise_ratio = [4.0]", "noise_ratio = [4.0, 5.0]") + "[chunks]\nnoise_ratio = 1\n"
+TWO_BLOCKS = (
+    ONE_CELL.replace('name = "bench_one_cell"', 'name = "bench_two_blocks"').replace(
+        "noise_ratio = [4.0]", "noise_ratio = [4.0, 5.0]"
+    )
+    + "[chunks]\nnoise_ratio = 1\n"
+)
 
 
 def sweep_workflow(n_lam: int) -> str:
@@ -92,7 +96,7 @@ class Runner:
         """Wall time of ``emergence run``; the blocks phase it printed goes to ``blocks``."""
         self.count += 1
         out = self.root / f"{label}-{self.count}.zarr"
-        cmd = emergence_command() + ["run", str(workflow), "--out", str(out), "--no-progress"]
+        cmd = [*emergence_command(), "run", str(workflow), "--out", str(out), "--no-progress"]
         if workers is not None:
             cmd += ["--workers", str(workers)]
         wall, done, mem = run_sampled(cmd, interval=0.2)
@@ -138,8 +142,14 @@ print(json.dumps({"seconds": seconds, "cells": cells}))
 def bare_kernel_subprocess(workflow: Path, malloc: str) -> tuple[float, int]:
     """``bare_kernel_seconds`` in a fresh interpreter: ``malloc = "tuned"`` with the
     workers' allocator settings (``pipeline.allocator``), ``"default"`` with glibc's."""
-    out = subprocess.run([sys.executable, "-c", BARE_KERNEL_SCRIPT, str(workflow), malloc], cwd=REPO,
-                         capture_output=True, text=True, check=True, timeout=600)
+    out = subprocess.run(
+        [sys.executable, "-c", BARE_KERNEL_SCRIPT, str(workflow), malloc],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    )
     found = json.loads(out.stdout.strip().splitlines()[-1])
     return found["seconds"], found["cells"]
 
@@ -175,9 +185,24 @@ def task_bodies_seconds(workflow: Path, root: Path, processes: int) -> float:
     location = StoreLocation(str(root / f"bodies-{time.monotonic_ns()}.zarr"))
     resume.create_store(wf, location)
     start_at = time.time() + 5.0  # after every process has imported the pipeline
-    procs = [subprocess.Popen([sys.executable, "-c", TASK_BODIES_SCRIPT, str(workflow), location.url, str(i),
-                               str(processes), repr(start_at)], cwd=REPO, stdout=subprocess.PIPE, text=True)
-             for i in range(processes)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                TASK_BODIES_SCRIPT,
+                str(workflow),
+                location.url,
+                str(i),
+                str(processes),
+                repr(start_at),
+            ],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(processes)
+    ]
     reports = [json.loads(p.communicate(timeout=600)[0].strip().splitlines()[-1]) for p in procs]
     if any(p.returncode for p in procs):
         raise RuntimeError("a task-body process failed")
@@ -208,15 +233,18 @@ def pipeline_figures(quick: bool, runner: Runner) -> list[Figure]:
         kernel_seconds[malloc].append(seconds)
 
     bodies_seconds: list[float] = []
-    times = alternate({
-        "startup": lambda: runner.run("startup", one),
-        "startup_2_workers": lambda: runner.run("startup_w2", two, workers=2),
-        "bare_kernel": lambda: bare("default"),
-        "bare_kernel_tuned_malloc": lambda: bare("tuned"),
-        "task_bodies_2_processes": lambda: bodies_seconds.append(task_bodies_seconds(sweep, runner.root, 2)),
-        "run_1_worker": lambda: runner.run("sweep_w1", sweep, workers=1),
-        "run_2_workers": lambda: runner.run("sweep_w2", sweep, workers=2),
-    }, repeats)
+    times = alternate(
+        {
+            "startup": lambda: runner.run("startup", one),
+            "startup_2_workers": lambda: runner.run("startup_w2", two, workers=2),
+            "bare_kernel": lambda: bare("default"),
+            "bare_kernel_tuned_malloc": lambda: bare("tuned"),
+            "task_bodies_2_processes": lambda: bodies_seconds.append(task_bodies_seconds(sweep, runner.root, 2)),
+            "run_1_worker": lambda: runner.run("sweep_w1", sweep, workers=1),
+            "run_2_workers": lambda: runner.run("sweep_w2", sweep, workers=2),
+        },
+        repeats,
+    )
     # the wall times of these sides include fresh interpreters; their own timings are measured inside
     times["bare_kernel_only"] = kernel_seconds["default"]
     times["bare_kernel_tuned_malloc_only"] = kernel_seconds["tuned"]
@@ -226,14 +254,20 @@ def pipeline_figures(quick: bool, runner: Runner) -> list[Figure]:
     # more than that between repeats, so every ratio is formed within a repeat, then the
     # median over repeats is taken.
     paired = {
-        "ratio_2_workers": [(w - s) / k for w, s, k in zip(times["run_2_workers"], times["startup"], kernel_d)],
+        "ratio_2_workers": [
+            (w - s) / k for w, s, k in zip(times["run_2_workers"], times["startup"], kernel_d, strict=False)
+        ],
         "ratio_2_workers_tuned_malloc_kernel": [
-            (w - s) / k for w, s, k in zip(times["run_2_workers"], times["startup"], kernel_t)],
-        "ratio_1_worker": [(w - s) / k for w, s, k in zip(times["run_1_worker"], times["startup"], kernel_d)],
+            (w - s) / k for w, s, k in zip(times["run_2_workers"], times["startup"], kernel_t, strict=False)
+        ],
+        "ratio_1_worker": [
+            (w - s) / k for w, s, k in zip(times["run_1_worker"], times["startup"], kernel_d, strict=False)
+        ],
         "ratio_2_workers_fixed_cost_matched": [
-            (w - f) / k for w, f, k in zip(times["run_2_workers"], times["startup_2_workers"], kernel_d)],
-        "blocks_phase_over_kernel": [b / k for b, k in zip(runner.blocks["sweep_w2"], kernel_d)],
-        "task_bodies_2_processes_over_kernel": [b / k for b, k in zip(bodies_seconds, kernel_d)],
+            (w - f) / k for w, f, k in zip(times["run_2_workers"], times["startup_2_workers"], kernel_d, strict=False)
+        ],
+        "blocks_phase_over_kernel": [b / k for b, k in zip(runner.blocks["sweep_w2"], kernel_d, strict=False)],
+        "task_bodies_2_processes_over_kernel": [b / k for b, k in zip(bodies_seconds, kernel_d, strict=False)],
     }
     r = {name: median(values) for name, values in paired.items()}
     startup = median(times["startup"])
@@ -242,29 +276,52 @@ def pipeline_figures(quick: bool, runner: Runner) -> list[Figure]:
     ratio_of_medians = (w2 - startup) / kernel
     n = cells["sweep"]
     figures = [
-        Figure("startup_seconds", startup, "s", "<=", 5.0,
-               note="`emergence run` on a one-cell hidden workflow, subprocess wall time "
-                    "(interpreter, imports, store creation, local cluster start and stop)",
-               details={"times": times["startup"]}),
-        Figure("pipeline_overhead_ratio", r["ratio_2_workers"], "x", "<=", 1.3,
-               note=(f"{n:,}-cell hidden sweep ({n // 2**20} blocks of 2^20), default 2 workers: (`emergence run` wall - "
-                     f"startup) / bare kernel in a fresh plain process ({kernel:.2f} s); median over {repeats} "
-                     f"repeats of the ratio within a repeat (ratio of the medians: {ratio_of_medians:.2f}). "
-                     f"Workers set glibc's malloc thresholds (pipeline/allocator.py); a bare kernel given the "
-                     f"same settings takes {kernel_tuned:.2f} s, against which the ratio is "
-                     f"{r['ratio_2_workers_tuned_malloc_kernel']:.2f}. Floor without Dask: the task bodies "
-                     f"(kernel + NaN check + Zarr writes of 24 B/cell + marks) in 2 plain processes take "
-                     f"{r['task_bodies_2_processes_over_kernel']:.2f} x the kernel; the run's blocks phase "
-                     f"{r['blocks_phase_over_kernel']:.2f} x. With a two-process run's fixed cost "
-                     f"({median(times['startup_2_workers']):.1f} s, 2-block one-cell run) in place of startup: "
-                     f"{r['ratio_2_workers_fixed_cost_matched']:.2f}; per core (`--workers 1`): "
-                     f"{r['ratio_1_worker']:.2f}"),
-               details={"cells": n, "repeats": repeats, "bare_kernel_seconds": kernel,
-                        "bare_kernel_tuned_malloc_seconds": kernel_tuned, "startup_seconds": startup,
-                        "run_2_workers_seconds": w2, "run_1_worker_seconds": median(times["run_1_worker"]),
-                        "task_bodies_2_processes_seconds": median(bodies_seconds),
-                        "ratio_of_medians": ratio_of_medians, **r, "paired_ratios": paired, "times": times,
-                        "blocks_phase_seconds_2_workers": runner.blocks["sweep_w2"]}),
+        Figure(
+            "startup_seconds",
+            startup,
+            "s",
+            "<=",
+            5.0,
+            note="`emergence run` on a one-cell hidden workflow, subprocess wall time "
+            "(interpreter, imports, store creation, local cluster start and stop)",
+            details={"times": times["startup"]},
+        ),
+        Figure(
+            "pipeline_overhead_ratio",
+            r["ratio_2_workers"],
+            "x",
+            "<=",
+            1.3,
+            note=(
+                f"{n:,}-cell hidden sweep ({n // 2**20} blocks of 2^20), default 2 workers: (`emergence run` wall - "
+                f"startup) / bare kernel in a fresh plain process ({kernel:.2f} s); median over {repeats} "
+                f"repeats of the ratio within a repeat (ratio of the medians: {ratio_of_medians:.2f}). "
+                f"Workers set glibc's malloc thresholds (pipeline/allocator.py); a bare kernel given the "
+                f"same settings takes {kernel_tuned:.2f} s, against which the ratio is "
+                f"{r['ratio_2_workers_tuned_malloc_kernel']:.2f}. Floor without Dask: the task bodies "
+                f"(kernel + NaN check + Zarr writes of 24 B/cell + marks) in 2 plain processes take "
+                f"{r['task_bodies_2_processes_over_kernel']:.2f} x the kernel; the run's blocks phase "
+                f"{r['blocks_phase_over_kernel']:.2f} x. With a two-process run's fixed cost "
+                f"({median(times['startup_2_workers']):.1f} s, 2-block one-cell run) in place of startup: "
+                f"{r['ratio_2_workers_fixed_cost_matched']:.2f}; per core (`--workers 1`): "
+                f"{r['ratio_1_worker']:.2f}"
+            ),
+            details={
+                "cells": n,
+                "repeats": repeats,
+                "bare_kernel_seconds": kernel,
+                "bare_kernel_tuned_malloc_seconds": kernel_tuned,
+                "startup_seconds": startup,
+                "run_2_workers_seconds": w2,
+                "run_1_worker_seconds": median(times["run_1_worker"]),
+                "task_bodies_2_processes_seconds": median(bodies_seconds),
+                "ratio_of_medians": ratio_of_medians,
+                **r,
+                "paired_ratios": paired,
+                "times": times,
+                "blocks_phase_seconds_2_workers": runner.blocks["sweep_w2"],
+            },
+        ),
     ]
     figures.append(peak_rss_figure(runner, ["sweep_w1", "sweep_w2"], n))
     return figures
@@ -275,13 +332,25 @@ def peak_rss_figure(runner: Runner, labels: list[str], cells: int) -> Figure:
     peak = max(m.peak_mib for m in mems)
     worst = max(mems, key=lambda m: m.peak_mib)
     pid = max(worst.peak_per_process_mib, key=worst.peak_per_process_mib.get)
-    return Figure("peak_rss_mib", peak, "MiB", "<=", 1024,
-                  note=(f"largest VmHWM of the driver or any worker, {len(mems)} runs of a {cells:,}-cell sweep "
-                        f"(1 and 2 workers); whole tree at most {max(m.peak_total_mib for m in mems):.0f} MiB"),
-                  details={"cells": cells, "runs": len(mems), "largest_process": worst.names.get(pid, "?"),
-                           "per_run_peak_mib": [round(m.peak_mib, 1) for m in mems],
-                           "per_run_tree_total_mib": [round(m.peak_total_mib, 1) for m in mems],
-                           "samples_per_run": [m.samples for m in mems]})
+    return Figure(
+        "peak_rss_mib",
+        peak,
+        "MiB",
+        "<=",
+        1024,
+        note=(
+            f"largest VmHWM of the driver or any worker, {len(mems)} runs of a {cells:,}-cell sweep "
+            f"(1 and 2 workers); whole tree at most {max(m.peak_total_mib for m in mems):.0f} MiB"
+        ),
+        details={
+            "cells": cells,
+            "runs": len(mems),
+            "largest_process": worst.names.get(pid, "?"),
+            "per_run_peak_mib": [round(m.peak_mib, 1) for m in mems],
+            "per_run_tree_total_mib": [round(m.peak_total_mib, 1) for m in mems],
+            "samples_per_run": [m.samples for m in mems],
+        },
+    )
 
 
 def two_worker_figure(quick: bool, runner: Runner) -> Figure:
@@ -291,22 +360,44 @@ def two_worker_figure(quick: bool, runner: Runner) -> Figure:
     n_ratio = 256 if quick else 512
     path = runner.workflow("compute", compute_workflow(n_ratio))
     repeats = 4 if quick else 5
-    times = alternate({"1_worker": lambda: runner.run("compute_w1", path, workers=1),
-                       "2_workers": lambda: runner.run("compute_w2", path, workers=2)}, repeats)
+    times = alternate(
+        {
+            "1_worker": lambda: runner.run("compute_w1", path, workers=1),
+            "2_workers": lambda: runner.run("compute_w2", path, workers=2),
+        },
+        repeats,
+    )
     w1, w2 = median(times["1_worker"]), median(times["2_workers"])
     blocks_1, blocks_2 = runner.blocks["compute_w1"], runner.blocks["compute_w2"]
     b1, b2 = median(blocks_1), median(blocks_2)
     paired = [one / two for one, two in zip(blocks_1, blocks_2, strict=True)]  # adjacent runs
     cells = n_ratio * 64 * 128
     blocks = n_ratio // 16
-    details: dict[str, Any] = {"cells": cells, "blocks": blocks, "repeats": repeats, "seconds_1_worker": w1,
-                               "seconds_2_workers": w2, "blocks_seconds_1_worker": b1,
-                               "blocks_seconds_2_workers": b2, "ratio_of_medians": b1 / b2,
-                               "paired_ratios": paired, "raw_wall_ratio": w1 / w2, "times": times,
-                               "blocks_times": {"1_worker": blocks_1, "2_workers": blocks_2}}
-    return Figure("two_worker_speedup", median(paired), "x", ">=", 1.7,
-                  note=(f"{cells:,}-cell best_fir sweep (k 449..512, {blocks} blocks): blocks phase with 1 worker / "
-                        f"with 2, median over {repeats} adjacent pairs (medians {b1:.2f} / {b2:.2f} s, ratio "
-                        f"{b1 / b2:.2f}); whole-command wall ratio {w1 / w2:.2f} "
-                        f"({w1:.1f} / {w2:.1f} s, including cluster start and stop)"),
-                  details=details)
+    details: dict[str, Any] = {
+        "cells": cells,
+        "blocks": blocks,
+        "repeats": repeats,
+        "seconds_1_worker": w1,
+        "seconds_2_workers": w2,
+        "blocks_seconds_1_worker": b1,
+        "blocks_seconds_2_workers": b2,
+        "ratio_of_medians": b1 / b2,
+        "paired_ratios": paired,
+        "raw_wall_ratio": w1 / w2,
+        "times": times,
+        "blocks_times": {"1_worker": blocks_1, "2_workers": blocks_2},
+    }
+    return Figure(
+        "two_worker_speedup",
+        median(paired),
+        "x",
+        ">=",
+        1.7,
+        note=(
+            f"{cells:,}-cell best_fir sweep (k 449..512, {blocks} blocks): blocks phase with 1 worker / "
+            f"with 2, median over {repeats} adjacent pairs (medians {b1:.2f} / {b2:.2f} s, ratio "
+            f"{b1 / b2:.2f}); whole-command wall ratio {w1 / w2:.2f} "
+            f"({w1:.1f} / {w2:.1f} s, including cluster start and stop)"
+        ),
+        details=details,
+    )

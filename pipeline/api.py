@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from pipeline.engine import RunReport
 
 
-
 def load(workflow: str | os.PathLike[str] | Mapping[str, Any] | Workflow) -> Workflow:
     """A validated Workflow from a path to a TOML file, TOML text, or a dict of its keys."""
     from pipeline.config import Workflow, load_workflow, parse_workflow, toml_text
@@ -41,10 +40,20 @@ def load(workflow: str | os.PathLike[str] | Mapping[str, Any] | Workflow) -> Wor
     return load_workflow(text)
 
 
-def run(workflow: str | os.PathLike[str] | Mapping[str, Any] | Workflow, out: str | os.PathLike[str] | None = None,
-        *, workers: int | None = None, scheduler: str | None = None, scheduler_file: str | None = None,
-        cluster: str | None = None, cluster_profile: Mapping[str, Any] | None = None, overwrite: bool = False,
-        extend: bool = False, progress: bool = False, quiet: bool = False) -> RunReport:
+def run(
+    workflow: str | os.PathLike[str] | Mapping[str, Any] | Workflow,
+    out: str | os.PathLike[str] | None = None,
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    scheduler_file: str | None = None,
+    cluster: str | None = None,
+    cluster_profile: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
+    extend: bool = False,
+    progress: bool = False,
+    quiet: bool = False,
+) -> RunReport:
     """Run (or resume, extend, replace) a workflow into a cube (default ``data/<name>.zarr``).
 
     Where the work runs: a local cluster (``workers`` processes, default one per core),
@@ -61,8 +70,15 @@ def run(workflow: str | os.PathLike[str] | Mapping[str, Any] | Workflow, out: st
     spec = wf.cluster.overridden(cluster, cluster_profile)
     where = Where.choose(scheduler=scheduler, scheduler_file=scheduler_file, workers=workers, cluster=spec)
     location = StoreLocation(os.fspath(out) if out is not None else str(Path("data") / f"{wf.name}.zarr"))
-    return run_workflow(wf, location, where=where, overwrite=overwrite, extend=extend, progress=progress,
-                        say=(lambda _: None) if quiet else print)
+    return run_workflow(
+        wf,
+        location,
+        where=where,
+        overwrite=overwrite,
+        extend=extend,
+        progress=progress,
+        say=(lambda _: None) if quiet else print,
+    )
 
 
 def open_cube(path: str | os.PathLike[str], *, partial: bool = False) -> xr.Dataset:
@@ -73,8 +89,13 @@ def open_cube(path: str | os.PathLike[str], *, partial: bool = False) -> xr.Data
     return open_checked(path, partial=partial)
 
 
-def thresholds(cube: str | os.PathLike[str] | xr.Dataset, *, taus: tuple[float, ...] | None = None,
-               growth_tol: float = 0.5, partial: bool = False) -> xr.Dataset:
+def thresholds(
+    cube: str | os.PathLike[str] | xr.Dataset,
+    *,
+    taus: tuple[float, ...] | None = None,
+    growth_tol: float = 0.5,
+    partial: bool = False,
+) -> xr.Dataset:
     """Every extracted threshold of a cube beside its theory (nothing is written)."""
     from pipeline import thresholding as thr
 
@@ -82,8 +103,7 @@ def thresholds(cube: str | os.PathLike[str] | xr.Dataset, *, taus: tuple[float, 
     return thr.compute_thresholds(ds, thr.options(taus, growth_tol))
 
 
-def plot(cube: str | os.PathLike[str] | xr.Dataset, *, tau: float | None = None,
-         partial: bool = False) -> list[Figure]:
+def plot(cube: str | os.PathLike[str] | xr.Dataset, *, tau: float | None = None, partial: bool = False) -> list[Figure]:
     """The cube's figures as matplotlib Figures (each labelled with its file stem;
     ``emergence plot`` saves the same figures as PNG and SVG)."""
     from pipeline import plots

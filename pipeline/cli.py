@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -30,19 +31,29 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=positive_int, help="local workers (default: one per core)")
     run.add_argument("--scheduler", help="address of an existing Dask scheduler (or $DASK_SCHEDULER_ADDRESS)")
     run.add_argument("--scheduler-file", help="scheduler file of an existing Dask scheduler")
-    run.add_argument("--overwrite", action="store_true",
-                     help="replace a cube made from another workflow (the new one is built beside it and takes "
-                          "its place when complete; anything that is not an emergence cube is never replaced)")
+    run.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a cube made from another workflow (the new one is built beside it and takes "
+        "its place when complete; anything that is not an emergence cube is never replaced)",
+    )
     run.add_argument("--max-cells", type=positive_int, default=None, help="refuse larger grids (default 1e9)")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     run.add_argument("--verbose", action="store_true", help="show Dask's own log messages")
-    run.add_argument("--dry-run", action="store_true",
-                     help="print cells, blocks, size on disk (and the job script) without writing")
-    run.add_argument("--cluster", choices=("local", "slurm", "pbs", "sge", "lsf", "htcondor"),
-                     help="start workers through dask-jobqueue (overrides [cluster] kind)")
+    run.add_argument(
+        "--dry-run", action="store_true", help="print cells, blocks, size on disk (and the job script) without writing"
+    )
+    run.add_argument(
+        "--cluster",
+        choices=("local", "slurm", "pbs", "sge", "lsf", "htcondor"),
+        help="start workers through dask-jobqueue (overrides [cluster] kind)",
+    )
     run.add_argument("--cluster-profile", help="TOML file with [cluster] keys (cores, memory, ...)")
-    run.add_argument("--extend", action="store_true",
-                     help="grow an existing cube to the workflow's larger axes, computing only new cells")
+    run.add_argument(
+        "--extend",
+        action="store_true",
+        help="grow an existing cube to the workflow's larger axes, computing only new cells",
+    )
 
     info = sub.add_parser("info", help="dims, completion and provenance of a cube")
     info.add_argument("store")
@@ -50,8 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     query = sub.add_parser("query", help="select cells of a cube")
     query.add_argument("store")
-    query.add_argument("--sel", action="append", default=[], metavar="DIM=VALUE",
-                       help="select along a dim (nearest on float axes); repeatable")
+    query.add_argument(
+        "--sel",
+        action="append",
+        default=[],
+        metavar="DIM=VALUE",
+        help="select along a dim (nearest on float axes); repeatable",
+    )
     query.add_argument("--var", action="append", default=None, help="variable(s) to show (default: all)")
     query.add_argument("--format", choices=("table", "csv", "json"), default="table")
 
@@ -98,10 +114,8 @@ def _fast_exit(code: int) -> None:
 
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
-        try:
+        with contextlib.suppress(OSError, ValueError):
             stream.flush()
-        except (OSError, ValueError):
-            pass
     os._exit(code)
 
 
@@ -164,8 +178,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     cluster = workflow.cluster.overridden(args.cluster, profile)
     if args.overwrite and args.extend:
         raise UsageError("--overwrite and --extend exclude each other")
-    where = Where.choose(scheduler=args.scheduler, scheduler_file=args.scheduler_file, workers=args.workers,
-                         cluster=cluster)
+    where = Where.choose(
+        scheduler=args.scheduler, scheduler_file=args.scheduler_file, workers=args.workers, cluster=cluster
+    )
     if not args.dry_run and where.is_local and workflow.plan.total != 1:
         start_worker_forkserver()  # its imports overlap with ours below
 
@@ -175,8 +190,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(describe_plan(workflow, location, where, extend=args.extend))
         return 0
-    report = run(workflow, location, where=where, overwrite=args.overwrite, extend=args.extend,
-                 progress=not args.no_progress)
+    report = run(
+        workflow, location, where=where, overwrite=args.overwrite, extend=args.extend, progress=not args.no_progress
+    )
     if report.blocks_computed:
         print(report.summary())
     return 0

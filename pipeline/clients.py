@@ -15,8 +15,12 @@ from pipeline.where import Where
 # Set before a worker's interpreter starts: one BLAS thread per single-threaded worker.
 # Dask's own default also sets MALLOC_TRIM_THRESHOLD_=65536; we leave it out (workers
 # set their malloc thresholds themselves, see ``pipeline.allocator``).
-WORKER_ENVIRON = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-                  "PYTHONHASHSEED": "6640"}  # Dask's choice for the workers it spawns
+WORKER_ENVIRON = {
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "PYTHONHASHSEED": "6640",
+}  # Dask's choice for the workers it spawns
 
 # Local worker processes are forked from a forkserver that imported distributed and
 # the pipeline once (``start_worker_forkserver``) instead of each one spawning a fresh
@@ -101,8 +105,7 @@ def forget_unimportable_main() -> None:
     """
     main = sys.modules.get("__main__")
     path = getattr(main, "__file__", None)
-    if main is not None and path is not None and getattr(main, "__spec__", None) is None \
-            and not os.path.isfile(path):
+    if main is not None and path is not None and getattr(main, "__spec__", None) is None and not os.path.isfile(path):
         del main.__file__
 
 
@@ -133,9 +136,14 @@ def make_client(where: Where, blocks: int | None = None) -> Any:
         forget_unimportable_main()
         start_worker_forkserver()
     with dask.config.set(LOCAL_CLUSTER_CONFIG):
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=not in_process,
-                               dashboard_address=DASHBOARD_ADDRESS, silence_logs=logging.CRITICAL,
-                               preload=[m for m in worker_modules() if m.startswith("pipeline.")])
+        cluster = LocalCluster(
+            n_workers=n,
+            threads_per_worker=1,
+            processes=not in_process,
+            dashboard_address=DASHBOARD_ADDRESS,
+            silence_logs=logging.CRITICAL,
+            preload=[m for m in worker_modules() if m.startswith("pipeline.")],
+        )
     return Client(cluster)
 
 
@@ -167,7 +175,7 @@ def discard_early(early: Future[Any] | None) -> None:
         return
     try:
         client = early.result()
-    except Exception:  # noqa: BLE001 - the run is failing already
+    except Exception:
         return
     close(client, own_cluster=True)
 

@@ -14,14 +14,32 @@ from typing import Any
 
 from pipeline.errors import ConfigError, UsageError
 
-KINDS = {"local": None, "slurm": "SLURMCluster", "pbs": "PBSCluster", "sge": "SGECluster",
-         "lsf": "LSFCluster", "htcondor": "HTCondorCluster"}
+KINDS = {
+    "local": None,
+    "slurm": "SLURMCluster",
+    "pbs": "PBSCluster",
+    "sge": "SGECluster",
+    "lsf": "LSFCluster",
+    "htcondor": "HTCondorCluster",
+}
 _STR, _INT, _LIST = "a string", "an integer >= 1", "a list of strings"
 KEYS: dict[str, str] = {
-    "kind": _STR, "cores": _INT, "processes": _INT, "memory": _STR, "walltime": _STR, "queue": _STR,
-    "account": _STR, "worker_lifetime": _STR, "jobs": _INT, "adaptive_minimum": _INT,
-    "adaptive_maximum": _INT, "job_extra_directives": _LIST, "job_script_prologue": _LIST,
-    "local_directory": _STR, "interface": _STR, "python": _STR,
+    "kind": _STR,
+    "cores": _INT,
+    "processes": _INT,
+    "memory": _STR,
+    "walltime": _STR,
+    "queue": _STR,
+    "account": _STR,
+    "worker_lifetime": _STR,
+    "jobs": _INT,
+    "adaptive_minimum": _INT,
+    "adaptive_maximum": _INT,
+    "job_extra_directives": _LIST,
+    "job_script_prologue": _LIST,
+    "local_directory": _STR,
+    "interface": _STR,
+    "python": _STR,
 }
 
 
@@ -66,8 +84,9 @@ def load_profile(path: str | Path) -> dict[str, Any]:
     return raw
 
 
-def cluster_spec(table: Mapping[str, Any], kind: str | None = None,
-                 profile: Mapping[str, Any] | None = None, prefix: str = "cluster") -> ClusterSpec:
+def cluster_spec(
+    table: Mapping[str, Any], kind: str | None = None, profile: Mapping[str, Any] | None = None, prefix: str = "cluster"
+) -> ClusterSpec:
     """Merge workflow table < profile < ``--cluster`` and validate every key."""
     merged = dict(table) | dict(profile or {})
     if kind is not None:
@@ -93,17 +112,18 @@ def cluster_spec(table: Mapping[str, Any], kind: str | None = None,
             if key not in merged:
                 raise ConfigError(f"{prefix}.{key}", None, f"is required for a {chosen} cluster")
     if "adaptive_maximum" in merged and merged.get("adaptive_minimum", 0) > merged["adaptive_maximum"]:
-        raise ConfigError(f"{prefix}.adaptive_minimum", merged["adaptive_minimum"],
-                          f"must not exceed adaptive_maximum = {merged['adaptive_maximum']}")
+        raise ConfigError(
+            f"{prefix}.adaptive_minimum",
+            merged["adaptive_minimum"],
+            f"must not exceed adaptive_maximum = {merged['adaptive_maximum']}",
+        )
     return ClusterSpec(chosen, merged)
 
 
 def _jobqueue_kwargs(spec: ClusterSpec) -> dict[str, Any]:
     o = dict(spec.options)
-    kwargs: dict[str, Any] = {"cores": o["cores"], "memory": o["memory"],
-                              "processes": o.get("processes", o["cores"])}
-    for key in ("walltime", "queue", "account", "local_directory", "interface", "python",
-                "job_extra_directives"):
+    kwargs: dict[str, Any] = {"cores": o["cores"], "memory": o["memory"], "processes": o.get("processes", o["cores"])}
+    for key in ("walltime", "queue", "account", "local_directory", "interface", "python", "job_extra_directives"):
         if key in o:
             kwargs[key] = o[key]
     if "job_script_prologue" in o:

@@ -122,8 +122,12 @@ def parse_workflow(text: str, max_cells: int = DEFAULT_MAX_CELLS, source: str = 
             raise ConfigError(key, value, problem)
         extra[key] = value
     settings = Settings(
-        experiment=experiment_name, name=name, seed=seed, method=method,
-        mc_samples=mc_samples, extra=extra,
+        experiment=experiment_name,
+        name=name,
+        seed=seed,
+        method=method,
+        mc_samples=mc_samples,
+        extra=extra,
     )
 
     grid = raw.get("grid")
@@ -150,8 +154,9 @@ def parse_workflow(text: str, max_cells: int = DEFAULT_MAX_CELLS, source: str = 
     max_blocks_per_task = None
     for key, value in chunks_raw.items():
         if key != BLOCKS_PER_TASK and key not in experiment.axes:
-            raise ConfigError(f"chunks.{key}", value,
-                              f"unknown axis; axes are {list(experiment.axes)} (or {BLOCKS_PER_TASK})")
+            raise ConfigError(
+                f"chunks.{key}", value, f"unknown axis; axes are {list(experiment.axes)} (or {BLOCKS_PER_TASK})"
+            )
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"chunks.{key}", value, "must be an integer >= 1")
         if key == BLOCKS_PER_TASK:
@@ -169,15 +174,23 @@ def parse_workflow(text: str, max_cells: int = DEFAULT_MAX_CELLS, source: str = 
     if cells > max_cells:
         dims = " x ".join(f"{a}={n}" for a, n in zip(experiment.axes, shape, strict=True))
         raise ConfigError(
-            "grid", f"{cells:,} cells ({dims})",
+            "grid",
+            f"{cells:,} cells ({dims})",
             f"exceeds --max-cells {max_cells:,}; shrink the grid or raise --max-cells",
         )
+
     def estimate(region: Mapping[str, slice]) -> float:
         return experiment.estimate_seconds({a: coords[a][sl] for a, sl in region.items()}, settings)
 
     plan = plan_blocks(experiment.axes, shape, chunks, estimate, max_blocks_per_task)
-    return Workflow(settings=settings, coords=coords, plan=plan, text=text, cluster=spec,
-                    source="" if source == "<workflow>" else source)
+    return Workflow(
+        settings=settings,
+        coords=coords,
+        plan=plan,
+        text=text,
+        cluster=spec,
+        source="" if source == "<workflow>" else source,
+    )
 
 
 def _integer(raw: Mapping[str, Any], key: str, default: int, minimum: int) -> int:
@@ -231,7 +244,9 @@ def parse_axis(key: str, spec: Any, rule: AxisRule) -> np.ndarray:
         allowed_keys = {"geom": {"geom", "num"}, "linspace": {"linspace", "num"}, "range": {"range", "step"}}[form]
         for extra_key in spec:
             if extra_key not in allowed_keys:
-                raise ConfigError(f"{key}.{extra_key}", spec[extra_key], f"unknown key for {form}; allowed {sorted(allowed_keys)}")
+                raise ConfigError(
+                    f"{key}.{extra_key}", spec[extra_key], f"unknown key for {form}; allowed {sorted(allowed_keys)}"
+                )
         ends = spec[form]
         if not isinstance(ends, list) or len(ends) != 2:
             raise ConfigError(f"{key}.{form}", ends, "must be a list [start, stop]")

@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     import xarray as xr
 
 
-
 @dataclass(frozen=True)
 class Completeness:
     done: int
@@ -63,9 +62,11 @@ def open_cube(cube: str | os.PathLike[str] | StoreLocation, *, partial: bool = F
     attrs = store.read_attrs(location)
     state = completeness(location)
     if not state.complete and not partial:
-        raise UsageError(f"{location.url} is incomplete: {state.done}/{count(state.total, 'block')} done; "
-                         f"finish it with `{finish_command(location, attrs)}`, or pass --partial to read "
-                         "what is done")
+        raise UsageError(
+            f"{location.url} is incomplete: {state.done}/{count(state.total, 'block')} done; "
+            f"finish it with `{finish_command(location, attrs)}`, or pass --partial to read "
+            "what is done"
+        )
     ds = store.open_dataset(location)
     ds = experiment_of(ds).adapt(ds)
     ds.attrs[BLOCKS_ATTR] = f"{state.done}/{state.total}"
@@ -82,8 +83,10 @@ def require_cube(location: StoreLocation) -> None:
         return
     if found is Found.THRESHOLDS:
         source = _thresholds_source(location)
-        raise UsageError(f"{location.url} is a thresholds store (of the cube {source}), not a cube; "
-                         f"give the cube{f' {source}' if source else ''}")
+        raise UsageError(
+            f"{location.url} is a thresholds store (of the cube {source}), not a cube; "
+            f"give the cube{f' {source}' if source else ''}"
+        )
     raise UsageError(f"{location.url!r} is not an emergence cube (it holds {found.value})")
 
 
@@ -104,8 +107,9 @@ def result_variables(ds: xr.Dataset) -> list[str]:
     return [n for n in get_experiment(wf.experiment).variables(wf.settings) if n in ds]
 
 
-def computed_cells(nblocks_done: np.ndarray, chunks: tuple[int, ...], shape: tuple[int, ...],
-                   complete_shape: tuple[int, ...]) -> np.ndarray:
+def computed_cells(
+    nblocks_done: np.ndarray, chunks: tuple[int, ...], shape: tuple[int, ...], complete_shape: tuple[int, ...]
+) -> np.ndarray:
     """Boolean over the grid: cells of done blocks, and cells inside the region known
     complete before the latest extension."""
     mask = nblocks_done
@@ -124,10 +128,15 @@ def _mask_unfinished(ds: xr.Dataset, location: StoreLocation, attrs: dict[str, o
     chunks_by_axis = json.loads(str(attrs["block_chunks"]))
     axes = tuple(chunks_by_axis)
     shape = tuple(ds.sizes[a] for a in axes)
-    mask = computed_cells(store.done_marks(location), tuple(int(chunks_by_axis[a]) for a in axes), shape,
-                          store.complete_shape(location))
-    computed = xr.DataArray(mask, dims=axes, coords={a: ds[a] for a in axes},
-                            attrs={"long_name": "cell computed (partial cube)", "units": "1"})
+    mask = computed_cells(
+        store.done_marks(location), tuple(int(chunks_by_axis[a]) for a in axes), shape, store.complete_shape(location)
+    )
+    computed = xr.DataArray(
+        mask,
+        dims=axes,
+        coords={a: ds[a] for a in axes},
+        attrs={"long_name": "cell computed (partial cube)", "units": "1"},
+    )
     out = ds.copy()
     for name in result_variables(ds):
         dims = ds[name].dims

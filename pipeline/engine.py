@@ -62,11 +62,13 @@ class RunReport:
 
     def summary(self) -> str:
         """The line ``emergence run`` prints."""
-        return (f"{self.location}: computed {count(self.blocks_computed, 'block')}, "
-                f"{count(self.cells_computed, 'cell')} "
-                f"({self.blocks_done_before + self.blocks_computed}/{self.blocks_total} done) "
-                f"in {self.seconds:.1f} s ({self.blocks_seconds:.2f} s computing blocks)"
-                + ("; replaced the cube of another workflow" if self.replaced else ""))
+        return (
+            f"{self.location}: computed {count(self.blocks_computed, 'block')}, "
+            f"{count(self.cells_computed, 'cell')} "
+            f"({self.blocks_done_before + self.blocks_computed}/{self.blocks_total} done) "
+            f"in {self.seconds:.1f} s ({self.blocks_seconds:.2f} s computing blocks)"
+            + ("; replaced the cube of another workflow" if self.replaced else "")
+        )
 
 
 def run(
@@ -96,13 +98,21 @@ def run(
         report.seconds = time.perf_counter() - started
     if report.failed:
         lines = "; ".join(f"{k}: {v}" for k, v in sorted(report.failed.items()))
-        raise RunError(f"{len(report.failed)} of {count(report.tasks_total, 'task')} failed "
-                       f"(re-run to retry them): {lines}")
+        raise RunError(
+            f"{len(report.failed)} of {count(report.tasks_total, 'task')} failed (re-run to retry them): {lines}"
+        )
     return report
 
 
-def _prepare(workflow: Workflow, location: StoreLocation, status: StoreStatus, where: Where, overwrite: bool,
-             extend: bool, say: Callable[[str], None]) -> tuple[StoreLocation, StoreState, Any]:
+def _prepare(
+    workflow: Workflow,
+    location: StoreLocation,
+    status: StoreStatus,
+    where: Where,
+    overwrite: bool,
+    extend: bool,
+    say: Callable[[str], None],
+) -> tuple[StoreLocation, StoreState, Any]:
     """Where the blocks go and their plan; for a new store, a local cluster starting meanwhile."""
     if status.state == "new":
         early = start_client_early(where, workflow.plan.tasks_total)
@@ -117,13 +127,16 @@ def _prepare(workflow: Workflow, location: StoreLocation, status: StoreStatus, w
         return location, stored_state(workflow, location), None
     if extend:
         return location, extend_store(workflow, location, say), None
-    raise UsageError(f"store {location.url!r} was made from a different workflow; pass --overwrite to replace "
-                     f"it{', --extend to compute only the added cells' if status.state == 'extendable' else ''}"
-                     ", or --out to write elsewhere")
+    raise UsageError(
+        f"store {location.url!r} was made from a different workflow; pass --overwrite to replace "
+        f"it{', --extend to compute only the added cells' if status.state == 'extendable' else ''}"
+        ", or --out to write elsewhere"
+    )
 
 
-def _prepare_replacement(workflow: Workflow, staged: StoreLocation, where: Where,
-                         say: Callable[[str], None]) -> tuple[StoreLocation, StoreState, Any]:
+def _prepare_replacement(
+    workflow: Workflow, staged: StoreLocation, where: Where, say: Callable[[str], None]
+) -> tuple[StoreLocation, StoreState, Any]:
     """The replacement cube beside the old one: new, or resumed after an interruption."""
     status = store_status(workflow, staged)
     if status.state in ("complete", "incomplete"):
@@ -135,8 +148,15 @@ def _prepare_replacement(workflow: Workflow, staged: StoreLocation, where: Where
     return _prepare(workflow, staged, StoreStatus("new", status.found), where, False, False, say)
 
 
-def _compute(workflow: Workflow, location: StoreLocation, state: StoreState, where: Where, progress: bool,
-             say: Callable[[str], None], early: Any) -> RunReport:
+def _compute(
+    workflow: Workflow,
+    location: StoreLocation,
+    state: StoreState,
+    where: Where,
+    progress: bool,
+    say: Callable[[str], None],
+    early: Any,
+) -> RunReport:
     plan = state.plan
     store.compact_done(location)  # marks a killed run left: into the ledger
     done = store.done_tasks(location)
@@ -159,21 +179,44 @@ def _compute(workflow: Workflow, location: StoreLocation, state: StoreState, whe
     return report
 
 
-def _run_blocks(client: Any, workflow: Workflow, location: StoreLocation, state: StoreState,
-                pending: list[BlockKey], report: RunReport, progress: bool) -> None:
+def _run_blocks(
+    client: Any,
+    workflow: Workflow,
+    location: StoreLocation,
+    state: StoreState,
+    pending: list[BlockKey],
+    report: RunReport,
+    progress: bool,
+) -> None:
     from distributed import as_completed
     from tqdm import tqdm
 
     token = workflow.fingerprint()
     submitted = time.perf_counter()
     futures = {
-        client.submit(compute_task, workflow.experiment, workflow.settings, location, token, task,
-                      new_regions(state.plan.task_slices(task), state.complete_shape), pure=False,
-                      key=f"task-{token}-{as_key_string(task)}-{time.monotonic_ns()}"): task
+        client.submit(
+            compute_task,
+            workflow.experiment,
+            workflow.settings,
+            location,
+            token,
+            task,
+            new_regions(state.plan.task_slices(task), state.complete_shape),
+            pure=False,
+            key=f"task-{token}-{as_key_string(task)}-{time.monotonic_ns()}",
+        ): task
         for task in pending
     }
-    bar = tqdm(total=report.blocks_total, initial=report.blocks_done_before, unit="block",
-               desc="blocks", disable=not progress, file=sys.stderr, mininterval=0.5, smoothing=0.1)
+    bar = tqdm(
+        total=report.blocks_total,
+        initial=report.blocks_done_before,
+        unit="block",
+        desc="blocks",
+        disable=not progress,
+        file=sys.stderr,
+        mininterval=0.5,
+        smoothing=0.1,
+    )
     compacted = time.monotonic()
     try:
         for future in as_completed(futures):
@@ -200,24 +243,27 @@ def _run_blocks(client: Any, workflow: Workflow, location: StoreLocation, state:
             store.compact_done(location)
 
 
-def describe_plan(workflow: Workflow, location: StoreLocation, where: Where | None = None,
-                  extend: bool = False) -> str:
+def describe_plan(workflow: Workflow, location: StoreLocation, where: Where | None = None, extend: bool = False) -> str:
     """What ``run`` would do, without writing anything (``emergence run --dry-run``)."""
     where = where or Where.choose(cluster=workflow.cluster)
     experiment = get_experiment(workflow.experiment)
     plan = workflow.plan
     variables = experiment.variables(workflow.settings)
-    nbytes = sum(int(np.prod([len(workflow.coords[d]) for d in spec.dims])) * np.dtype(spec.dtype).itemsize
-                 for spec in variables.values())
+    nbytes = sum(
+        int(np.prod([len(workflow.coords[d]) for d in spec.dims])) * np.dtype(spec.dtype).itemsize
+        for spec in variables.values()
+    )
     status = store_status(workflow, location)
     estimated = experiment.estimate_seconds(workflow.coords, workflow.settings)
     lines = [
         f"workflow {workflow.name!r} (experiment {workflow.experiment}, method {workflow.settings.method})",
-        "grid: " + " x ".join(f"{a}={n}" for a, n in zip(plan.axes, plan.shape, strict=True))
+        "grid: "
+        + " x ".join(f"{a}={n}" for a, n in zip(plan.axes, plan.shape, strict=True))
         + f" = {count(plan.cells, 'cell')}",
         f"blocks: {plan.total:,} of " + " x ".join(f"{a}={c}" for a, c in zip(plan.axes, plan.chunks, strict=True)),
-        f"tasks: {plan.tasks_total:,} of " + " x ".join(f"{a}={t}" for a, t in zip(plan.axes, plan.task_blocks,
-                                                                                    strict=True)) + " blocks",
+        f"tasks: {plan.tasks_total:,} of "
+        + " x ".join(f"{a}={t}" for a, t in zip(plan.axes, plan.task_blocks, strict=True))
+        + " blocks",
         f"estimated compute: {_duration(estimated)} on one core ({_duration(estimated / plan.tasks_total)} "
         "per task on average)",
         f"estimated size on disk: at most {_human(nbytes)} uncompressed ({count(len(variables), 'result variable')})",
@@ -237,10 +283,12 @@ def describe_plan(workflow: Workflow, location: StoreLocation, where: Where | No
 
 def _describe_extension(workflow: Workflow, location: StoreLocation) -> str:
     old, grown = extension_plan(workflow, location)
-    new_blocks = sum(1 for key in grown.keys() if new_regions(grown.slices(key), old.shape))
-    return (f"--extend would add {count(grown.cells - old.cells, 'cell')} "
-            f"({old.cells:,} -> {grown.cells:,}) in {count(new_blocks, 'block')} "
-            f"(of {grown.total:,}; the others are done)")
+    new_blocks = sum(1 for key in grown if new_regions(grown.slices(key), old.shape))
+    return (
+        f"--extend would add {count(grown.cells - old.cells, 'cell')} "
+        f"({old.cells:,} -> {grown.cells:,}) in {count(new_blocks, 'block')} "
+        f"(of {grown.total:,}; the others are done)"
+    )
 
 
 def _duration(seconds: float) -> str:

@@ -66,7 +66,8 @@ def regenerate(
     say: Callable[[str], None] = print,
 ) -> list[WorkflowResult]:
     """Run stale or missing cubes, then thresholds, plots and the index (see module docstring)."""
-    from pipeline import plots, thresholding as thresholds
+    from pipeline import plots
+    from pipeline import thresholding as thresholds
     from pipeline.config import load_workflow
     from pipeline.cubes import open_cube
     from pipeline.engine import run
@@ -84,8 +85,10 @@ def regenerate(
     names: dict[str, Path] = {}
     for path, wf in loaded:
         if wf.name in names:
-            raise UsageError(f"workflows {names[wf.name]} and {path} share the name {wf.name!r} "
-                             f"(both would write {data_dir / (wf.name + '.zarr')})")
+            raise UsageError(
+                f"workflows {names[wf.name]} and {path} share the name {wf.name!r} "
+                f"(both would write {data_dir / (wf.name + '.zarr')})"
+            )
         names[wf.name] = path
     statuses = [store_status(wf, StoreLocation(str(data_dir / f"{wf.name}.zarr"))) for _, wf in loaded]
     check_target(StoreLocation(str(out_dir)), "figures")
@@ -106,8 +109,14 @@ def regenerate(
             say(f"{path}: cube {store} is up to date, not re-run")
         else:
             say(f"{path}: cube {store} is {status.describe()}; running")
-            run(wf, StoreLocation(str(store)), where=where, overwrite=status.state in ("other_workflow", "extendable"),
-                progress=progress, say=say)
+            run(
+                wf,
+                StoreLocation(str(store)),
+                where=where,
+                overwrite=status.state in ("other_workflow", "extendable"),
+                progress=progress,
+                say=say,
+            )
         ds = open_cube(str(store))
         th = thresholds.compute_thresholds(ds, opts, source=store.as_posix())
         result.thresholds_path = Path(thresholds.default_output(str(store)))
@@ -116,8 +125,10 @@ def regenerate(
         result.disagreements = experiment_of(th).disagreements(th)
         result.table_path = out_dir / f"{wf.name}.thresholds.txt"
         result.plots = plots.save(plots.draw(ds, th, opts.taus[0]), out_dir / wf.name)
-        say(f"{path}: {len(result.plots)} figures in {out_dir / wf.name}, "
-            f"{len(result.disagreements)} disagreement(s) with theory")
+        say(
+            f"{path}: {len(result.plots)} figures in {out_dir / wf.name}, "
+            f"{len(result.disagreements)} disagreement(s) with theory"
+        )
         results.append(result)
     write_index(results, out_dir, opts.taus[0])
     say(f"index: {out_dir / 'index.md'} and {out_dir / 'index.html'}")
@@ -136,47 +147,73 @@ def _plot_command(result: WorkflowResult, out_dir: Path, tau: float) -> str:
 def write_index(results: Sequence[WorkflowResult], out_dir: Path, tau: float = 1.0) -> tuple[Path, Path]:
     """``index.md``, a static ``index.html`` and the thresholds tables, listing every figure
     (no timestamps: regenerating from unchanged cubes changes no byte)."""
-    md = ["# Emergence figures", "",
-          f"Regenerate everything with `emergence figures --out {out_dir.as_posix()}` "
-          "(runs only the cubes that are missing, unfinished or made from a different workflow text).", ""]
-    body = ["<h1>Emergence figures</h1>",
-            f"<p>Regenerate everything with <code>emergence figures --out {html.escape(out_dir.as_posix())}</code> "
-            "(runs only the cubes that are missing, unfinished or made from a different workflow text).</p>"]
+    md = [
+        "# Emergence figures",
+        "",
+        f"Regenerate everything with `emergence figures --out {out_dir.as_posix()}` "
+        "(runs only the cubes that are missing, unfinished or made from a different workflow text).",
+        "",
+    ]
+    body = [
+        "<h1>Emergence figures</h1>",
+        f"<p>Regenerate everything with <code>emergence figures --out {html.escape(out_dir.as_posix())}</code> "
+        "(runs only the cubes that are missing, unfinished or made from a different workflow text).</p>",
+    ]
     for r in results:
         wf_rel = r.path.as_posix()
         cmd = _plot_command(r, out_dir, tau)
         th_rel = _rel(r.table_path, out_dir) if r.table_path else ""
-        verdict = (f"{len(r.disagreements)} disagreement(s) with theory" if r.disagreements
-                   else "no disagreement with theory")
-        md += [f"## {r.name} ({r.experiment})", "",
-               f"Workflow `{wf_rel}`, cube `{r.store.as_posix()}`; thresholds "
-               f"`emergence thresholds {r.store.as_posix()}` ([table]({th_rel}), {verdict}).", ""]
-        body += [f"<h2>{html.escape(r.name)} ({html.escape(r.experiment)})</h2>",
-                 f"<p>Workflow <code>{html.escape(wf_rel)}</code>, cube <code>{html.escape(r.store.as_posix())}"
-                 f"</code>; thresholds <code>emergence thresholds {html.escape(r.store.as_posix())}</code> "
-                 f"(<a href=\"{html.escape(th_rel)}\">table</a>, {html.escape(verdict)}).</p>",
-                 f"<details><summary>thresholds table</summary><pre>{html.escape(r.table)}</pre></details>"]
+        verdict = (
+            f"{len(r.disagreements)} disagreement(s) with theory" if r.disagreements else "no disagreement with theory"
+        )
+        md += [
+            f"## {r.name} ({r.experiment})",
+            "",
+            f"Workflow `{wf_rel}`, cube `{r.store.as_posix()}`; thresholds "
+            f"`emergence thresholds {r.store.as_posix()}` ([table]({th_rel}), {verdict}).",
+            "",
+        ]
+        body += [
+            f"<h2>{html.escape(r.name)} ({html.escape(r.experiment)})</h2>",
+            f"<p>Workflow <code>{html.escape(wf_rel)}</code>, cube <code>{html.escape(r.store.as_posix())}"
+            f"</code>; thresholds <code>emergence thresholds {html.escape(r.store.as_posix())}</code> "
+            f'(<a href="{html.escape(th_rel)}">table</a>, {html.escape(verdict)}).</p>',
+            f"<details><summary>thresholds table</summary><pre>{html.escape(r.table)}</pre></details>",
+        ]
         for p in r.plots:
             png, svg = _rel(p.png, out_dir), _rel(p.svg, out_dir)
-            md += [f"### {p.title}", "", f"![{p.title}]({png})", "",
-                   f"{p.caption} Workflow `{wf_rel}`; regenerate: `{cmd}` ([SVG]({svg})).", ""]
-            body += ["<figure>",
-                     f"<a href=\"{html.escape(svg)}\"><img src=\"{html.escape(png)}\" "
-                     f"alt=\"{html.escape(p.title)}\"></a>",
-                     f"<figcaption><b>{html.escape(p.title)}.</b> {html.escape(p.caption)} Workflow "
-                     f"<code>{html.escape(wf_rel)}</code>; regenerate: <code>{html.escape(cmd)}</code>."
-                     "</figcaption>", "</figure>"]
+            md += [
+                f"### {p.title}",
+                "",
+                f"![{p.title}]({png})",
+                "",
+                f"{p.caption} Workflow `{wf_rel}`; regenerate: `{cmd}` ([SVG]({svg})).",
+                "",
+            ]
+            body += [
+                "<figure>",
+                f'<a href="{html.escape(svg)}"><img src="{html.escape(png)}" alt="{html.escape(p.title)}"></a>',
+                f"<figcaption><b>{html.escape(p.title)}.</b> {html.escape(p.caption)} Workflow "
+                f"<code>{html.escape(wf_rel)}</code>; regenerate: <code>{html.escape(cmd)}</code>."
+                "</figcaption>",
+                "</figure>",
+            ]
     md_path, html_path = out_dir / "index.md", out_dir / "index.html"
     for r in results:
         if r.table_path is not None:
             r.table_path.write_text(r.table + "\n")
     md_path.write_text("\n".join(md) + "\n")
-    style = ("body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;line-height:1.4}"
-             "img{max-width:100%;border:1px solid #ddd}figure{margin:1.5em 0}"
-             "figcaption{font-size:0.95em;color:#333}pre{font-size:0.8em;overflow-x:auto}")
-    html_path.write_text("<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\">"
-                         f"<title>Emergence figures</title><style>{style}</style></head>\n<body>\n"
-                         + "\n".join(body) + "\n</body>\n</html>\n")
+    style = (
+        "body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;line-height:1.4}"
+        "img{max-width:100%;border:1px solid #ddd}figure{margin:1.5em 0}"
+        "figcaption{font-size:0.95em;color:#333}pre{font-size:0.8em;overflow-x:auto}"
+    )
+    html_path.write_text(
+        '<!DOCTYPE html>\n<html lang="en">\n<head><meta charset="utf-8">'
+        f"<title>Emergence figures</title><style>{style}</style></head>\n<body>\n"
+        + "\n".join(body)
+        + "\n</body>\n</html>\n"
+    )
     ours = [md_path.name, html_path.name] + [r.table_path.name for r in results if r.table_path is not None]
     (out_dir / FIGURES_MANIFEST).write_text(manifest_text(ours + list(figures_manifest_of(out_dir))))
     return md_path, html_path
@@ -189,11 +226,12 @@ def figures_manifest_of(folder: Path) -> list[str]:
 
 def _cmd_figures(args: Any) -> int:
     where = Where.choose(scheduler=args.scheduler, workers=args.workers)
-    results = regenerate(args.workflows, args.data, args.out, where=where, taus=args.tau,
-                         progress=not args.no_progress)
+    results = regenerate(args.workflows, args.data, args.out, where=where, taus=args.tau, progress=not args.no_progress)
     ran = [r.name for r in results if r.ran]
-    print(f"{len(results)} workflows, {len(ran)} run ({', '.join(ran) or 'none'}), "
-          f"{sum(len(r.plots) for r in results)} figures; index in {args.out}")
+    print(
+        f"{len(results)} workflows, {len(ran)} run ({', '.join(ran) or 'none'}), "
+        f"{sum(len(r.plots) for r in results)} figures; index in {args.out}"
+    )
     return 0
 
 
@@ -201,12 +239,21 @@ def add_figures_parser(sub: Any) -> Any:
     p = sub.add_parser("figures", help="run stale workflows, then thresholds, plots and an index page")
     p.add_argument("--out", default=DEFAULT_OUT, help=f"figure folder (default {DEFAULT_OUT})")
     p.add_argument("--data", default=DEFAULT_DATA, help=f"cube folder (default {DEFAULT_DATA})")
-    p.add_argument("--workflows", default=DEFAULT_WORKFLOWS, metavar="DIR",
-                   help=f"folder of workflow TOML files (default {DEFAULT_WORKFLOWS})")
+    p.add_argument(
+        "--workflows",
+        default=DEFAULT_WORKFLOWS,
+        metavar="DIR",
+        help=f"folder of workflow TOML files (default {DEFAULT_WORKFLOWS})",
+    )
     p.add_argument("--workers", type=positive_int, help="local workers (default: one per core)")
     p.add_argument("--scheduler", help="address of an existing Dask scheduler (or $DASK_SCHEDULER_ADDRESS)")
-    p.add_argument("--tau", type=float, nargs="+", metavar="X",
-                   help="risk levels for k* (the first is plotted; default 1 0.1 0.01)")
+    p.add_argument(
+        "--tau",
+        type=float,
+        nargs="+",
+        metavar="X",
+        help="risk levels for k* (the first is plotted; default 1 0.1 0.01)",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=_cmd_figures)
     return p

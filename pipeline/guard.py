@@ -76,13 +76,18 @@ def check_target(location: StoreLocation, kind: OutputKind, what: str = "--out")
     found = identify(location)
     if found in (Found.NOTHING, Found.EMPTY_FOLDER) or _KIND_OF.get(found) == kind:
         return found
-    raise UsageError(f"{what} {location.url!r} holds {found.value}, not {_article(kind)}; nothing was touched "
-                     f"(choose another path, or move it away yourself)")
+    raise UsageError(
+        f"{what} {location.url!r} holds {found.value}, not {_article(kind)}; nothing was touched "
+        f"(choose another path, or move it away yourself)"
+    )
 
 
 def _article(kind: OutputKind) -> str:
-    return {"cube": "an emergence cube", "thresholds": "an emergence thresholds store",
-            "figures": "an emergence figure folder"}[kind]
+    return {
+        "cube": "an emergence cube",
+        "thresholds": "an emergence thresholds store",
+        "figures": "an emergence figure folder",
+    }[kind]
 
 
 def figures_manifest(location: StoreLocation) -> list[str] | None:

@@ -17,8 +17,17 @@ from pipeline.errors import UsageError
 from pipeline.guard import Found, identify
 from pipeline.location import StoreLocation
 
-PROVENANCE_KEYS = ("experiment", "workflow_fingerprint", "workflow_file", "created", "package_version", "git_commit",
-                   "library_versions", "block_chunks", "history")
+PROVENANCE_KEYS = (
+    "experiment",
+    "workflow_fingerprint",
+    "workflow_file",
+    "created",
+    "package_version",
+    "git_commit",
+    "library_versions",
+    "block_chunks",
+    "history",
+)
 
 
 def cube_info(location: StoreLocation) -> dict[str, Any]:
@@ -62,17 +71,24 @@ def thresholds_info(location: StoreLocation) -> dict[str, Any]:
 
 
 def _variables(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
-    return {name: {"dims": list(v.dims), "long_name": v.attrs.get("long_name", ""),
-                   "units": v.attrs.get("units", "")} for name, v in ds.data_vars.items()}
+    return {
+        name: {"dims": list(v.dims), "long_name": v.attrs.get("long_name", ""), "units": v.attrs.get("units", "")}
+        for name, v in ds.data_vars.items()
+    }
 
 
 def format_info(info: dict[str, Any]) -> str:
     if info["kind"] == "thresholds":
-        lines = [f"thresholds store {info['store']} ({info['experiment']}) of the cube {info['source']}"
-                 + (f" [{info['partial']}]" if info["partial"] else ""),
-                 "dims: " + ", ".join(f"{d}={n}" for d, n in info["dims"].items()), "variables:"]
-        lines += [f"  {name:22s} ({', '.join(v['dims'])})  {v['long_name']} [{v['units']}]"
-                  for name, v in info["variables"].items()]
+        lines = [
+            f"thresholds store {info['store']} ({info['experiment']}) of the cube {info['source']}"
+            + (f" [{info['partial']}]" if info["partial"] else ""),
+            "dims: " + ", ".join(f"{d}={n}" for d, n in info["dims"].items()),
+            "variables:",
+        ]
+        lines += [
+            f"  {name:22s} ({', '.join(v['dims'])})  {v['long_name']} [{v['units']}]"
+            for name, v in info["variables"].items()
+        ]
         return "\n".join(lines)
     lines = [f"cube {info['store']}"]
     lines.append("dims: " + ", ".join(f"{d}={n}" for d, n in info["dims"].items()))
@@ -130,8 +146,13 @@ def _preview(values: np.ndarray) -> str:
     return str(items) if len(items) <= 12 else f"[{items[0]}, {items[1]}, ..., {items[-1]}] ({len(items)} values)"
 
 
-def query(location: StoreLocation, selections: Sequence[str], variables: Sequence[str] | None,
-          fmt: str = "table", note: Callable[[str], None] | None = None) -> str:
+def query(
+    location: StoreLocation,
+    selections: Sequence[str],
+    variables: Sequence[str] | None,
+    fmt: str = "table",
+    note: Callable[[str], None] | None = None,
+) -> str:
     """Cells of a cube selected by ``DIM=VALUE``, as a table, CSV or JSON records.
 
     A selection along a dim that a chosen variable lacks is ignored for it, with a note;
@@ -147,8 +168,10 @@ def query(location: StoreLocation, selections: Sequence[str], variables: Sequenc
     dims = set().union(*(ds[n].dims for n in names))
     ignored = sorted(d for d in chosen if d not in dims)
     if ignored:
-        note(f"note: {', '.join(names)} {'has' if len(names) == 1 else 'have'} no dim "
-             f"{' or '.join(ignored)}; --sel {', '.join(ignored)} ignored")
+        note(
+            f"note: {', '.join(names)} {'has' if len(names) == 1 else 'have'} no dim "
+            f"{' or '.join(ignored)}; --sel {', '.join(ignored)} ignored"
+        )
     state = completeness(location)
     if not state.complete:
         note(f"note: {state.label} done; cells of unfinished blocks are NaN")
@@ -172,8 +195,9 @@ class _wide_pandas:
     def __enter__(self) -> None:
         import pandas as pd
 
-        self._ctx = pd.option_context("display.max_rows", 10_000, "display.width", 200,
-                                      "display.max_columns", 50, "display.precision", 12)
+        self._ctx = pd.option_context(
+            "display.max_rows", 10_000, "display.width", 200, "display.max_columns", 50, "display.precision", 12
+        )
         self._ctx.__enter__()
 
     def __exit__(self, *exc: object) -> None:

@@ -8,6 +8,7 @@ heartbeat is older than ``stale_after`` seconds (holder on another machine).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -45,8 +46,7 @@ class StoreLock:
         self._thread: threading.Thread | None = None
 
     def _record(self) -> dict[str, Any]:
-        return {"host": socket.gethostname(), "pid": os.getpid(), "token": self.token,
-                "heartbeat": time.time()}
+        return {"host": socket.gethostname(), "pid": os.getpid(), "token": self.token, "heartbeat": time.time()}
 
     def holder(self) -> dict[str, Any] | None:
         try:
@@ -65,8 +65,9 @@ class StoreLock:
         try:
             self._acquire()
         except OSError as exc:
-            raise UsageError(f"cannot write the store {self.location.url!r}: "
-                             f"{exc.strerror or type(exc).__name__}") from None
+            raise UsageError(
+                f"cannot write the store {self.location.url!r}: {exc.strerror or type(exc).__name__}"
+            ) from None
 
     def _acquire(self) -> None:
         record = self.holder()
@@ -102,10 +103,8 @@ class StoreLock:
 
     def _beat(self) -> None:
         while not self._stop.wait(HEARTBEAT_SECONDS):
-            try:
+            with contextlib.suppress(OSError):
                 self.fs.pipe_file(self.path, json.dumps(self._record()).encode())
-            except OSError:
-                pass
 
     def release(self) -> None:
         self._stop.set()

@@ -81,8 +81,9 @@ def default_out_dir(cube: str) -> str:
     return cube.rstrip("/").removesuffix(".zarr") + ".figures"
 
 
-def plot_store(cube: str, out_dir: str | None = None, tau: float | None = None,
-               partial: bool = False) -> list[SavedFigure]:
+def plot_store(
+    cube: str, out_dir: str | None = None, tau: float | None = None, partial: bool = False
+) -> list[SavedFigure]:
     from pipeline import thresholding as thr
     from pipeline.cubes import open_cube
 
@@ -105,8 +106,9 @@ def add_plot_parser(sub: Any) -> Any:
     p = sub.add_parser("plot", help="phase diagrams of a cube (PNG and SVG)")
     p.add_argument("store", help="cube written by `emergence run`")
     p.add_argument("--out", help="output folder (default: <store>.figures beside the store)")
-    p.add_argument("--tau", type=float, default=None, metavar="X",
-                   help="risk level for k* in the hidden figures (default 1)")
+    p.add_argument(
+        "--tau", type=float, default=None, metavar="X", help="risk level for k* in the hidden figures (default 1)"
+    )
     p.add_argument("--partial", action="store_true", help="draw an unfinished cube (titles say so)")
     p.set_defaults(func=_cmd_plot)
     return p

@@ -33,9 +33,16 @@ def style() -> AbstractContextManager[Any]:
     """The house style, applied while drawing (reproducible SVG ids)."""
     import matplotlib
 
-    return matplotlib.rc_context({"font.size": FONT, "axes.titlesize": FONT + 1, "axes.labelsize": FONT,
-                                  "legend.fontsize": FONT - 1, "svg.hashsalt": "emergence",
-                                  "figure.facecolor": "white"})
+    return matplotlib.rc_context(
+        {
+            "font.size": FONT,
+            "axes.titlesize": FONT + 1,
+            "axes.labelsize": FONT,
+            "legend.fontsize": FONT - 1,
+            "svg.hashsalt": "emergence",
+            "figure.facecolor": "white",
+        }
+    )
 
 
 def title(text: str, partial: str | None) -> str:
@@ -52,7 +59,7 @@ def edges(values: np.ndarray, log: bool) -> np.ndarray:
     else:
         mid = (x[1:] + x[:-1]) / 2
         e = np.concatenate([[x[0] - (mid[0] - x[0])], mid, [x[-1] + (x[-1] - mid[-1])]])
-    return np.asarray(10.0 ** e) if log else e
+    return np.asarray(10.0**e) if log else e
 
 
 def colour_limits(values: np.ndarray) -> tuple[float, float]:

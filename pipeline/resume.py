@@ -35,8 +35,14 @@ def create_store(workflow: Workflow, location: StoreLocation) -> StoreState:
     experiment = get_experiment(workflow.experiment)
     static = experiment.static(workflow.coords, workflow.settings)
     variables = experiment.variables(workflow.settings)
-    attrs = store.provenance(workflow.text, workflow.fingerprint(), workflow.fingerprint(without_axes=True),
-                             workflow.experiment, workflow.plan, workflow.source)
+    attrs = store.provenance(
+        workflow.text,
+        workflow.fingerprint(),
+        workflow.fingerprint(without_axes=True),
+        workflow.experiment,
+        workflow.plan,
+        workflow.source,
+    )
     attrs["result_variables"] = json.dumps(list(variables))
     ds, encoding = store.template(workflow.coords, experiment.axis_rules, static, variables, workflow.plan, attrs)
     store.create_cube(location, ds, encoding, workflow.plan)
@@ -52,33 +58,45 @@ def stored_state(workflow: Workflow, location: StoreLocation) -> StoreState:
         blocks = group[f"{store.DONE_GROUP}/done"]
         complete = tuple(int(n) for n in blocks.attrs.get("complete_shape", [0] * len(plan.axes)))
         shapes_ok = blocks.shape == plan.ntasks and all(
-            group[a].shape == (n,) for a, n in zip(plan.axes, plan.shape, strict=True))
+            group[a].shape == (n,) for a, n in zip(plan.axes, plan.shape, strict=True)
+        )
     except Exception as exc:
-        raise UsageError(f"store {location.url!r}: metadata is corrupt or incomplete "
-                         f"({type(exc).__name__}: {exc}); pass --overwrite to rebuild it") from None
+        raise UsageError(
+            f"store {location.url!r}: metadata is corrupt or incomplete "
+            f"({type(exc).__name__}: {exc}); pass --overwrite to rebuild it"
+        ) from None
     if not shapes_ok:
-        raise UsageError(f"store {location.url!r}: array shapes disagree with its workflow "
-                         "(an interrupted --extend?); pass --overwrite to rebuild it")
+        raise UsageError(
+            f"store {location.url!r}: array shapes disagree with its workflow "
+            "(an interrupted --extend?); pass --overwrite to rebuild it"
+        )
     return StoreState(plan, complete)
 
 
 def extension_plan(workflow: Workflow, location: StoreLocation) -> tuple[BlockPlan, BlockPlan]:
     """(old plan, grown plan) for ``--extend``; UsageError saying why the cube cannot grow."""
     attrs = store.read_attrs(location)
-    if attrs.get("experiment") != workflow.experiment or attrs.get(
-            "workflow_base_fingerprint") != workflow.fingerprint(without_axes=True):
-        raise UsageError(f"store {location.url!r}: --extend may only add axis values; the workflow's "
-                         "experiment, seed, method, mc_samples or settings differ from the store's")
+    if attrs.get("experiment") != workflow.experiment or attrs.get("workflow_base_fingerprint") != workflow.fingerprint(
+        without_axes=True
+    ):
+        raise UsageError(
+            f"store {location.url!r}: --extend may only add axis values; the workflow's "
+            "experiment, seed, method, mc_samples or settings differ from the store's"
+        )
     bad = axis_mismatches(workflow, location)
     group = store.open_group(location, mode="r")
     if bad:
-        raise UsageError(f"--extend: axis {bad[0]!r} must keep its {group[bad[0]].shape[0]} existing values "
-                         "first, in order, and add new values after them")
+        raise UsageError(
+            f"--extend: axis {bad[0]!r} must keep its {group[bad[0]].shape[0]} existing values "
+            "first, in order, and add new values after them"
+        )
     old_plan = store.stored_plan(location)
     done = store.count_done(location, old_plan)
     if done != old_plan.total:
-        raise UsageError(f"--extend: the cube has {done}/{count(old_plan.total, 'block')} done; "
-                         "finish it first (re-run the old workflow without --extend)")
+        raise UsageError(
+            f"--extend: the cube has {done}/{count(old_plan.total, 'block')} done; "
+            "finish it first (re-run the old workflow without --extend)"
+        )
     return old_plan, BlockPlan(workflow.plan.axes, workflow.plan.shape, old_plan.chunks, old_plan.task_blocks)
 
 
@@ -87,16 +105,27 @@ def extend_store(workflow: Workflow, location: StoreLocation, say: Callable[[str
     old_plan, plan = extension_plan(workflow, location)
     experiment = get_experiment(workflow.experiment)
     static = experiment.static(workflow.coords, workflow.settings)
-    store.grow_cube(location, workflow.coords, static, experiment.variables(workflow.settings), plan,
-                    complete_shape=old_plan.shape,
-                    attrs={"workflow": workflow.text, "workflow_fingerprint": workflow.fingerprint(),
-                           "workflow_file": workflow.source, "blocks_total": plan.total})
+    store.grow_cube(
+        location,
+        workflow.coords,
+        static,
+        experiment.variables(workflow.settings),
+        plan,
+        complete_shape=old_plan.shape,
+        attrs={
+            "workflow": workflow.text,
+            "workflow_fingerprint": workflow.fingerprint(),
+            "workflow_file": workflow.source,
+            "blocks_total": plan.total,
+        },
+    )
     say(f"{location.url}: extended from {count(old_plan.cells, 'cell')} to {count(plan.cells, 'cell')}")
     return StoreState(plan, old_plan.shape)
 
 
-def _stored_plan(attrs: Mapping[str, Any], axes: tuple[str, ...], shape: tuple[int, ...],
-                 task_blocks: tuple[int, ...]) -> BlockPlan:
+def _stored_plan(
+    attrs: Mapping[str, Any], axes: tuple[str, ...], shape: tuple[int, ...], task_blocks: tuple[int, ...]
+) -> BlockPlan:
     """The block plan recorded in a cube, over a grid of ``shape``."""
     chunks = json.loads(attrs["block_chunks"])
     return BlockPlan(axes, shape, tuple(int(chunks[a]) for a in axes), task_blocks)

@@ -38,7 +38,7 @@ class StoreStatus:
             "foreign": f"holds {self.found.value}: run refuses to write there",
             "other_workflow": "a cube of a different workflow: run refuses without --overwrite",
             "extendable": "a complete cube the workflow extends: --extend computes only the new cells "
-                          "(or --overwrite replaces it)",
+            "(or --overwrite replaces it)",
             "incomplete": f"{self.blocks_done}/{count(self.blocks_total, 'block')} done: run resumes",
             "complete": f"complete ({count(self.blocks_total, 'block')}): nothing to do",
         }[self.state]
@@ -82,7 +82,9 @@ def axis_mismatches(workflow: Workflow, location: StoreLocation) -> list[str]:
             bad.append(axis)
             continue
         text = old.dtype.kind in "OUT"
-        if not all((str(a) == str(b)) if text else (a == b) for a, b in zip(old.tolist(), new[: len(old)].tolist(),
-                                                                              strict=True)):
+        if not all(
+            (str(a) == str(b)) if text else (a == b)
+            for a, b in zip(old.tolist(), new[: len(old)].tolist(), strict=True)
+        ):
             bad.append(axis)
     return bad

@@ -53,17 +53,28 @@ def package_version() -> str:
 def git_commit() -> str:
     try:
         here = Path(__file__).resolve().parent
-        out = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True,
-                             text=True, timeout=5, check=True)
-        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        out = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+        )
+        dirty = subprocess.run(
+            ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
         return out.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
 
-def provenance(workflow_text: str, fingerprint: str, base_fingerprint: str, experiment: str, plan: BlockPlan,
-               workflow_file: str | None = None) -> dict[str, Any]:
+def provenance(
+    workflow_text: str,
+    fingerprint: str,
+    base_fingerprint: str,
+    experiment: str,
+    plan: BlockPlan,
+    workflow_file: str | None = None,
+) -> dict[str, Any]:
     """Dataset attributes recording how a cube was made."""
     return {
         "title": f"emergence cube ({experiment})",
@@ -78,8 +89,9 @@ def provenance(workflow_text: str, fingerprint: str, base_fingerprint: str, expe
         "tasks_total": plan.tasks_total,
         "package_version": package_version(),
         "git_commit": git_commit(),
-        "library_versions": json.dumps({lib: _version(lib) for lib in LIBRARIES}
-                                       | {"python": platform.python_version()}),
+        "library_versions": json.dumps(
+            {lib: _version(lib) for lib in LIBRARIES} | {"python": platform.python_version()}
+        ),
         "created": now(),
         "history": json.dumps([]),
         "cube_format": FORMAT_VERSION,
@@ -93,8 +105,14 @@ def now() -> str:
 
 def history_entry(event: str, cells_before: int, cells_after: int) -> dict[str, Any]:
     """One entry of a cube's ``history`` attribute (JSON list): what changed, when, by which code."""
-    return {"event": event, "when": now(), "cells_before": cells_before, "cells_after": cells_after,
-            "git_commit": git_commit(), "package_version": package_version()}
+    return {
+        "event": event,
+        "when": now(),
+        "cells_before": cells_before,
+        "cells_after": cells_after,
+        "git_commit": git_commit(),
+        "package_version": package_version(),
+    }
 
 
 def _version(lib: str) -> str:
@@ -162,20 +180,39 @@ def create_cube(location: StoreLocation, ds: xr.Dataset, encoding: Mapping[str, 
     Result arrays stay unwritten (their chunks are filled block by block). The caller
     has checked (``guard.check_target``) that nothing but an empty folder is here.
     """
-    ds.to_zarr(location.zarr_store(), mode="w", compute=False, consolidated=False,
-               zarr_format=3, encoding=dict(encoding))
+    ds.to_zarr(
+        location.zarr_store(), mode="w", compute=False, consolidated=False, zarr_format=3, encoding=dict(encoding)
+    )
     group = open_group(location)
-    blocks = group.create_group(DONE_GROUP, attributes={
-        "description": "1 where every block of the task is computed and written",
-        "axes": list(plan.axes), "chunks": list(plan.chunks), "task_blocks": list(plan.task_blocks),
-    })
-    blocks.create_array("done", shape=plan.ntasks, chunks=(1,) * len(plan.axes), dtype="uint8", fill_value=0,
-                        compressors=None, dimension_names=[f"task_{a}" for a in plan.axes],
-                        chunk_key_encoding={"name": "default", "separator": "."})  # marks side by side
+    blocks = group.create_group(
+        DONE_GROUP,
+        attributes={
+            "description": "1 where every block of the task is computed and written",
+            "axes": list(plan.axes),
+            "chunks": list(plan.chunks),
+            "task_blocks": list(plan.task_blocks),
+        },
+    )
+    blocks.create_array(
+        "done",
+        shape=plan.ntasks,
+        chunks=(1,) * len(plan.axes),
+        dtype="uint8",
+        fill_value=0,
+        compressors=None,
+        dimension_names=[f"task_{a}" for a in plan.axes],
+        chunk_key_encoding={"name": "default", "separator": "."},
+    )  # marks side by side
     nbytes = math.ceil(plan.tasks_total / 8)
-    blocks.create_array(LEDGER, shape=(nbytes,), chunks=(max(1, nbytes),), dtype="uint8", fill_value=0,
-                        dimension_names=["task_bits"],
-                        attributes={"description": "bit i (numpy packbits order) set: task i (C order) done"})
+    blocks.create_array(
+        LEDGER,
+        shape=(nbytes,),
+        chunks=(max(1, nbytes),),
+        dtype="uint8",
+        fill_value=0,
+        dimension_names=["task_bits"],
+        attributes={"description": "bit i (numpy packbits order) set: task i (C order) done"},
+    )
     consolidate(location)
 
 
@@ -223,8 +260,10 @@ def _done_array(location: StoreLocation) -> zarr.Array:
     try:
         done = open_group(location, mode="r")[f"{DONE_GROUP}/done"]
     except Exception as exc:  # missing or unreadable: the store cannot say what is done
-        raise UsageError(f"store {location.url!r}: metadata is corrupt or incomplete (no readable done-marks: "
-                         f"{type(exc).__name__}); pass --overwrite to rebuild it") from None
+        raise UsageError(
+            f"store {location.url!r}: metadata is corrupt or incomplete (no readable done-marks: "
+            f"{type(exc).__name__}); pass --overwrite to rebuild it"
+        ) from None
     assert isinstance(done, zarr.Array)
     return done
 
@@ -257,7 +296,7 @@ def _mark_paths(location: StoreLocation, paths: bool = True) -> dict[BlockKey, s
         return {}
     out = {}
     for path, info in listed.items():
-        name = path[len(folder) + 1:]
+        name = path[len(folder) + 1 :]
         key = name[2:].split("/" if nested else ".") if name.startswith("c/" if nested else "c.") else []
         if len(key) == done.ndim and info.get("size", 0) > 0 and all(k.isdigit() for k in key):
             out[tuple(int(k) for k in key)] = path
@@ -358,8 +397,9 @@ def stored_plan(location: StoreLocation) -> BlockPlan:
     chunks = json.loads(attrs["block_chunks"])
     group = open_group(location, mode="r")
     axes = tuple(chunks)
-    return BlockPlan(axes, tuple(int(group[a].shape[0]) for a in axes), tuple(int(chunks[a]) for a in axes),
-                     task_blocks(location))
+    return BlockPlan(
+        axes, tuple(int(group[a].shape[0]) for a in axes), tuple(int(chunks[a]) for a in axes), task_blocks(location)
+    )
 
 
 def done_marks(location: StoreLocation) -> np.ndarray:
@@ -436,8 +476,11 @@ def grow_cube(
     if marks:
         location.fs()[0].rm(sorted(marks.values()))
     done.resize(plan.ntasks)
-    kept = {task for task in finished
-            if all(s.stop <= n for s, n in zip(plan.task_slices(task).values(), complete_shape, strict=True))}
+    kept = {
+        task
+        for task in finished
+        if all(s.stop <= n for s, n in zip(plan.task_slices(task).values(), complete_shape, strict=True))
+    }
     if LEDGER in group[DONE_GROUP]:
         write_ledger(location, kept, plan.ntasks)
     else:

@@ -16,6 +16,7 @@ from pipeline.experiments import get_experiment
 from pipeline.grid import BlockKey, as_key_string
 from pipeline.location import StoreLocation
 
+
 class BlockError(RuntimeError):
     """A block's kernel produced something that must not be written."""
 
@@ -97,8 +98,7 @@ def compute_task(
         cells += int(np.prod([s.stop - s.start for s in slices.values()]))
     faults.inject("crash-before-mark", task)
     store.mark_done(group, task)
-    return {"key": task, "seconds": time.perf_counter() - started, "kernel_seconds": kernel_seconds,
-            "cells": cells}
+    return {"key": task, "seconds": time.perf_counter() - started, "kernel_seconds": kernel_seconds, "cells": cells}
 
 
 def check_block(
@@ -122,8 +122,10 @@ def check_block(
             bad = np.argwhere(np.isnan(value))
             if bad.size:
                 cell = {d: _plain(coords[d][i]) for d, i in zip(spec.dims, bad[0], strict=True)}
-                raise BlockError(f"task {as_key_string(key)}: {name} is NaN at {cell} "
-                                 f"({len(bad)} NaN cells in the task); nothing was written")
+                raise BlockError(
+                    f"task {as_key_string(key)}: {name} is NaN at {cell} "
+                    f"({len(bad)} NaN cells in the task); nothing was written"
+                )
 
 
 def _plain(value: Any) -> Any:

@@ -55,15 +55,17 @@ def compute_thresholds(ds: xr.Dataset, opts: ThresholdOptions | None = None, sou
         raise UsageError("thresholds need at least two horizons T in the cube")
     experiment = experiment_of(ds)
     th = mask_unknown(experiment.thresholds(ds, opts), ds)
-    th.attrs.update({
-        "title": f"emergence thresholds ({experiment.name})",
-        OUTPUT_ATTR: "thresholds",
-        "experiment": experiment.name,
-        "source": source or str(ds.encoding.get("source", "")),
-        "workflow_name": workflow_name(ds),
-        "workflow_fingerprint": ds.attrs.get("workflow_fingerprint", ""),
-        "created": now(),
-    })
+    th.attrs.update(
+        {
+            "title": f"emergence thresholds ({experiment.name})",
+            OUTPUT_ATTR: "thresholds",
+            "experiment": experiment.name,
+            "source": source or str(ds.encoding.get("source", "")),
+            "workflow_name": workflow_name(ds),
+            "workflow_fingerprint": ds.attrs.get("workflow_fingerprint", ""),
+            "created": now(),
+        }
+    )
     if ds.attrs.get(PARTIAL_ATTR):
         th.attrs[PARTIAL_ATTR] = ds.attrs[PARTIAL_ATTR]
     return th
@@ -117,18 +119,23 @@ def format_table(th: xr.Dataset) -> str:
     from pipeline.experiments import experiment_of
 
     experiment = experiment_of(th)
-    head = [f"thresholds of {th.attrs.get('source', '?')} ({experiment.name}, workflow "
-            f"{th.attrs.get('workflow_name', '?')})"]
+    head = [
+        f"thresholds of {th.attrs.get('source', '?')} ({experiment.name}, workflow "
+        f"{th.attrs.get('workflow_name', '?')})"
+    ]
     if th.attrs.get(PARTIAL_ATTR):
-        head.append(f"{th.attrs[PARTIAL_ATTR]}: values that need unfinished cells are shown as '-' and "
-                    "left out of the comparison with theory")
+        head.append(
+            f"{th.attrs[PARTIAL_ATTR]}: values that need unfinished cells are shown as '-' and "
+            "left out of the comparison with theory"
+        )
     problems = experiment.disagreements(th)
     tail = ["", f"disagreements with theory: {len(problems) or 'none'}"] + [f"  {p}" for p in problems]
     return "\n".join(head + experiment.table(th) + tail)
 
 
-def thresholds_for_store(cube: str, out: str | None = None, opts: ThresholdOptions | None = None,
-                         partial: bool = False) -> tuple[xr.Dataset, str]:
+def thresholds_for_store(
+    cube: str, out: str | None = None, opts: ThresholdOptions | None = None, partial: bool = False
+) -> tuple[xr.Dataset, str]:
     """Compute and write the thresholds of ``cube``; returns the dataset and where it went."""
     from pipeline.cubes import open_cube
 
@@ -152,10 +159,22 @@ def add_thresholds_parser(sub: Any) -> Any:
     p = sub.add_parser("thresholds", help="thresholds (k*, slopes, critical d) beside theory")
     p.add_argument("store", help="cube written by `emergence run`")
     p.add_argument("--out", help="output Zarr path (default: <store>.thresholds.zarr beside the store)")
-    p.add_argument("--tau", type=float, nargs="+", metavar="X",
-                   help=f"risk levels for k_star (default: {' '.join(map(str, DEFAULT_TAUS))})")
-    p.add_argument("--growth-tol", type=float, default=DEFAULT_GROWTH_TOL, metavar="G",
-                   help="growth exponent below which a risk counts as bounded (default 0.5)")
-    p.add_argument("--partial", action="store_true", help="read an unfinished cube (values it cannot know are left out)")
+    p.add_argument(
+        "--tau",
+        type=float,
+        nargs="+",
+        metavar="X",
+        help=f"risk levels for k_star (default: {' '.join(map(str, DEFAULT_TAUS))})",
+    )
+    p.add_argument(
+        "--growth-tol",
+        type=float,
+        default=DEFAULT_GROWTH_TOL,
+        metavar="G",
+        help="growth exponent below which a risk counts as bounded (default 0.5)",
+    )
+    p.add_argument(
+        "--partial", action="store_true", help="read an unfinished cube (values it cannot know are left out)"
+    )
     p.set_defaults(func=_cmd_thresholds)
     return p

@@ -46,9 +46,15 @@ class Where:
         return cls("batch", cluster=cluster)
 
     @classmethod
-    def choose(cls, *, scheduler: str | None = None, scheduler_file: str | None = None,
-               workers: int | None = None, cluster: ClusterSpec | None = None,
-               environ: Mapping[str, str] = os.environ) -> Where:
+    def choose(
+        cls,
+        *,
+        scheduler: str | None = None,
+        scheduler_file: str | None = None,
+        workers: int | None = None,
+        cluster: ClusterSpec | None = None,
+        environ: Mapping[str, str] = os.environ,
+    ) -> Where:
         """From command-line style options: a scheduler file, else a scheduler address (or
         ``$DASK_SCHEDULER_ADDRESS``), else a batch cluster, else a local cluster."""
         address = scheduler or environ.get("DASK_SCHEDULER_ADDRESS") or None

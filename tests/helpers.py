@@ -48,8 +48,9 @@ def observed(name: str = "obs", chunks: Mapping[str, int] | None = None, **chang
     return _workflow("observed", name, OBSERVED_GRID, chunks, changes)
 
 
-def _workflow(experiment: str, name: str, grid: Mapping[str, Any], chunks: Mapping[str, int] | None,
-              changes: Mapping[str, Any]) -> str:
+def _workflow(
+    experiment: str, name: str, grid: Mapping[str, Any], chunks: Mapping[str, int] | None, changes: Mapping[str, Any]
+) -> str:
     grid = dict(grid)
     top: dict[str, Any] = {"experiment": experiment, "name": name}
     for key, value in changes.items():
@@ -60,8 +61,7 @@ def _workflow(experiment: str, name: str, grid: Mapping[str, Any], chunks: Mappi
 def run_quietly(text: str | Workflow, out: Path | str, where: Where | None = None, **kwargs: Any) -> RunReport:
     """Run a workflow into ``out`` with no progress bar and no messages."""
     wf = text if isinstance(text, Workflow) else parse_workflow(text)
-    return run(wf, StoreLocation(str(out)), where=where or Where.local(1), progress=False, say=lambda _: None,
-               **kwargs)
+    return run(wf, StoreLocation(str(out)), where=where or Where.local(1), progress=False, say=lambda _: None, **kwargs)
 
 
 def direct(text: str) -> dict[str, np.ndarray]:
@@ -91,11 +91,18 @@ def assert_cubes_identical(a: Path | str | xr.Dataset, b: Path | str | xr.Datase
             assert da[name].encoding.get("chunks") == db[name].encoding.get("chunks"), name
 
 
-def emergence(*args: str, env: Mapping[str, str] | None = None, timeout: float = 240,
-              cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def emergence(
+    *args: str, env: Mapping[str, str] | None = None, timeout: float = 240, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the real command line in a subprocess."""
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, env=dict(os.environ) | dict(env or {}), cwd=cwd or REPO)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=dict(os.environ) | dict(env or {}),
+        cwd=cwd or REPO,
+    )
 
 
 def write_workflow(folder: Path, text: str, name: str = "wf.toml") -> Path:
@@ -141,15 +148,25 @@ def synthetic_hidden(k_max: int = 12) -> xr.Dataset:
     log10_risk = np.stack([trunc, best])[None, None]  # lam nr learner k T
     dims = ("lam", "noise_ratio", "learner", "k", "T")
     ds = xr.Dataset(
-        {"log10_risk": (dims, log10_risk), "risk": (dims, 10.0**log10_risk),
-         "kl_rate": (dims, 10.0**log10_risk / 2.0),
-         "a": (("lam", "noise_ratio"), [[0.8]]), "P": (("lam", "noise_ratio"), [[1.0]]),
-         "kalman_gain": (("lam", "noise_ratio"), [[0.5]])},
-        coords={"lam": [1.0], "noise_ratio": [4.0],
-                "learner": np.array(["truncated_kalman", "best_fir"], dtype=object), "k": k, "T": DECADES},
+        {
+            "log10_risk": (dims, log10_risk),
+            "risk": (dims, 10.0**log10_risk),
+            "kl_rate": (dims, 10.0**log10_risk / 2.0),
+            "a": (("lam", "noise_ratio"), [[0.8]]),
+            "P": (("lam", "noise_ratio"), [[1.0]]),
+            "kalman_gain": (("lam", "noise_ratio"), [[0.5]]),
+        },
+        coords={
+            "lam": [1.0],
+            "noise_ratio": [4.0],
+            "learner": np.array(["truncated_kalman", "best_fir"], dtype=object),
+            "k": k,
+            "T": DECADES,
+        },
     )
-    ds.attrs.update(experiment="hidden", workflow='experiment = "hidden"\nname = "synthetic_hidden"\n',
-                    workflow_fingerprint="f00")
+    ds.attrs.update(
+        experiment="hidden", workflow='experiment = "hidden"\nname = "synthetic_hidden"\n', workflow_fingerprint="f00"
+    )
     return ds
 
 
@@ -171,16 +188,28 @@ def synthetic_observed(late_draw: bool = False) -> xr.Dataset:
     log10_risk = np.where(at_dim, -np.inf, log10_risk)
     dims = ("spectrum", "family", "d", "T", "draw")
     ds = xr.Dataset(
-        {"log10_risk": (dims, log10_risk), "risk": (dims, 10.0**log10_risk),
-         "kl_rate": (dims, 10.0**log10_risk / 2),
-         "bounded": (("spectrum", "family", "d", "draw"), bounded & defined),
-         "critical_d_theory": (("spectrum", "family"), SYNTHETIC_THEORY.astype(np.int64)),
-         "family_dim": (("spectrum", "family"), SYNTHETIC_FAMILY_DIM)},
-        coords={"spectrum": np.array(SYNTHETIC_SPECTRA, dtype=object),
-                "family": np.array(SYNTHETIC_FAMILIES, dtype=object), "d": d, "T": T, "draw": np.arange(2),
-                "n": ("spectrum", [3, 2, 3]), "n_unstable": ("spectrum", [2, 2, 0]),
-                "spectral_radius": ("spectrum", [1.0, 1.0, 0.9])},
+        {
+            "log10_risk": (dims, log10_risk),
+            "risk": (dims, 10.0**log10_risk),
+            "kl_rate": (dims, 10.0**log10_risk / 2),
+            "bounded": (("spectrum", "family", "d", "draw"), bounded & defined),
+            "critical_d_theory": (("spectrum", "family"), SYNTHETIC_THEORY.astype(np.int64)),
+            "family_dim": (("spectrum", "family"), SYNTHETIC_FAMILY_DIM),
+        },
+        coords={
+            "spectrum": np.array(SYNTHETIC_SPECTRA, dtype=object),
+            "family": np.array(SYNTHETIC_FAMILIES, dtype=object),
+            "d": d,
+            "T": T,
+            "draw": np.arange(2),
+            "n": ("spectrum", [3, 2, 3]),
+            "n_unstable": ("spectrum", [2, 2, 0]),
+            "spectral_radius": ("spectrum", [1.0, 1.0, 0.9]),
+        },
     )
-    ds.attrs.update(experiment="observed", workflow='experiment = "observed"\nname = "synthetic_observed"\n',
-                    workflow_fingerprint="f01")
+    ds.attrs.update(
+        experiment="observed",
+        workflow='experiment = "observed"\nname = "synthetic_observed"\n',
+        workflow_fingerprint="f01",
+    )
     return ds

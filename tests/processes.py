@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -32,9 +33,21 @@ class DaskProcesses:
 
     def start_scheduler(self, timeout: float = 60) -> None:
         self.scheduler = subprocess.Popen(
-            [DASK, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-             "--scheduler-file", str(self.scheduler_file)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            [
+                DASK,
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--no-dashboard",
+                "--scheduler-file",
+                str(self.scheduler_file),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         deadline = time.time() + timeout
         while not self.scheduler_file.exists():
             if time.time() > deadline or self.scheduler.poll() is not None:
@@ -43,10 +56,26 @@ class DaskProcesses:
 
     def start_worker(self, env: dict[str, str] | None = None) -> subprocess.Popen:
         proc = subprocess.Popen(
-            [DASK, "worker", "--scheduler-file", str(self.scheduler_file), "--nthreads", "1",
-             "--nworkers", "1", "--host", "127.0.0.1", "--no-dashboard", "--death-timeout", "30"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-            env=dict(os.environ, **(env or {})))
+            [
+                DASK,
+                "worker",
+                "--scheduler-file",
+                str(self.scheduler_file),
+                "--nthreads",
+                "1",
+                "--nworkers",
+                "1",
+                "--host",
+                "127.0.0.1",
+                "--no-dashboard",
+                "--death-timeout",
+                "30",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            env=dict(os.environ, **(env or {})),
+        )
         self.workers.append(proc)
         return proc
 
@@ -59,10 +88,8 @@ class DaskProcesses:
     @staticmethod
     def kill(proc: subprocess.Popen) -> None:
         """SIGKILL the whole process group (nanny and worker)."""
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         proc.wait(timeout=30)
 
     def stop(self) -> None:

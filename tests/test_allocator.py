@@ -30,8 +30,15 @@ def _faults(mode: str, env_extra: dict[str, str]) -> int:
     import os
 
     env = {**os.environ, **env_extra}
-    out = subprocess.run([sys.executable, "-c", ALLOCATE_BLOCKS, mode], cwd=REPO, env=env,
-                         capture_output=True, text=True, timeout=60, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", ALLOCATE_BLOCKS, mode],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     return int(out.stdout.strip())
 
 

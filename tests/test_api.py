@@ -48,9 +48,17 @@ def test_run_takes_a_dict_and_text_and_open_cube_checks(tmp_path):
     text = hidden("api", lam=[1.0], noise_ratio=[4.0], k=[1, 3], T=[10, 1000])
     report = pipeline.run(text, tmp_path / "a.zarr", workers=1, quiet=True)
     assert report.complete and report.cells_computed == 8
-    workflow = {"experiment": "hidden", "name": "api", "grid": {
-        "lam": [1.0], "noise_ratio": [4.0], "learner": ["truncated_kalman", "best_fir"], "k": [1, 3],
-        "T": [10, 1000]}}
+    workflow = {
+        "experiment": "hidden",
+        "name": "api",
+        "grid": {
+            "lam": [1.0],
+            "noise_ratio": [4.0],
+            "learner": ["truncated_kalman", "best_fir"],
+            "k": [1, 3],
+            "T": [10, 1000],
+        },
+    }
     again = pipeline.run(workflow, tmp_path / "b.zarr", workers=1, quiet=True)
     assert again.complete
     ds = pipeline.open_cube(tmp_path / "b.zarr")
@@ -69,9 +77,11 @@ def test_run_from_a_jupyter_kernel_with_local_worker_processes(project):
 
     text = hidden("jupyter", chunks={"lam": 1, "blocks_per_task": 1})
     (project / "jupyter.toml").write_text(text)
-    code = ("import pipeline\n"
-            "r = pipeline.run('jupyter.toml', workers=2, quiet=True)\n"
-            "print(r.complete, r.blocks_computed, r.tasks_total)\n")
+    code = (
+        "import pipeline\n"
+        "r = pipeline.run('jupyter.toml', workers=2, quiet=True)\n"
+        "print(r.complete, r.blocks_computed, r.tasks_total)\n"
+    )
     manager, client = start_new_kernel(kernel_name="python3", cwd=str(project))
     try:
         msg_id = client.execute(code)

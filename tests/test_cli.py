@@ -56,7 +56,8 @@ def test_a_missing_key_is_named_without_a_value(tmp_path, capsys):
     wf = write_workflow(tmp_path, GOOD.replace("lam = [1.0]\n", ""))
     assert main(["run", str(wf), "--out", str(tmp_path / "o.zarr")]) == 2
     assert one_clean_line(capsys.readouterr().err) == (
-        "emergence: error: grid.lam is required: a list, or a geom/linspace/range table")
+        "emergence: error: grid.lam is required: a list, or a geom/linspace/range table"
+    )
 
 
 def test_version(capsys):
@@ -142,11 +143,27 @@ def test_dry_run_prints_cells_blocks_size_and_writes_nothing(tmp_path, capsys):
 
 def test_dry_run_prints_the_slurm_job_script(tmp_path, capsys):
     profile = tmp_path / "slurm.toml"
-    profile.write_text('cores = 4\nmemory = "8GiB"\nwalltime = "01:00:00"\nqueue = "normal"\n'
-                       'account = "proj"\nworker_lifetime = "55m"\nadaptive_maximum = 10\n')
+    profile.write_text(
+        'cores = 4\nmemory = "8GiB"\nwalltime = "01:00:00"\nqueue = "normal"\n'
+        'account = "proj"\nworker_lifetime = "55m"\nadaptive_maximum = 10\n'
+    )
     wf = write_workflow(tmp_path, GOOD)
-    assert main(["run", str(wf), "--cluster", "slurm", "--cluster-profile", str(profile), "--dry-run",
-                 "--out", str(tmp_path / "c.zarr")]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(wf),
+                "--cluster",
+                "slurm",
+                "--cluster-profile",
+                str(profile),
+                "--dry-run",
+                "--out",
+                str(tmp_path / "c.zarr"),
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     for piece in ("#SBATCH -p normal", "#SBATCH -A proj", "#SBATCH -t 01:00:00", "--lifetime 55m"):
         assert piece in text
@@ -155,8 +172,7 @@ def test_dry_run_prints_the_slurm_job_script(tmp_path, capsys):
 
 def test_query_ignores_a_selection_the_variable_lacks_with_a_note(cube, capsys):
     _, out = cube
-    assert main(["query", str(out), "--sel", "learner=best_fir", "--sel", "k=2", "--var", "a",
-                 "--format", "csv"]) == 0
+    assert main(["query", str(out), "--sel", "learner=best_fir", "--sel", "k=2", "--var", "a", "--format", "csv"]) == 0
     captured = capsys.readouterr()
     assert "note: a has no dim k or learner; --sel k, learner ignored" in captured.err
     assert captured.out.splitlines()[0] == "lam,noise_ratio,a" and len(captured.out.splitlines()) == 4
@@ -168,12 +184,48 @@ def test_info_json_and_query_formats(cube, capsys):
     info = json.loads(capsys.readouterr().out)
     assert info["blocks_done"] == info["blocks_total"] >= 1
     assert info["dims"]["k"] == 8 and info["provenance"]["experiment"] == "hidden"
-    assert main(["query", str(out), "--sel", "noise_ratio=1.1", "--sel", "learner=truncated_kalman",
-                 "--sel", "k=2", "--sel", "T=1000", "--var", "risk", "--format", "json"]) == 0
+    assert (
+        main(
+            [
+                "query",
+                str(out),
+                "--sel",
+                "noise_ratio=1.1",
+                "--sel",
+                "learner=truncated_kalman",
+                "--sel",
+                "k=2",
+                "--sel",
+                "T=1000",
+                "--var",
+                "risk",
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
     rows = json.loads(capsys.readouterr().out)
     assert len(rows) == 1 and rows[0]["noise_ratio"] == 1.0  # nearest on a float axis
-    assert main(["query", str(out), "--sel", "k=2", "--sel", "T=10", "--var", "risk", "--format", "csv",
-                 "--sel", "learner=best_fir"]) == 0
+    assert (
+        main(
+            [
+                "query",
+                str(out),
+                "--sel",
+                "k=2",
+                "--sel",
+                "T=10",
+                "--var",
+                "risk",
+                "--format",
+                "csv",
+                "--sel",
+                "learner=best_fir",
+            ]
+        )
+        == 0
+    )
     csv = capsys.readouterr().out.splitlines()
     assert csv[0].split(",")[:3] == ["lam", "noise_ratio", "risk"] and len(csv) == 4
 

@@ -19,9 +19,12 @@ def _worker_facts() -> dict:
     import os
     import sys
 
-    return {"ppid": os.getppid(), "omp": os.environ.get("OMP_NUM_THREADS"),
-            "probe": os.environ.get("EMERGENCE_TEST_PROBE"),
-            "imported": "pipeline.tasks" in sys.modules and "pipeline.experiments.observed" in sys.modules}
+    return {
+        "ppid": os.getppid(),
+        "omp": os.environ.get("OMP_NUM_THREADS"),
+        "probe": os.environ.get("EMERGENCE_TEST_PROBE"),
+        "imported": "pipeline.tasks" in sys.modules and "pipeline.experiments.observed" in sys.modules,
+    }
 
 
 def test_local_workers_are_forked_from_the_forkserver_with_the_current_environment(monkeypatch):
@@ -66,22 +69,24 @@ def test_forkserver_exit_skips_interpreter_teardown():
 
 def test_run_reads_the_workflow_before_importing_xarray_or_distributed():
     """`emergence run` starts the forkserver before its own heavy imports, so they overlap."""
-    code = ("import sys; from pipeline.cli import build_parser; from pipeline.config import load_workflow; "
-            "from pipeline.where import Where; import pipeline; build_parser(); "
-            "wf = load_workflow('workflows/quickstart.toml'); "
-            "print(sorted(m for m in ('xarray', 'zarr', 'distributed', 'dask') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60,
-                         check=True)
+    code = (
+        "import sys; from pipeline.cli import build_parser; from pipeline.config import load_workflow; "
+        "from pipeline.where import Where; import pipeline; build_parser(); "
+        "wf = load_workflow('workflows/quickstart.toml'); "
+        "print(sorted(m for m in ('xarray', 'zarr', 'distributed', 'dask') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "[]"
 
 
 def test_local_workers_start_when_the_script_comes_from_standard_input(tmp_path):
     """``python -`` has no main file for worker processes to re-run (it used to fail every worker)."""
-    script = ("import os\nfrom pipeline import clients\nfrom pipeline.where import Where\n"
-              "client = clients.make_client(Where.local(2), blocks=2)\n"
-              "print(sorted(client.run(os.getpid).values()) != [os.getpid()])\n"
-              "clients.close(client, own_cluster=True)\n")
-    out = subprocess.run([sys.executable, "-"], input=script, cwd=tmp_path, capture_output=True, text=True,
-                         timeout=120)
+    script = (
+        "import os\nfrom pipeline import clients\nfrom pipeline.where import Where\n"
+        "client = clients.make_client(Where.local(2), blocks=2)\n"
+        "print(sorted(client.run(os.getpid).values()) != [os.getpid()])\n"
+        "clients.close(client, own_cluster=True)\n"
+    )
+    out = subprocess.run([sys.executable, "-"], input=script, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "True"

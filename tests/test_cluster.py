@@ -55,8 +55,9 @@ def test_sweep_through_scheduler_file_equals_local_run(processes, tmp_path, loca
     processes.wait_for_workers(2)
     wf = write_workflow(tmp_path, SWEEP)
     out = tmp_path / "remote.zarr"
-    result = emergence("run", str(wf), "--out", str(out), "--scheduler-file", str(processes.scheduler_file),
-                       "--no-progress")
+    result = emergence(
+        "run", str(wf), "--out", str(out), "--scheduler-file", str(processes.scheduler_file), "--no-progress"
+    )
     assert result.returncode == 0, result.stderr
     xr.testing.assert_identical(comparable(xr.open_zarr(out)), local_reference)
 
@@ -66,8 +67,9 @@ def test_scheduler_from_environment_variable(processes, tmp_path, local_referenc
     processes.wait_for_workers(1)
     wf = write_workflow(tmp_path, SWEEP)
     out = tmp_path / "env.zarr"
-    result = emergence("run", str(wf), "--out", str(out), "--no-progress",
-                       env={"DASK_SCHEDULER_ADDRESS": processes.address})
+    result = emergence(
+        "run", str(wf), "--out", str(out), "--no-progress", env={"DASK_SCHEDULER_ADDRESS": processes.address}
+    )
     assert result.returncode == 0, result.stderr
     assert processes.address.split("//")[1].split(":")[0] == "127.0.0.1"
     xr.testing.assert_identical(comparable(xr.open_zarr(out)), local_reference)
@@ -80,9 +82,24 @@ def test_sigkill_of_a_worker_mid_sweep_still_completes(processes, tmp_path, loca
     processes.wait_for_workers(2)
     wf = write_workflow(tmp_path, SWEEP)
     out = tmp_path / "killed.zarr"
-    driver = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "run", str(wf), "--out", str(out),
-                               "--scheduler", processes.address, "--no-progress"],
-                              cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    driver = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.cli",
+            "run",
+            str(wf),
+            "--out",
+            str(out),
+            "--scheduler",
+            processes.address,
+            "--no-progress",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 120
     while done_count(out) < 3 and time.time() < deadline:
         time.sleep(0.05)
@@ -99,10 +116,24 @@ def test_driver_kill_then_rerun_recomputes_only_unfinished_blocks(processes, tmp
     processes.wait_for_workers(1)
     wf = write_workflow(tmp_path, SWEEP)
     out = tmp_path / "driver.zarr"
-    driver = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "run", str(wf), "--out", str(out),
-                               "--scheduler", processes.address, "--no-progress"],
-                              cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
+    driver = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.cli",
+            "run",
+            str(wf),
+            "--out",
+            str(out),
+            "--scheduler",
+            processes.address,
+            "--no-progress",
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.time() + 120
     while done_count(out) < 4 and time.time() < deadline:
         time.sleep(0.05)

@@ -16,8 +16,19 @@ def _dry_run(tmp_path, profile_text: str) -> int:
     profile = tmp_path / "slurm.toml"
     profile.write_text(profile_text)
     wf = write_workflow(tmp_path, GOOD)
-    return main(["run", str(wf), "--cluster", "slurm", "--cluster-profile", str(profile), "--dry-run",
-                 "--out", str(tmp_path / "c.zarr")])
+    return main(
+        [
+            "run",
+            str(wf),
+            "--cluster",
+            "slurm",
+            "--cluster-profile",
+            str(profile),
+            "--dry-run",
+            "--out",
+            str(tmp_path / "c.zarr"),
+        ]
+    )
 
 
 @pytest.mark.parametrize("form", ["bare keys", "[cluster] table"])
@@ -30,12 +41,15 @@ def test_profile_with_bare_keys_or_a_cluster_table_gives_the_same_job_script(for
     assert not (tmp_path / "c.zarr").exists()
 
 
-@pytest.mark.parametrize(("text", "named"), [
-    ('walltime = "01:00:00"\n[cluster]\n' + KEYS, "key 'walltime' outside [cluster]"),
-    ("[cluster]\n" + KEYS + "[site]\nname = 'x'\n", "unexpected table [site]"),
-    ("[slurm]\n" + KEYS, "unexpected table [slurm]"),
-    ('cluster = "slurm"\n' + KEYS, "'cluster' must be a table"),
-])
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ('walltime = "01:00:00"\n[cluster]\n' + KEYS, "key 'walltime' outside [cluster]"),
+        ("[cluster]\n" + KEYS + "[site]\nname = 'x'\n", "unexpected table [site]"),
+        ("[slurm]\n" + KEYS, "unexpected table [slurm]"),
+        ('cluster = "slurm"\n' + KEYS, "'cluster' must be a table"),
+    ],
+)
 def test_profile_mixing_forms_or_with_other_tables_is_one_clean_line(text, named, tmp_path, capsys):
     assert _dry_run(tmp_path, text) == 2
     err = capsys.readouterr().err

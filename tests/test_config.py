@@ -57,10 +57,14 @@ BAD = {
     "k below 1": (GOOD.replace("k = { range = [1, 8, ], step = 1 }", "k = [0, 1]"), "grid.k"),
     "T below 1": (GOOD.replace("T = { geom = [10, 1e6], num = 6 }", "T = [0]"), "grid.T"),
     "non-integer T": (GOOD.replace("T = { geom = [10, 1e6], num = 6 }", "T = [2.5]"), "grid.T[0]"),
-    "noise ratio zero": (GOOD.replace("noise_ratio = { geom = [0.1, 10.0], num = 3 }", "noise_ratio = [0.0]"),
-                         "grid.noise_ratio"),
-    "noise ratio negative": (GOOD.replace("noise_ratio = { geom = [0.1, 10.0], num = 3 }",
-                                          "noise_ratio = [-1.0]"), "grid.noise_ratio"),
+    "noise ratio zero": (
+        GOOD.replace("noise_ratio = { geom = [0.1, 10.0], num = 3 }", "noise_ratio = [0.0]"),
+        "grid.noise_ratio",
+    ),
+    "noise ratio negative": (
+        GOOD.replace("noise_ratio = { geom = [0.1, 10.0], num = 3 }", "noise_ratio = [-1.0]"),
+        "grid.noise_ratio",
+    ),
     "geom through zero": (GOOD.replace("geom = [0.1, 10.0]", "geom = [0.0, 10.0]"), "grid.noise_ratio.geom"),
     "unknown learner": (GOOD.replace('"best_fir"]', '"lstm"]'), "grid.learner"),
     "unknown axis": (GOOD + "foo = [1]\n", "grid.foo"),

@@ -35,8 +35,11 @@ def unfinished(tmp_path_factory):
 
 def test_readers_refuse_an_unfinished_cube_in_one_line(unfinished, tmp_path, capsys):
     wf, out = unfinished
-    for argv in (["summary", str(out)], ["thresholds", str(out), "--out", str(tmp_path / "t.zarr")],
-                 ["plot", str(out), "--out", str(tmp_path / "figs")]):
+    for argv in (
+        ["summary", str(out)],
+        ["thresholds", str(out), "--out", str(tmp_path / "t.zarr")],
+        ["plot", str(out), "--out", str(tmp_path / "figs")],
+    ):
         assert main(argv) == 2, argv
         line = one_clean_line(capsys.readouterr().err)
         assert "is incomplete: 4/6 blocks done" in line and f"emergence run {wf} --out {out}" in line, line

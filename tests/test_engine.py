@@ -64,11 +64,12 @@ def test_cube_opens_with_plain_xarray_and_matches_the_kernel(tmp_path, shared_cl
     assert float(cell["risk"].sel(k=1, T=1)) == 0.0
     np.testing.assert_allclose(cell["risk"].sel(k=1, T=1000), 185.627458126, rtol=1e-10)
     np.testing.assert_allclose(cell["risk"].sel(k=3, T=1000), 25.5338251123, rtol=1e-10)
-    for lam, P, K, a in [(1.0, 2.56155281281, 0.390388203202, 0.609611796798),
-                         (0.9, 2.12359676582, 0.312110212727, 0.587889787273)]:
+    for lam, P, K, a in [
+        (1.0, 2.56155281281, 0.390388203202, 0.609611796798),
+        (0.9, 2.12359676582, 0.312110212727, 0.587889787273),
+    ]:
         got = ds.sel(lam=lam, noise_ratio=4.0)
-        np.testing.assert_allclose([float(got["P"]), float(got["kalman_gain"]), float(got["a"])], [P, K, a],
-                                   rtol=1e-10)
+        np.testing.assert_allclose([float(got["P"]), float(got["kalman_gain"]), float(got["a"])], [P, K, a], rtol=1e-10)
 
 
 def test_rerun_of_finished_store_does_nothing_and_says_so(tmp_path, shared_cluster):
@@ -93,9 +94,17 @@ def test_changed_workflow_refused_unless_overwrite(tmp_path, shared_cluster):
     assert xr.open_zarr(out)["noise_ratio"].values.tolist() == [0.5, 5.0]
 
 
-chunk_choice = st.fixed_dictionaries({}, optional={
-    "lam": st.integers(1, 3), "noise_ratio": st.integers(1, 2), "learner": st.integers(1, 2),
-    "k": st.integers(1, 6), "T": st.integers(1, 5), "blocks_per_task": st.integers(1, 8)})
+chunk_choice = st.fixed_dictionaries(
+    {},
+    optional={
+        "lam": st.integers(1, 3),
+        "noise_ratio": st.integers(1, 2),
+        "learner": st.integers(1, 2),
+        "k": st.integers(1, 6),
+        "T": st.integers(1, 5),
+        "blocks_per_task": st.integers(1, 8),
+    },
+)
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -143,17 +152,39 @@ def test_failed_block_is_reported_and_retried_on_rerun(tmp_path, monkeypatch):
     np.testing.assert_array_equal(xr.open_zarr(out)["risk"].values, arrays["risk"])
 
 
-SLOW = hidden("slow", lam=[1.0], noise_ratio=[0.5, 1.0, 2.0, 4.0], learner=["truncated_kalman"],
-              k={"range": [1, 4]}, T=[10, 1000], chunks={"noise_ratio": 1, "k": 1, "blocks_per_task": 1})
+SLOW = hidden(
+    "slow",
+    lam=[1.0],
+    noise_ratio=[0.5, 1.0, 2.0, 4.0],
+    learner=["truncated_kalman"],
+    k={"range": [1, 4]},
+    T=[10, 1000],
+    chunks={"noise_ratio": 1, "k": 1, "blocks_per_task": 1},
+)
 
 
 def test_resume_after_kill_9_of_the_driver(tmp_path):
     wf_path = write_workflow(tmp_path, SLOW)
     out = tmp_path / "slow.zarr"
     env = {"EMERGENCE_FAULT": "delay=0.3"}
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "run", str(wf_path), "--out", str(out),
-                             "--workers", "1", "--no-progress"], cwd=REPO,
-                            env=dict(os.environ, **env), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.cli",
+            "run",
+            str(wf_path),
+            "--out",
+            str(out),
+            "--workers",
+            "1",
+            "--no-progress",
+        ],
+        cwd=REPO,
+        env=dict(os.environ, **env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.time() + 120
     while done_count(out) < 3 and time.time() < deadline:
         time.sleep(0.1)
@@ -179,9 +210,16 @@ def test_resume_after_kill_9_of_the_driver(tmp_path):
 def test_crash_between_write_and_mark_leaves_block_for_resume(tmp_path):
     wf_path = write_workflow(tmp_path, SLOW)
     out = tmp_path / "torn.zarr"
-    crashed = emergence("run", str(wf_path), "--out", str(out), "--workers", "1", "--no-progress",
-                        env={"EMERGENCE_FAULT": "crash-before-mark=0.2.0.1.0",
-                             "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"})
+    crashed = emergence(
+        "run",
+        str(wf_path),
+        "--out",
+        str(out),
+        "--workers",
+        "1",
+        "--no-progress",
+        env={"EMERGENCE_FAULT": "crash-before-mark=0.2.0.1.0", "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"},
+    )
     assert crashed.returncode == 1, crashed.stderr
     assert "0.2.0.1.0" in crashed.stderr and "\n" not in crashed.stderr.strip()
     ds = xr.open_zarr(out)
@@ -192,8 +230,9 @@ def test_crash_between_write_and_mark_leaves_block_for_resume(tmp_path):
     assert rerun.returncode == 0 and "computed 1 block, 2 cells (16/16 done)" in rerun.stdout
 
 
-MC = hidden("mc", method="montecarlo", mc_samples=400, seed=7, lam=[0.9, 1.0], noise_ratio=[1.0, 4.0], k=[1, 3],
-            T=[20, 200])
+MC = hidden(
+    "mc", method="montecarlo", mc_samples=400, seed=7, lam=[0.9, 1.0], noise_ratio=[1.0, 4.0], k=[1, 3], T=[20, 200]
+)
 
 
 def test_montecarlo_cube_agrees_with_exact_and_ignores_chunking(tmp_path, shared_cluster):
@@ -228,10 +267,26 @@ def test_ctrl_c_prints_one_line_and_the_rerun_resumes(tmp_path):
     """A terminal's Ctrl-C signals the whole foreground process group: only the driver hears it."""
     wf_path = write_workflow(tmp_path, SLOW)
     out = tmp_path / "interrupted.zarr"
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "run", str(wf_path), "--out", str(out),
-                             "--workers", "2", "--no-progress"], cwd=REPO, start_new_session=True,
-                            env=dict(os.environ, EMERGENCE_FAULT="delay=0.3"), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.cli",
+            "run",
+            str(wf_path),
+            "--out",
+            str(out),
+            "--workers",
+            "2",
+            "--no-progress",
+        ],
+        cwd=REPO,
+        start_new_session=True,
+        env=dict(os.environ, EMERGENCE_FAULT="delay=0.3"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 120
     while done_count(out) < 3 and time.time() < deadline:
         time.sleep(0.1)
@@ -248,8 +303,7 @@ def test_ctrl_c_prints_one_line_and_the_rerun_resumes(tmp_path):
 
 def test_single_block_run_prints_a_dashboard_it_listens_on(tmp_path):
     one = hidden("one", lam=[1.0], noise_ratio=[1.0], learner=["best_fir"], k=[1], T=[10])
-    result = emergence("run", str(write_workflow(tmp_path, one)), "--out", str(tmp_path / "one.zarr"),
-                       "--no-progress")
+    result = emergence("run", str(write_workflow(tmp_path, one)), "--out", str(tmp_path / "one.zarr"), "--no-progress")
     assert result.returncode == 0, result.stderr
     (line,) = [line for line in result.stdout.splitlines() if "dashboard" in line]
     assert line.startswith("dask dashboard: http://127.0.0.1:"), line

@@ -33,8 +33,7 @@ def gallery(tmp_path_factory, shared_cluster):
     (root / "wf").mkdir()
     (root / "wf" / "tiny.toml").write_text(TINY)
     said: list[str] = []
-    results = figures.regenerate(root / "wf", root / "data", root / "out", where=shared_cluster,
-                                 say=said.append)
+    results = figures.regenerate(root / "wf", root / "data", root / "out", where=shared_cluster, say=said.append)
     return root, results, said, shared_cluster
 
 

@@ -42,7 +42,7 @@ def flat(cost_per_cell: float):
 
 def test_expensive_cells_spread_over_many_blocks():
     plan = plan_blocks(("s", "d"), (4, 64), {}, flat(0.5))  # 128 s of work
-    costs = [flat(0.5)(plan.slices(k)) for k in plan.keys()]
+    costs = [flat(0.5)(plan.slices(k)) for k in plan]
     assert max(costs) <= TARGET_BLOCK_SECONDS and plan.total >= MIN_PARALLEL
     assert plan.task_blocks == (1, 1)
 

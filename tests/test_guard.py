@@ -19,8 +19,10 @@ OTHER = hidden("guarded", lam=[0.9], noise_ratio=[4.0], k={"range": [1, 3]}, T=[
 
 
 def snapshot(folder: Path) -> dict[str, tuple[int, bytes]]:
-    return {str(p.relative_to(folder)): (p.stat().st_mode, p.read_bytes() if p.is_file() else b"")
-            for p in sorted(folder.rglob("*"))}
+    return {
+        str(p.relative_to(folder)): (p.stat().st_mode, p.read_bytes() if p.is_file() else b"")
+        for p in sorted(folder.rglob("*"))
+    }
 
 
 @pytest.fixture
@@ -109,11 +111,14 @@ def test_figures_are_replaced_only_where_the_manifest_says_they_are_ours(cube, t
     (out / "mine.txt").write_text("a user's note")
     stale = out / "guarded_old_figure.png"
     manifest = (out / ".emergence-figures.json").read_text()
-    (out / ".emergence-figures.json").write_text(manifest.replace('"files": [', '"files": [\n  "guarded_old_figure.png",'))
+    (out / ".emergence-figures.json").write_text(
+        manifest.replace('"files": [', '"files": [\n  "guarded_old_figure.png",')
+    )
     stale.write_bytes(b"old")
     first = {p.name: p.read_bytes() for p in out.glob("*.png")}
     assert main(["plot", str(cube), "--out", str(out)]) == 0
     assert (out / "mine.txt").read_text() == "a user's note"  # not ours: kept
     assert not stale.exists()  # ours and no longer drawn: removed
-    assert {p.name: p.read_bytes() for p in out.glob("*.png")} == {k: v for k, v in first.items()
-                                                                    if k != stale.name}  # byte-stable
+    assert {p.name: p.read_bytes() for p in out.glob("*.png")} == {
+        k: v for k, v in first.items() if k != stale.name
+    }  # byte-stable

@@ -17,10 +17,14 @@ def test_second_writer_refused_while_first_runs(tmp_path):
     slow = GOOD + "[chunks]\nnoise_ratio = 1\nlearner = 1\nk = 1\nblocks_per_task = 1\n"
     wf = write_workflow(tmp_path, slow)
     out = tmp_path / "locked.zarr"
-    first = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "run", str(wf), "--out", str(out),
-                              "--workers", "1", "--no-progress"], cwd=REPO,
-                             env=dict(os.environ, EMERGENCE_FAULT="delay=0.2"),
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", "run", str(wf), "--out", str(out), "--workers", "1", "--no-progress"],
+        cwd=REPO,
+        env=dict(os.environ, EMERGENCE_FAULT="delay=0.2"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 60
     while not Path(f"{out}.lock").exists() and time.time() < deadline:
         time.sleep(0.05)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 import numpy as np
-import xarray as xr
 import pytest
+import xarray as xr
 from matplotlib import image
 
 from pipeline import plots, plotting
@@ -32,8 +32,11 @@ def test_hidden_figures(tmp_path):
     ds = synthetic_hidden()
     saved = plots.save(plots.draw(ds, tau=1.0), tmp_path / "fig")
     assert sorted(p.png.stem for p in saved) == [
-        "synthetic_hidden_kstar_lam1.0", "synthetic_hidden_pole_slope",
-        "synthetic_hidden_risk_lam1.0_best_fir", "synthetic_hidden_risk_lam1.0_truncated_kalman"]
+        "synthetic_hidden_kstar_lam1.0",
+        "synthetic_hidden_pole_slope",
+        "synthetic_hidden_risk_lam1.0_best_fir",
+        "synthetic_hidden_risk_lam1.0_truncated_kalman",
+    ]
     for p in saved:
         check_image(p, "synthetic_hidden")
 
@@ -50,8 +53,11 @@ def test_every_legend_entry_has_its_artist():
     ds = xr.concat([synthetic_hidden().assign_coords(lam=[v]) for v in (0.9, 1.0)], dim="lam")
     for drawn in plots.draw(ds, tau=1.0) + plots.draw(synthetic_observed()):
         lines = [line for ax in drawn.figure.axes for line in ax.get_lines()]
-        dashed = [line for line in lines if line.get_linestyle() == "--" and np.isfinite(
-            np.asarray(line.get_ydata(), dtype=float)).any()]
+        dashed = [
+            line
+            for line in lines
+            if line.get_linestyle() == "--" and np.isfinite(np.asarray(line.get_ydata(), dtype=float)).any()
+        ]
         labelled = {line.get_label() for line in lines}
         legends = [*drawn.figure.legends, *(ax.get_legend() for ax in drawn.figure.axes if ax.get_legend())]
         for legend in legends:
@@ -104,5 +110,6 @@ def test_stems_tell_every_value_apart():
 
 
 def test_edges_are_geometric_midpoints():
-    np.testing.assert_allclose(plotting.edges(np.array([10, 100, 1000]), log=True),
-                               [10**0.5, 10**1.5, 10**2.5, 10**3.5])
+    np.testing.assert_allclose(
+        plotting.edges(np.array([10, 100, 1000]), log=True), [10**0.5, 10**1.5, 10**2.5, 10**3.5]
+    )

@@ -27,9 +27,11 @@ T = [1, 10, 1000]
 k = 2
 T = 2
 """
-GROWN = (BASE.replace("lam = [0.9, 1.0]", "lam = [0.9, 1.0, 1.05]")
-         .replace("range = [1, 5]", "range = [1, 7]")
-         .replace("T = [1, 10, 1000]", "T = [1, 10, 1000, 100000]"))
+GROWN = (
+    BASE.replace("lam = [0.9, 1.0]", "lam = [0.9, 1.0, 1.05]")
+    .replace("range = [1, 5]", "range = [1, 7]")
+    .replace("T = [1, 10, 1000]", "T = [1, 10, 1000, 100000]")
+)
 
 
 def test_new_regions_cover_exactly_the_new_cells():
@@ -56,8 +58,9 @@ def test_extend_computes_only_new_cells_and_equals_a_fresh_run(tmp_path, shared_
     assert first.cells_computed == 2 * 2 * 2 * 5 * 3
     assert report.cells_computed == 3 * 2 * 2 * 7 * 4 - 2 * 2 * 2 * 5 * 3
     extended = xr.open_zarr(grown).load()
-    xr.testing.assert_equal(extended.sel(lam=old.lam, k=old.k, T=old.T)[["risk", "P"]],
-                            old[["risk", "P"]])  # old cells untouched (attrs describe the new grid)
+    xr.testing.assert_equal(
+        extended.sel(lam=old.lam, k=old.k, T=old.T)[["risk", "P"]], old[["risk", "P"]]
+    )  # old cells untouched (attrs describe the new grid)
     fresh = tmp_path / "fresh.zarr"
     run_quietly(GROWN, fresh, shared_cluster)
     assert_cubes_identical(grown, fresh, layout=False)
@@ -82,9 +85,11 @@ def test_extend_dry_run_says_what_it_would_add(tmp_path, shared_cluster, capsys)
 def test_extend_refuses_other_changes(tmp_path, shared_cluster):
     out = tmp_path / "s.zarr"
     run_quietly(BASE, out, shared_cluster)
-    for changed, why in [("seed = 3\n" + GROWN, "may only add axis values"),
-                         (BASE.replace("lam = [0.9, 1.0]", "lam = [1.0, 0.9]"), "must keep its 2 existing values"),
-                         (BASE.replace("lam = [0.9, 1.0]", "lam = [0.95, 1.0, 1.05]"), "must keep")]:
+    for changed, why in [
+        ("seed = 3\n" + GROWN, "may only add axis values"),
+        (BASE.replace("lam = [0.9, 1.0]", "lam = [1.0, 0.9]"), "must keep its 2 existing values"),
+        (BASE.replace("lam = [0.9, 1.0]", "lam = [0.95, 1.0, 1.05]"), "must keep"),
+    ]:
         with pytest.raises(UsageError, match=why):
             run_quietly(changed, out, shared_cluster, extend=True)
     assert xr.open_zarr(out).sizes["lam"] == 2

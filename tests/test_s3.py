@@ -40,10 +40,18 @@ def s3_env():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    server = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
-           "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    env = {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+    }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
@@ -72,10 +80,14 @@ def s3_env():
 def test_s3_run_kill_resume_equals_local(s3_env, tmp_path):
     wf = write_workflow(tmp_path, WORKFLOW)
     url = "s3://cubes/resume.zarr"
-    driver = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "run", str(wf), "--out", url,
-                               "--workers", "1", "--no-progress"], cwd=REPO,
-                              env=dict(os.environ, EMERGENCE_FAULT="delay=0.3"),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", "run", str(wf), "--out", url, "--workers", "1", "--no-progress"],
+        cwd=REPO,
+        env=dict(os.environ, EMERGENCE_FAULT="delay=0.3"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.time() + 120
     while done_count(url) < 2 and time.time() < deadline:
         time.sleep(0.1)

@@ -93,34 +93,46 @@ def _profile(folder: Path, job_name: str, scaling: str, prologue: list[str] = ()
     lines.append("echo EMERGENCE_FAULT=${EMERGENCE_FAULT:-}")
     path = folder / "slurm.toml"
     path.write_text(
-        "[cluster]\ncores = 1\nmemory = \"1GiB\"\nwalltime = \"00:10:00\"\n"
-        f"interface = \"lo\"\npython = {str(sys.executable)!r}\nlocal_directory = {str(folder)!r}\n"
-        f"job_extra_directives = [\"--job-name={job_name}\", \"--output={folder}/job-%j.out\"]\n"
-        f"job_script_prologue = {lines!r}\n{scaling}\n")
+        '[cluster]\ncores = 1\nmemory = "1GiB"\nwalltime = "00:10:00"\n'
+        f'interface = "lo"\npython = {str(sys.executable)!r}\nlocal_directory = {str(folder)!r}\n'
+        f'job_extra_directives = ["--job-name={job_name}", "--output={folder}/job-%j.out"]\n'
+        f"job_script_prologue = {lines!r}\n{scaling}\n"
+    )
     return path
 
 
 def _jobs(job_name: str) -> dict[str, str]:
     """Job id -> state of this test's jobs that Slurm still lists."""
-    out = subprocess.run(["squeue", "-h", "--name", job_name, "-o", "%i %T"], capture_output=True, text=True,
-                         timeout=30, check=True).stdout
+    out = subprocess.run(
+        ["squeue", "-h", "--name", job_name, "-o", "%i %T"], capture_output=True, text=True, timeout=30, check=True
+    ).stdout
     return dict(line.split() for line in out.splitlines())
 
 
 def _job_state(job_id: str) -> str:
     """The state of a job that may have ended (kept by slurmctld for MinJobAge)."""
-    out = subprocess.run(["scontrol", "-o", "show", "job", job_id], capture_output=True, text=True,
-                         timeout=30, check=True).stdout
+    out = subprocess.run(
+        ["scontrol", "-o", "show", "job", job_id], capture_output=True, text=True, timeout=30, check=True
+    ).stdout
     return next(f.split("=", 1)[1] for f in out.split() if f.startswith("JobState="))
-
 
 
 def test_sweep_through_slurm_jobs_equals_local_run(slurm, job_name, tmp_path, local_reference):
     profile = _profile(tmp_path, job_name, "jobs = 2")
     wf = write_workflow(tmp_path, SWEEP)
     out = tmp_path / "x.zarr"
-    result = emergence("run", str(wf), "--cluster", "slurm", "--cluster-profile", str(profile),
-                       "--out", str(out), "--no-progress", timeout=180)
+    result = emergence(
+        "run",
+        str(wf),
+        "--cluster",
+        "slurm",
+        "--cluster-profile",
+        str(profile),
+        "--out",
+        str(out),
+        "--no-progress",
+        timeout=180,
+    )
     assert result.returncode == 0, result.stderr
     assert f"{BLOCKS}/{BLOCKS} done" in result.stdout
     xr.testing.assert_identical(comparable(xr.open_zarr(out)), local_reference)
@@ -130,18 +142,36 @@ def test_sweep_through_slurm_jobs_equals_local_run(slurm, job_name, tmp_path, lo
     assert _jobs(job_name) == {}
 
 
-def test_scancel_of_a_worker_job_mid_sweep_is_replaced_and_completes(slurm, job_name, tmp_path,
-                                                                       local_reference):
-    profile = _profile(tmp_path, job_name, "adaptive_minimum = 2\nadaptive_maximum = 2",
-                       prologue=["EMERGENCE_FAULT=delay=0.3"])  # in the job script itself
+def test_scancel_of_a_worker_job_mid_sweep_is_replaced_and_completes(slurm, job_name, tmp_path, local_reference):
+    profile = _profile(
+        tmp_path, job_name, "adaptive_minimum = 2\nadaptive_maximum = 2", prologue=["EMERGENCE_FAULT=delay=0.3"]
+    )  # in the job script itself
     wf = write_workflow(tmp_path, SWEEP)
     out = tmp_path / "x.zarr"
     # Dask forgets a lost worker after lost-worker-timeout (15 s by default) and only then
     # does the adaptive cluster submit a job in its place.
     env = dict(os.environ, DASK_DISTRIBUTED__DEPLOY__LOST_WORKER_TIMEOUT="1s")
-    driver = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "run", str(wf), "--cluster", "slurm",
-                               "--cluster-profile", str(profile), "--out", str(out), "--no-progress"],
-                              cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    driver = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.cli",
+            "run",
+            str(wf),
+            "--cluster",
+            "slurm",
+            "--cluster-profile",
+            str(profile),
+            "--out",
+            str(out),
+            "--no-progress",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     seen: dict[str, str] = {}
     victim = None
     deadline = time.time() + 120

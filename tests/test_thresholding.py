@@ -28,8 +28,9 @@ def test_written_store_is_consolidated_marked_and_opens_quietly(tmp_path, make):
         back = xr.open_zarr(path).load()  # consolidated: no warning, no flag needed
     assert back.attrs[OUTPUT_ATTR] == "thresholds" and back.attrs["source"] == "x.zarr"
     assert identify(StoreLocation(path)) is Found.THRESHOLDS
-    xrt.assert_identical(back.assign_coords({c: back[c].astype(object) for c in back.coords
-                                             if back[c].dtype.kind not in "biuf"}), out)
+    xrt.assert_identical(
+        back.assign_coords({c: back[c].astype(object) for c in back.coords if back[c].dtype.kind not in "biuf"}), out
+    )
     thr.write_thresholds(out, path)  # its own output: replaced without a flag
     assert not (tmp_path / "x.thresholds.zarr.writing").exists()
 

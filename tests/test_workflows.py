@@ -36,8 +36,13 @@ def pruned(path: Path) -> str:
 
 
 def test_there_are_shipped_workflows():
-    assert {p.name for p in SHIPPED} >= {"quickstart.toml", "random_walk.toml", "hidden_lambda.toml",
-                                         "theorem31.toml", "theorem31_unstable.toml"}
+    assert {p.name for p in SHIPPED} >= {
+        "quickstart.toml",
+        "random_walk.toml",
+        "hidden_lambda.toml",
+        "theorem31.toml",
+        "theorem31_unstable.toml",
+    }
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)

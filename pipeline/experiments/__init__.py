@@ -40,6 +40,8 @@ def experiment_of(ds: xr.Dataset) -> Experiment:
     """The experiment a cube or thresholds dataset was made by (its ``experiment`` attribute)."""
     name = ds.attrs.get("experiment")
     if name not in _REGISTRY:
-        raise UsageError(f"cannot tell which experiment made this dataset (experiment attribute {name!r}; "
-                         f"known: {known_experiments()})")
+        raise UsageError(
+            f"cannot tell which experiment made this dataset (experiment attribute {name!r}; "
+            f"known: {known_experiments()})"
+        )
     return get_experiment(str(name))

@@ -103,4 +103,3 @@ class Experiment(Protocol):
     def figures(self, ds: xr.Dataset, th: xr.Dataset, tau: float) -> list[DrawnFigure]:
         """Every figure of the cube (``tau``: the level for ``k*`` where the experiment has one)."""
         ...
-

@@ -57,6 +57,7 @@ to max |theta|; Kalman ``P, K, a`` <= 5e-14 for noise ratios 1e-6..1e8.
 from __future__ import annotations
 
 import math
+
 import numpy as np
 import numpy.typing as npt
 
@@ -65,13 +66,13 @@ from pipeline.models.streams import cell_rng
 __all__ = [
     "LEARNERS",
     "best_fir_theta",
+    "growth_exponent_theory",
     "kalman",
     "kalman_fir",
+    "kstar_slope_theory",
+    "kstar_theory",
     "montecarlo_block",
     "risk_block",
-    "kstar_theory",
-    "kstar_slope_theory",
-    "growth_exponent_theory",
 ]
 
 LEARNERS: tuple[str, ...] = ("truncated_kalman", "best_fir")
@@ -85,9 +86,7 @@ FloatArray = npt.NDArray[np.float64]
 # ---------------------------------------------------------------------------
 
 
-def kalman(
-    lam: npt.ArrayLike, noise_ratio: npt.ArrayLike
-) -> tuple[FloatArray, FloatArray, FloatArray]:
+def kalman(lam: npt.ArrayLike, noise_ratio: npt.ArrayLike) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Steady-state Kalman predictor of the scalar model (MATH §2.1), q = 1.
 
     Parameters
@@ -175,9 +174,7 @@ def _log_phi2(s: FloatArray, n: FloatArray) -> FloatArray:
     """
     s, n = (
         np.array(v, order="C")
-        for v in np.broadcast_arrays(
-            np.asarray(s, dtype=np.float64), np.asarray(n, dtype=np.float64)
-        )
+        for v in np.broadcast_arrays(np.asarray(s, dtype=np.float64), np.asarray(n, dtype=np.float64))
     )
     pos = n > 0
     with np.errstate(all="ignore"):
@@ -225,9 +222,7 @@ def _check_block(lam, noise_ratio, learner, k, T):
         if (
             arr.size
             and not np.issubdtype(arr.dtype, np.integer)
-            and not np.all(
-                np.asarray(arr, dtype=np.float64) == np.round(np.asarray(arr, dtype=np.float64))
-            )
+            and not np.all(np.asarray(arr, dtype=np.float64) == np.round(np.asarray(arr, dtype=np.float64)))
         ):
             raise ValueError(f"{name} must hold integers")
     k = k.astype(np.int64)
@@ -339,9 +334,7 @@ def risk_block(
     log_phi = _log_phi2(parts["s"][:, None, None], np.where(alive, n, 0.0)[None, :, :])  # (L, K, N)
     with np.errstate(invalid="ignore"):
         # 2k log|a|; k = 0 gives 0 even for a = 0
-        two_k_log_a = np.where(
-            kf[None, None, :] == 0, 0.0, (2.0 * kf)[None, None, :] * parts["log_abs_a"][:, :, None]
-        )
+        two_k_log_a = np.where(kf[None, None, :] == 0, 0.0, (2.0 * kf)[None, None, :] * parts["log_abs_a"][:, :, None])
     with np.errstate(all="ignore"):
         if learner == "truncated_kalman":
             head = two_k_log_a + parts["log_lkp"][:, :, None]  # (L, R, K)
@@ -353,7 +346,7 @@ def risk_block(
             a_flat = parts["a"].reshape(-1)
             for ki in range(KK):
                 kv = int(k[ki])
-                ok = T > kv
+                ok = kv < T
                 lm = np.full((L * R, N), -np.inf)
                 if np.any(ok):
                     lm[:, ok] = _log_mu(a_flat, kv, Tf[ok])
@@ -383,7 +376,7 @@ def best_fir_theta(lam: float, noise_ratio: float, k: int, T: int) -> FloatArray
     K = float(parts["K"][0, 0])
     a = float(parts["a"][0, 0])
     G = kalman_fir(float(lam), float(noise_ratio), k)
-    if k == 0 or T <= k or a == 0.0:
+    if k == 0 or k >= T or a == 0.0:
         return G
     log_abs_a = float(parts["log_abs_a"][0, 0])
     log_phi = float(_log_phi2(np.array(parts["s"][0]), np.array(float(T - k))))
@@ -552,8 +545,10 @@ def kstar_theory(a: npt.ArrayLike, T: npt.ArrayLike, tau: npt.ArrayLike) -> Floa
     """``k*(T; tau) = ln(q T / (2 tau)) / (2 ln(1/|a|))`` (taps; q = 1): the filter length
     the truncated Kalman filter needs for ``R_T <= tau`` at ``|lam| = 1``. Broadcasts."""
     with np.errstate(divide="ignore"):
-        return np.asarray(np.log(np.asarray(T, dtype=np.float64) / (2.0 * np.asarray(tau, dtype=np.float64)))
-                          / (2.0 * np.log(1.0 / np.abs(np.asarray(a, dtype=np.float64)))))
+        return np.asarray(
+            np.log(np.asarray(T, dtype=np.float64) / (2.0 * np.asarray(tau, dtype=np.float64)))
+            / (2.0 * np.log(1.0 / np.abs(np.asarray(a, dtype=np.float64))))
+        )
 
 
 def kstar_slope_theory(lam: npt.ArrayLike, a: npt.ArrayLike, learner: str) -> FloatArray:

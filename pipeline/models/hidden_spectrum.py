@@ -297,7 +297,7 @@ def check_observable(spectrum: Spectrum | str, observation: str = "sum") -> None
         if len(g.sizes) > 1:
             raise ObservabilityError(
                 f"spectrum {sp.text!r}: eigenvalue {_group_text(sp, g)} (|lam| = {g.modulus!r} >= 1) has "
-                f"{len(g.sizes)} Jordan blocks {list(g.sizes)}, so observation = \"{observation}\" cannot observe "
+                f'{len(g.sizes)} Jordan blocks {list(g.sizes)}, so observation = "{observation}" cannot observe '
                 "all of its modes (Assumption 4.1 needs the modes with |lam| >= 1 observable)"
             )
 
@@ -417,7 +417,7 @@ def _exact(text: str, r: float, observation: str) -> _Exact:
     bits = KALMAN_BITS
     while True:
         P, K, S, F, rel = _riccati(A, C, r, bits)
-        if rel <= 2.0 ** -KALMAN_RESIDUAL_BITS:
+        if rel <= 2.0**-KALMAN_RESIDUAL_BITS:
             break
         if bits >= 4 * KALMAN_BITS:
             raise PrecisionError(
@@ -429,9 +429,7 @@ def _exact(text: str, r: float, observation: str) -> _Exact:
     rho = float(np.max(np.abs(np.linalg.eigvals(Ff)))) if n else 0.0
     if not rho < 1.0:
         raise PrecisionError(f"spectrum {text!r}, noise_ratio {r!r}: Kalman closed loop not stable (rho = {rho})")
-    filt = KalmanFilter(
-        A=A, C=C, noise_ratio=float(r), P=Pf, K=Kf, S=float(S.mid()), F=Ff, closed_loop_radius=rho
-    )
+    filt = KalmanFilter(A=A, C=C, noise_ratio=float(r), P=Pf, K=Kf, S=float(S.mid()), F=Ff, closed_loop_radius=rho)
     return _Exact(n=n, A=_amat(A), C=_amat(C[None, :]), K=K, S=S, filt=filt)
 
 
@@ -722,7 +720,7 @@ def best_fir_theta(
         raise ValueError("need k >= 0 and T >= 1")
     ex = _exact(sp.text, _check_ratio(noise_ratio), observation)
     G = kalman_fir(sp, noise_ratio, k, observation)
-    if k == 0 or T <= k:
+    if k == 0 or k >= T:
         return G
     cells = _Cells(ex, sp)
     prec = min(_bits_rule(cells.profile, k, T), MAX_BITS)
@@ -794,6 +792,7 @@ def _hermite_ranks(text: str, k: int) -> tuple[int, int]:
             continue
         lam = (Fraction(blk.real), Fraction(blk.imag))
         for p in range(blk.m):
+
             def entry(q: int) -> tuple[Fraction, Fraction]:
                 if q < p:
                     return Fraction(0), Fraction(0)

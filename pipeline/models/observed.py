@@ -252,7 +252,7 @@ def _family_basis_cached(text: str, family: str) -> FamilyBasis:
     E = np.array(mats).reshape(len(mats), n, n) if mats else np.zeros((0, n, n))
     E.setflags(write=False)
     fb = FamilyBasis(E, len(E1))
-    if fb.D != family_dimension(sp, family) or fb.d_star != critical_d_theory(sp, family):
+    if family_dimension(sp, family) != fb.D or fb.d_star != critical_d_theory(sp, family):
         raise ArithmeticError(f"family {family!r} of {text!r}: structure mismatch")
     return fb
 
@@ -286,9 +286,7 @@ def _to_basis(M: np.ndarray, Q: np.ndarray) -> np.ndarray:
     return np.einsum("ij,...jk,lk->...il", Q, M, Q) if Q.shape[0] else M
 
 
-def family_space(
-    A: np.ndarray, spectrum: Spectrum | str, family: str, Q: np.ndarray | None = None
-) -> np.ndarray:
+def family_space(A: np.ndarray, spectrum: Spectrum | str, family: str, Q: np.ndarray | None = None) -> np.ndarray:
     """Orthonormal basis ``(D, n, n)`` of the family of ``A = Q J Q'``.
 
     ``Q`` defaults to the identity (``A`` must then be the Jordan matrix).
@@ -321,9 +319,7 @@ def perturbation_coefficients(text: str, family: str, seed: int, draws) -> np.nd
     return out
 
 
-def learner_basis(
-    spectrum: Spectrum | str, family: str, seed: int, basis: str = "jordan"
-) -> np.ndarray:
+def learner_basis(spectrum: Spectrum | str, family: str, seed: int, basis: str = "jordan") -> np.ndarray:
     """The learner's orthonormal basis ``B_1..B_D`` (D, n, n): a Haar-random
     orthonormal basis of the family (generic, so ``critical_d = d*``)."""
     text = spectrum if isinstance(spectrum, str) else spectrum.text
@@ -333,14 +329,12 @@ def learner_basis(
     return _to_basis(BJ, basis_change(text, basis, seed))
 
 
-def perturbations(
-    spectrum: Spectrum | str, family: str, seed: int, draws, basis: str = "jordan"
-) -> np.ndarray:
+def perturbations(spectrum: Spectrum | str, family: str, seed: int, draws, basis: str = "jordan") -> np.ndarray:
     """Adversary directions ``H`` (N, n, n), unit Frobenius norm (zero if D = 0)."""
     text = spectrum if isinstance(spectrum, str) else spectrum.text
     fb = family_basis(text, family)
     h = perturbation_coefficients(text, family, seed, draws)
-    HJ = np.zeros((len(h),) + fb.E.shape[1:])
+    HJ = np.zeros((len(h), *fb.E.shape[1:]))
     for q in range(len(h)):  # per draw, so a draw's bits do not depend on how many are drawn
         HJ[q] = np.einsum("j,jkl->kl", h[q], fb.E) if fb.D else HJ[q]
     return _to_basis(HJ, basis_change(text, basis, seed))
@@ -419,7 +413,7 @@ def _sigmabar_blocks(text: str, T: int, F: int) -> tuple:
     sp = parse_spectrum(text)
     _, shift, scales = _plan(text, T)
     out = []
-    for b, lb in zip(sp.blocks, scales):
+    for b, lb in zip(sp.blocks, scales, strict=False):
         if shift == 0 or lb <= LOG2_CAP:
             out.append(sigmabar_fixed(_block(sp, b), T, F))
             continue
@@ -451,7 +445,7 @@ def risk_factor(text: str, family: str, P: np.ndarray, T: int, extra_bits: int =
     E60 = to_fixed(fb.E, COEF_BITS)
     G = np.zeros((D, D), dtype=object)
     G[...] = 0
-    for b, Sk in zip(sp.blocks, S_blocks):
+    for b, Sk in zip(sp.blocks, S_blocks, strict=False):
         c = b.indices
         Ek = E60[:, :, c]  # (D, n, s)
         # skip basis elements that vanish on these columns
@@ -549,7 +543,7 @@ def bounded_table(P: np.ndarray, h: np.ndarray, d_star: int, tol: float = 1e-8) 
     for d in range(D + 1):
         Pd = P1[:, :d]
         r0 = np.linalg.matrix_rank(Pd, tol=tol) if d else 0
-        aug = np.concatenate([np.broadcast_to(Pd, (N,) + Pd.shape), h1[:, :, None]], axis=2)
+        aug = np.concatenate([np.broadcast_to(Pd, (N, *Pd.shape)), h1[:, :, None]], axis=2)
         r1 = np.linalg.matrix_rank(aug, tol=tol)
         out[d] = r1 == r0
     return out
@@ -576,9 +570,7 @@ class Problem:
         return self.P.shape[0]
 
 
-def problem_from_matrices(
-    text: str, family: str, B: np.ndarray, H: np.ndarray, Q: np.ndarray
-) -> Problem:
+def problem_from_matrices(text: str, family: str, B: np.ndarray, H: np.ndarray, Q: np.ndarray) -> Problem:
     """Project stored learner basis ``B`` (D, n, n) and perturbations ``H`` (N, n, n)
     onto the structured family basis (this snaps them exactly into the family)."""
     fb = family_basis(text, family)

@@ -371,6 +371,4 @@ def never_growth_exponent(spectrum: Spectrum | str, adversary: str, learner: str
     for level in sorted(set(e.tolist()), reverse=True):
         if not contained_on(sp, adversary, learner, u[e >= level]):
             return float(level)
-    raise ArithmeticError(
-        f"{sp.text!r}: {adversary} vs {learner} is not learnable, yet contained at every level"
-    )
+    raise ArithmeticError(f"{sp.text!r}: {adversary} vs {learner} is not learnable, yet contained at every level")

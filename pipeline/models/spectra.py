@@ -214,9 +214,7 @@ def parse_spectrum(text: str) -> Spectrum:
 
     n = sum(s * (1 if t.real is not None else 2) for t in terms for s in t.sizes)
     if n > MAX_DIMENSION:
-        raise SpectrumError(
-            f"spectrum {text!r}: total dimension {n} exceeds the maximum {MAX_DIMENSION}"
-        )
+        raise SpectrumError(f"spectrum {text!r}: total dimension {n} exceeds the maximum {MAX_DIMENSION}")
 
     # layout and grouping
     blocks: list[JordanBlock] = []
@@ -264,9 +262,7 @@ def random_orthogonal(n: int, rng: np.random.Generator) -> np.ndarray:
     return Q * np.where(np.diag(R) < 0, -1.0, 1.0)
 
 
-def system_matrix(
-    spectrum: Spectrum, basis: str = "jordan", rng: np.random.Generator | None = None
-) -> np.ndarray:
+def system_matrix(spectrum: Spectrum, basis: str = "jordan", rng: np.random.Generator | None = None) -> np.ndarray:
     """``J`` (basis ``"jordan"``) or ``Q J Q'`` with ``Q`` Haar orthogonal from ``rng``."""
     J = spectrum.jordan_matrix()
     if basis == "jordan":

@@ -33,10 +33,11 @@ def test_k_star_known_answer():
     expected_trunc = np.stack([np.where(trunc[t] <= 12, trunc[t], np.nan) for t in (1.0, 0.01)], axis=-1)
     # best_fir: 3 * 10^(-k/2) <= tau  <=>  k >= 2 log10(3 / tau)
     expected_best = np.stack([np.full(DECADES.size, math.ceil(2 * math.log10(3 / t))) for t in (1.0, 0.01)], -1)
-    expected = xr.DataArray(np.stack([expected_trunc, expected_best])[None, None].astype(float),
-                            dims=("lam", "noise_ratio", "learner", "T", "tau"),
-                            coords={"lam": [1.0], "noise_ratio": [4.0], "learner": LEARNERS, "T": DECADES,
-                                    "tau": [1.0, 0.01]})
+    expected = xr.DataArray(
+        np.stack([expected_trunc, expected_best])[None, None].astype(float),
+        dims=("lam", "noise_ratio", "learner", "T", "tau"),
+        coords={"lam": [1.0], "noise_ratio": [4.0], "learner": LEARNERS, "T": DECADES, "tau": [1.0, 0.01]},
+    )
     xrt.assert_equal(out["k_star"].drop_attrs(), expected.drop_attrs())
 
 
@@ -51,10 +52,12 @@ def test_slope_regime_and_theory():
     bf = out["k_star_slope"].sel(learner="best_fir")
     np.testing.assert_array_equal(bf.values.ravel(), [0.0, 0.0])  # constant k* (censored at k_min for tau=1)
     assert float(out["k_star_slope_theory"].sel(learner="truncated_kalman").squeeze()) == pytest.approx(
-        1 / (2 * math.log(1 / 0.8)))
+        1 / (2 * math.log(1 / 0.8))
+    )
     assert float(out["k_star_slope_theory"].sel(learner="best_fir").squeeze()) == 0.0
-    np.testing.assert_allclose(out["k_star_theory"].sel(tau=1.0).squeeze(),
-                               np.log(DECADES / 2.0) / (2 * math.log(1 / 0.8)))
+    np.testing.assert_allclose(
+        out["k_star_theory"].sel(tau=1.0).squeeze(), np.log(DECADES / 2.0) / (2 * math.log(1 / 0.8))
+    )
     np.testing.assert_allclose(out["growth_exponent"].sel(learner="truncated_kalman").squeeze(), 1.0)
     np.testing.assert_allclose(out["growth_exponent"].sel(learner="best_fir").squeeze(), 0.0, atol=1e-12)
     np.testing.assert_array_equal(out["growth_exponent_theory"].squeeze(), [1.0, 0.0])
@@ -145,8 +148,14 @@ def test_summary_tells_what_a_real_cube_shows(tmp_path, shared_cluster):
 def test_k_star_slope_matches_theorem41_on_a_real_run(tmp_path, shared_cluster):
     """lam = 1, truncated Kalman, noise ratios 10 and 100, T over 5 decades: within 10% of
     1/(2 ln(1/a)), with a from the closed form of MATH 2.1 (not the kernel's kalman)."""
-    text = hidden("slope", lam=[1.0], noise_ratio=[10.0, 100.0], learner=["truncated_kalman"],
-                  k={"range": [1, 128]}, T={"geom": [1e3, 1e8], "num": 21})
+    text = hidden(
+        "slope",
+        lam=[1.0],
+        noise_ratio=[10.0, 100.0],
+        learner=["truncated_kalman"],
+        k={"range": [1, 128]},
+        T={"geom": [1e3, 1e8], "num": 21},
+    )
     run_quietly(text, tmp_path / "slope.zarr", shared_cluster)
     out = thr.compute_thresholds(open_cube(tmp_path / "slope.zarr"), thr.options([1.0, 0.1]))
     for ratio in (10.0, 100.0):

@@ -24,11 +24,16 @@ from tests.helpers import (
 )
 
 TABLE = {  # MATH §1.4 reference values: block, full, similarity
-    "1.0^2, 0.5": (4, 6, 4), "1.0^3": (9, 9, 6), "1.0^[1,1]": (4, 4, 0),
-    "1.0^[2,1]": (9, 9, 4), "1.05@30": (2, 4, 2), "0.9^2, 0.5": (0, 0, 0),
+    "1.0^2, 0.5": (4, 6, 4),
+    "1.0^3": (9, 9, 6),
+    "1.0^[1,1]": (4, 4, 0),
+    "1.0^[2,1]": (9, 9, 4),
+    "1.05@30": (2, 4, 2),
+    "0.9^2, 0.5": (0, 0, 0),
 }
-TABLE_WORKFLOW = observed("table", seed=1, spectrum=list(TABLE), family=["block", "full", "similarity"],
-                          T=[1, 10, 1000])
+TABLE_WORKFLOW = observed(
+    "table", seed=1, spectrum=list(TABLE), family=["block", "full", "similarity"], T=[1, 10, 1000]
+)
 
 
 def test_math_table_out_of_a_cube_and_chunking_invariance(tmp_path, shared_cluster):
@@ -51,8 +56,11 @@ def test_math_table_out_of_a_cube_and_chunking_invariance(tmp_path, shared_clust
 def test_montecarlo_agrees_with_exact(tmp_path, shared_cluster):
     text = observed("mc", seed=1, spectrum=["1.0^[1,1]"], family=["block", "full"], T=[5, 40])
     run_quietly(text, tmp_path / "exact.zarr", shared_cluster)
-    run_quietly(text.replace('seed = 1', 'seed = 1\nmethod = "montecarlo"\nmc_samples = 2000'),
-                tmp_path / "mc.zarr", shared_cluster)
+    run_quietly(
+        text.replace("seed = 1", 'seed = 1\nmethod = "montecarlo"\nmc_samples = 2000'),
+        tmp_path / "mc.zarr",
+        shared_cluster,
+    )
     exact, mc = open_cube(tmp_path / "exact.zarr").load(), open_cube(tmp_path / "mc.zarr").load()
     defined = (exact["d"] <= exact["family_dim"]) & (exact["risk"] > 0)
     with np.errstate(invalid="ignore"):  # 0/0 at the exactly-zero cells left out below
@@ -63,11 +71,17 @@ def test_montecarlo_agrees_with_exact(tmp_path, shared_cluster):
 
 def test_known_answer():
     out = thr.compute_thresholds(synthetic_observed(), source="obs.zarr")
-    expected = xr.DataArray(SYNTHETIC_THEORY.astype(float), dims=("spectrum", "family"),
-                            coords={"spectrum": np.array(SYNTHETIC_SPECTRA, dtype=object),
-                                    "family": np.array(SYNTHETIC_FAMILIES, dtype=object),
-                                    "n": ("spectrum", [3, 2, 3]), "n_unstable": ("spectrum", [2, 2, 0]),
-                                    "spectral_radius": ("spectrum", [1.0, 1.0, 0.9])})
+    expected = xr.DataArray(
+        SYNTHETIC_THEORY.astype(float),
+        dims=("spectrum", "family"),
+        coords={
+            "spectrum": np.array(SYNTHETIC_SPECTRA, dtype=object),
+            "family": np.array(SYNTHETIC_FAMILIES, dtype=object),
+            "n": ("spectrum", [3, 2, 3]),
+            "n_unstable": ("spectrum", [2, 2, 0]),
+            "spectral_radius": ("spectrum", [1.0, 1.0, 0.9]),
+        },
+    )
     for name in ("critical_d", "critical_d_theory", "critical_d_empirical"):
         xrt.assert_equal(out[name].drop_attrs(), expected)
     g = out["growth_exponent"]
@@ -82,8 +96,10 @@ def test_every_draw_counts():
     sel = {"spectrum": "1.0^2, 0.5", "family": "block"}
     assert float(out["critical_d"].sel(sel)) == 5 and float(out["critical_d_empirical"].sel(sel)) == 5
     assert float(out["critical_d_theory"].sel(sel)) == 4
-    assert report.disagreements(out) == ["critical_d spectrum=1.0^2, 0.5 family=block: 5 vs theory 4",
-                                         "critical_d_empirical spectrum=1.0^2, 0.5 family=block: 5 vs theory 4"]
+    assert report.disagreements(out) == [
+        "critical_d spectrum=1.0^2, 0.5 family=block: 5 vs theory 4",
+        "critical_d_empirical spectrum=1.0^2, 0.5 family=block: 5 vs theory 4",
+    ]
 
 
 def test_growth_tol_moves_empirical_threshold():
@@ -111,8 +127,13 @@ def test_figures_have_distinct_names_for_every_spectrum():
 
 @pytest.mark.slow
 def test_critical_d_equals_theory_on_a_real_run(tmp_path, shared_cluster):
-    text = observed("critical", seed=3, spectrum=list(TABLE), family=["block", "full", "similarity"],
-                    T={"geom": [1e2, 1e8], "num": 4})
+    text = observed(
+        "critical",
+        seed=3,
+        spectrum=list(TABLE),
+        family=["block", "full", "similarity"],
+        T={"geom": [1e2, 1e8], "num": 4},
+    )
     run_quietly(text, tmp_path / "c.zarr", shared_cluster)
     ds = open_cube(tmp_path / "c.zarr")
     out = thr.compute_thresholds(ds)

@@ -113,11 +113,7 @@ def mp_quadratic(lam, r, k, T):
     N = T - k
     s_hh = _F(lam**2, P, N)
     s_dh = lam**k * _F(lam**2, P, N) - a**k * _F(lam * a, P, N)
-    s_dd = (
-        lam ** (2 * k) * _F(lam**2, P, N)
-        - 2 * (lam * a) ** k * _F(lam * a, P, N)
-        + a ** (2 * k) * _F(a * a, P, N)
-    )
+    s_dd = lam ** (2 * k) * _F(lam**2, P, N) - 2 * (lam * a) ** k * _F(lam * a, P, N) + a ** (2 * k) * _F(a * a, P, N)
     for i in range(k):
         bv[i] += s_dh * h[i]
         for j in range(k):
@@ -132,12 +128,7 @@ def mp_quadratic(lam, r, k, T):
 def _dps(lam, r, k, T):
     """Digits covering the cancellation: lam^(2T) (lam > 1), T^3 (lam = 1), a^(2k) (tiny risks)."""
     a = abs(float(kalman(lam, r)[2]))
-    return (
-        40
-        + int(2 * T * math.log10(max(abs(lam), 1.0)))
-        + int(4 * math.log10(T))
-        + int(2 * k * -math.log10(a))
-    )
+    return 40 + int(2 * T * math.log10(max(abs(lam), 1.0))) + int(4 * math.log10(T)) + int(2 * k * -math.log10(a))
 
 
 def mp_risks(lam, r, k, T):
@@ -158,9 +149,7 @@ def mp_truncated_closed(lam, r, k, T):
         lam, r = mp.mpf(lam), mp.mpf(r)
         P, K, a = mp_kalman(lam, r)
         N = T - k
-        tot = (
-            _F(lam**2, P, N) - 2 * _F(lam * a, P, N) + _F(a * a, P, N) + r * K**2 * _phi2(a * a, N)
-        )
+        tot = _F(lam**2, P, N) - 2 * _F(lam * a, P, N) + _F(a * a, P, N) + r * K**2 * _phi2(a * a, N)
         return a ** (2 * k) * tot / T
 
 
@@ -207,9 +196,7 @@ def test_kalman_vs_mpmath_extremes():
 def test_kalman_vs_dare():
     for lv in (-1.2, 0.3, 0.9, 1.0, 1.05, 1.5):
         for rv in (1e-3, 0.5, 4.0, 1e3):
-            X = solve_discrete_are(
-                np.array([[lv]]), np.array([[1.0]]), np.array([[1.0]]), np.array([[rv]])
-            )
+            X = solve_discrete_are(np.array([[lv]]), np.array([[1.0]]), np.array([[1.0]]), np.array([[rv]]))
             P, K, _a = kalman(lv, rv)
             assert float(P) == pytest.approx(X[0, 0], rel=1e-9)
             assert float(K) == pytest.approx(lv * X[0, 0] / (X[0, 0] + rv), rel=1e-9)
@@ -217,6 +204,7 @@ def test_kalman_vs_dare():
 
 def test_kalman_vs_statsmodels():
     import statsmodels.api as sm
+
     y = np.random.default_rng(1).standard_normal(400)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -282,11 +270,7 @@ def test_against_float64_oracle(lam):
                     if tv <= kv:
                         assert got == 0.0 and out["log10_risk"][0, ri, ki, ni] == -np.inf
                         continue
-                    th = (
-                        kalman_fir(lam, rv, kv)
-                        if learner == "truncated_kalman"
-                        else best_fir_theta(lam, rv, kv, tv)
-                    )
+                    th = kalman_fir(lam, rv, kv) if learner == "truncated_kalman" else best_fir_theta(lam, rv, kv, tv)
                     ref = risk_oracle(lam, rv, th, tv)
                     if ref < 1e-12:
                         # the float64 oracle has an absolute error floor (cancellation in D_u);
@@ -307,9 +291,7 @@ def test_truncated_T_one_and_k_zero():
             assert _one(lv, rv, learner, 1, 1) == (0.0, -np.inf)
             assert _one(lv, rv, learner, 0, 1)[0] == pytest.approx(K * K * (P + rv), rel=1e-14)
             for T in (2, 30, 500):
-                assert _one(lv, rv, learner, 0, T)[0] == pytest.approx(
-                    risk_oracle(lv, rv, [], T), rel=1e-11
-                )
+                assert _one(lv, rv, learner, 0, T)[0] == pytest.approx(risk_oracle(lv, rv, [], T), rel=1e-11)
 
 
 # ---------------------------------------------------------------------------
@@ -325,10 +307,7 @@ def test_mp_quadratic_matches_literal_identity(lam, r, k, T):
     trunc, best, th = mp_risks(lam, r, k, T)
     with mp.workdps(_dps(lam, r, k, T)):
         _, K, a = mp_kalman(lam, r)
-        assert (
-            abs(mp_identity(lam, r, [K * a**j for j in range(k)], T) / trunc - 1)
-            < mp.mpf(10) ** -25
-        )
+        assert abs(mp_identity(lam, r, [K * a**j for j in range(k)], T) / trunc - 1) < mp.mpf(10) ** -25
         assert abs(mp_identity(lam, r, th, T) / best - 1) < mp.mpf(10) ** -25
 
 
@@ -389,9 +368,7 @@ def test_hard_cells_against_mpmath(lam, r, k, T):
             assert risk == np.inf or float(abs(mp.mpf(risk) / ref - 1)) < 1e-12
 
 
-@pytest.mark.parametrize(
-    "lam,r,k", [(1.05, 4.0, 1), (1.05, 4.0, 17), (1.5, 0.01, 3), (1.0, 4.0, 3), (1.0, 1e6, 64)]
-)
+@pytest.mark.parametrize("lam,r,k", [(1.05, 4.0, 1), (1.05, 4.0, 17), (1.5, 0.01, 3), (1.0, 4.0, 3), (1.0, 1e6, 64)])
 @pytest.mark.parametrize("T", [10**5, 10**6, 10**9])
 def test_truncated_log10_huge_T(lam, r, k, T):
     """log10 R_T where risk overflows, against the §2.3 geometric-series closed form in mp."""
@@ -417,12 +394,8 @@ def test_special_cases():
     for learner in LEARNERS:
         assert _one(0.0, 4.0, learner, 2, 100) == (0.0, -np.inf)
     # best_fir is never worse than the truncation
-    a = risk_block([0.7, 1.0, 1.02], [0.1, 4.0, 300.0], "best_fir", [1, 4, 16], [20, 10**3, 10**7])[
-        "risk"
-    ]
-    b = risk_block(
-        [0.7, 1.0, 1.02], [0.1, 4.0, 300.0], "truncated_kalman", [1, 4, 16], [20, 10**3, 10**7]
-    )["risk"]
+    a = risk_block([0.7, 1.0, 1.02], [0.1, 4.0, 300.0], "best_fir", [1, 4, 16], [20, 10**3, 10**7])["risk"]
+    b = risk_block([0.7, 1.0, 1.02], [0.1, 4.0, 300.0], "truncated_kalman", [1, 4, 16], [20, 10**3, 10**7])["risk"]
     assert np.all(a <= b * (1 + 1e-13))
 
 
@@ -431,9 +404,7 @@ def test_theory_shapes():
     out = risk_block([1.0], [4.0], "truncated_kalman", [1, 4], T)["risk"][0, 0]
     _, _, a = kalman(1.0, 4.0)
     # lam = 1: R_T ~ a^(2k) T / 2
-    np.testing.assert_allclose(
-        out[:, -1] / (float(a) ** (2 * np.array([1, 4])) * T[-1] / 2), 1, rtol=1e-8
-    )
+    np.testing.assert_allclose(out[:, -1] / (float(a) ** (2 * np.array([1, 4])) * T[-1] / 2), 1, rtol=1e-8)
     # best_fir bounded in T for lam = 1 and lam > 1
     for lv in (1.0, 1.05):
         bf = risk_block([lv], [4.0], "best_fir", [1, 4], T)["risk"][0, 0]
@@ -456,9 +427,7 @@ def test_no_nan_wide_grid_and_huge_T():
         assert np.all(risk >= 0)
         # T = 1e9 for |lam| <= 1: finite risk and finite log10 (risk may underflow for tiny a^(2k))
         sel = (np.abs(lam) <= 1) & (lam != 0)
-        assert np.all(np.isfinite(risk[sel][:, :, :, 5])) and np.all(
-            np.isfinite(lg[sel][:, :, :, 5])
-        )
+        assert np.all(np.isfinite(risk[sel][:, :, :, 5])) and np.all(np.isfinite(lg[sel][:, :, :, 5]))
 
 
 # ---------------------------------------------------------------------------
@@ -526,12 +495,8 @@ def test_montecarlo_block_invariance():
     alone = montecarlo_block([1.0], [4.0], "best_fir", [3], [20], seed=7, samples=300)
     for key in ("risk", "risk_stderr", "log10_risk"):
         assert alone[key][0, 0, 0, 0] == full[key][1, 1, 1, 1]
-    tk_full = montecarlo_block(
-        MC["lam"], MC["r"], "truncated_kalman", MC["k"], MC["T"], seed=7, samples=300
-    )
-    tk_alone = montecarlo_block(
-        [0.9], [1.0], "truncated_kalman", [1, 3], [200], seed=7, samples=300
-    )
+    tk_full = montecarlo_block(MC["lam"], MC["r"], "truncated_kalman", MC["k"], MC["T"], seed=7, samples=300)
+    tk_alone = montecarlo_block([0.9], [1.0], "truncated_kalman", [1, 3], [200], seed=7, samples=300)
     assert np.array_equal(tk_alone["risk"][0, 0, :, 0], tk_full["risk"][0, 0, :, 2])
     other = montecarlo_block([1.0], [4.0], "best_fir", [3], [20], seed=8, samples=300)
     assert other["risk"][0, 0, 0, 0] != alone["risk"][0, 0, 0, 0]

@@ -13,8 +13,8 @@ import scipy.linalg as sla
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from pipeline.errors import ConfigError
 from pipeline.core import Settings
+from pipeline.errors import ConfigError
 from pipeline.experiments.observed.adapter import OBSERVED
 from pipeline.models import observed as om
 from pipeline.models.spectra import critical_d_theory, family_dimension, parse_spectrum
@@ -164,7 +164,7 @@ def _in_family(M, A, sp, fam, Q):
                 res = max(res, np.abs(M @ Kg - Kg @ M).max())
         return res
     Ad = np.kron(np.eye(n), A.T) - np.kron(A, np.eye(n))
-    U, s, _ = np.linalg.svd(Ad)
+    U, _s, _ = np.linalg.svd(Ad)
     r = family_dimension(sp, "similarity")
     Ur = U[:, :r]
     v = M.ravel()
@@ -362,8 +362,11 @@ def test_critical_d_rank_and_bounded(terms, fam, seed):
         rank = 0
     assert rank == crit
     prob = om.problem_from_matrices(
-        text, fam, om.learner_basis(text, fam, seed, "random"),
-        om.perturbations(text, fam, seed, 3, "random"), Q,
+        text,
+        fam,
+        om.learner_basis(text, fam, seed, "random"),
+        om.perturbations(text, fam, seed, 3, "random"),
+        Q,
     )
     b = om.bounded(prob)
     expect = np.arange(prob.D + 1) >= crit
@@ -441,7 +444,7 @@ def test_montecarlo_agrees_with_exact():
     mc = OBSERVED.kernel(coords, static, s)
     ex = OBSERVED.kernel(coords, static, _settings())
     D = 4
-    z = (mc["risk"][..., : D, :, :] - ex["risk"][..., : D, :, :]) / mc["risk_stderr"][..., : D, :, :]
+    z = (mc["risk"][..., :D, :, :] - ex["risk"][..., :D, :, :]) / mc["risk_stderr"][..., :D, :, :]
     assert np.all(np.abs(z) < 5), z
     assert np.all(mc["risk"][0, 0, D] < 1e-20)
     mc2 = OBSERVED.kernel(dict(coords, draw=coords["draw"][1:]), static.sel(draw=[1]), s)

@@ -56,7 +56,7 @@ def float_kalman(A: np.ndarray, C: np.ndarray, r: float):
 
 
 def float_kalman_fir(A, C, r, k):
-    P, K, S, F = float_kalman(A, C, r)
+    _P, K, _S, F = float_kalman(A, C, r)
     out, v = [], K.copy()
     for _ in range(k):
         out.append(float(C @ v))
@@ -67,7 +67,7 @@ def float_kalman_fir(A, C, r, k):
 def float_covariance_risk(A: np.ndarray, C: np.ndarray, r: float, theta, T: int) -> float:
     """``R_T`` of the FIR ``theta`` by covariance propagation of the joint state (float64, O(T))."""
     theta = np.asarray(theta, dtype=np.float64).reshape(-1)
-    P, K, S, F = float_kalman(A, C, r)
+    P, K, _S, F = float_kalman(A, C, r)
     n, k = A.shape[0], theta.shape[0]
     d = 2 * n + k
     Phi = np.zeros((d, d))
@@ -150,7 +150,7 @@ def _mat_pow_list(X, n_pow):
 def mp_quadratic_loop(A: np.ndarray, C: np.ndarray, r: float, k: int, T: int):
     """``(H, b, c0, G)`` with ``T R_T(theta) = theta'H theta - 2 b'theta + c0``: literal O(T) sum in mp."""
     n = A.shape[0]
-    P, K, S, F = mp_kalman(A, C, r)
+    P, K, _S, F = mp_kalman(A, C, r)
     Am, Cm = _mpm(A), _mpm(C[None, :])
     AT, CT = Am.T, Cm.T
     rm = mp.mpf(r)
@@ -205,10 +205,10 @@ def _sums(X, Y, M, L):
 
 def mp_quadratic_closed(A: np.ndarray, C: np.ndarray, r: float, k: int, T: int):
     """Same quadratic as :func:`mp_quadratic_loop`, with the tail ``u >= k`` in closed form (any T)."""
-    if T <= k:
+    if k >= T:
         raise ValueError("need T > k")
     n = A.shape[0]
-    P, K, S, F = mp_kalman(A, C, r)
+    P, K, _S, F = mp_kalman(A, C, r)
     Am, Cm = _mpm(A), _mpm(C[None, :])
     AT, CT = Am.T, Cm.T
     rm = mp.mpf(r)

@@ -52,15 +52,17 @@ class HiddenExperiment:
     def variables(self, settings: Settings) -> dict[str, VariableSpec]:
         dims = self.axes
         out = {
-            "risk": VariableSpec(dims, "excess prediction risk R_T", "process-noise variance (q)",
-                                 description="+inf where R_T overflows float64; see log10_risk"),
-            "log10_risk": VariableSpec(dims, "log10 of R_T", "log10(q)",
-                                       description="-inf where R_T is exactly 0"),
+            "risk": VariableSpec(
+                dims,
+                "excess prediction risk R_T",
+                "process-noise variance (q)",
+                description="+inf where R_T overflows float64; see log10_risk",
+            ),
+            "log10_risk": VariableSpec(dims, "log10 of R_T", "log10(q)", description="-inf where R_T is exactly 0"),
             "kl_rate": VariableSpec(dims, "normalised KL rate R_T / (2 (P + r))", "nats per step"),
         }
         if settings.method == "montecarlo":
-            out["risk_stderr"] = VariableSpec(dims, "Monte Carlo standard error of risk",
-                                              "process-noise variance (q)")
+            out["risk_stderr"] = VariableSpec(dims, "Monte Carlo standard error of risk", "process-noise variance (q)")
         return out
 
     def static(self, coords: Mapping[str, np.ndarray], settings: Settings) -> xr.Dataset:
@@ -71,14 +73,25 @@ class HiddenExperiment:
         P, K, a = model.kalman(lam, ratio)
         dims = ("lam", "noise_ratio")
         shape = (lam.size, ratio.size)
-        return xr.Dataset({
-            "P": (dims, np.broadcast_to(P, shape).copy(),
-                  {"long_name": "stationary one-step prediction variance P", "units": "process-noise variance (q)"}),
-            "kalman_gain": (dims, np.broadcast_to(K, shape).copy(),
-                            {"long_name": "stationary Kalman gain K = lam P / (P + r)", "units": "1"}),
-            "a": (dims, np.broadcast_to(a, shape).copy(),
-                  {"long_name": "Kalman predictor pole a = lam - K", "units": "1"}),
-        })
+        return xr.Dataset(
+            {
+                "P": (
+                    dims,
+                    np.broadcast_to(P, shape).copy(),
+                    {"long_name": "stationary one-step prediction variance P", "units": "process-noise variance (q)"},
+                ),
+                "kalman_gain": (
+                    dims,
+                    np.broadcast_to(K, shape).copy(),
+                    {"long_name": "stationary Kalman gain K = lam P / (P + r)", "units": "1"},
+                ),
+                "a": (
+                    dims,
+                    np.broadcast_to(a, shape).copy(),
+                    {"long_name": "Kalman predictor pole a = lam - K", "units": "1"},
+                ),
+            }
+        )
 
     def kernel(self, coords: Mapping[str, np.ndarray], static: xr.Dataset, settings: Settings) -> dict[str, np.ndarray]:
         lam = np.asarray(coords["lam"], dtype=np.float64)
@@ -88,8 +101,9 @@ class HiddenExperiment:
         per_learner = []
         for learner in coords["learner"]:
             if settings.method == "montecarlo":
-                part = model.montecarlo_block(lam, ratio, str(learner), k, T,
-                                              seed=settings.seed, samples=settings.mc_samples)
+                part = model.montecarlo_block(
+                    lam, ratio, str(learner), k, T, seed=settings.seed, samples=settings.mc_samples
+                )
             else:
                 part = model.risk_block(lam, ratio, str(learner), k, T)
             per_learner.append(part)
@@ -109,7 +123,8 @@ class HiddenExperiment:
             filters = sum(len(k) * (len(coords["T"]) if lr == "best_fir" else 1) for lr in learners)
             steps = float(np.max(coords["T"]))
             return 1e-3 + 10e-9 * settings.mc_samples * steps * (1 + filters) * len(coords["lam"]) * len(
-                coords["noise_ratio"])
+                coords["noise_ratio"]
+            )
         cost = sum(per * (25e-9 * k.size + (3e-9 * k.sum() if lr == "best_fir" else 0.0)) for lr in learners)
         return 1e-3 + float(cost)
 

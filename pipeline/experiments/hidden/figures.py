@@ -37,15 +37,19 @@ def figures(ds: xr.Dataset, th: xr.Dataset, tau: float) -> list[DrawnFigure]:
         for lam in ds["lam"].values:
             lam_stem = "lam" + lam_stems[pl.value_text(lam)]
             for learner in ds["learner"].values:
-                out.append(_risk_map(ds, th, float(lam), str(learner), tau, pl.join_stem(wf, "risk", lam_stem,
-                                                                                       str(learner)), partial))
+                out.append(
+                    _risk_map(
+                        ds, th, float(lam), str(learner), tau, pl.join_stem(wf, "risk", lam_stem, str(learner)), partial
+                    )
+                )
             out.append(_kstar(th, float(lam), tau, pl.join_stem(wf, "kstar", lam_stem), partial))
         out.append(_pole_slope(th, tau, pl.join_stem(wf, "pole_slope"), partial))
     return out
 
 
-def _risk_map(ds: xr.Dataset, th: xr.Dataset, lam: float, learner: str, tau: float, stem: str,
-              partial: str | None) -> DrawnFigure:
+def _risk_map(
+    ds: xr.Dataset, th: xr.Dataset, lam: float, learner: str, tau: float, stem: str, partial: str | None
+) -> DrawnFigure:
     ratios = ds["noise_ratio"].values
     T = ds["T"].values.astype(np.float64)
     k = ds["k"].values.astype(np.float64)
@@ -58,8 +62,15 @@ def _risk_map(ds: xr.Dataset, th: xr.Dataset, lam: float, learner: str, tau: flo
     mesh = None
     for i, ratio in enumerate(ratios):
         ax = axes.flat[i]
-        mesh = ax.pcolormesh(Te, ke, pl.zeros_below(data[i], lo), norm=pl.risk_norm(lo, hi), cmap=pl.risk_colours(),
-                             shading="flat", rasterized=True)
+        mesh = ax.pcolormesh(
+            Te,
+            ke,
+            pl.zeros_below(data[i], lo),
+            norm=pl.risk_norm(lo, hi),
+            cmap=pl.risk_colours(),
+            shading="flat",
+            rasterized=True,
+        )
         ax.set_xscale("log")
         measured = th["k_star"].sel(lam=lam, noise_ratio=ratio, learner=learner, tau=tau).values
         ax.step(T, measured, where="mid", color="white", lw=1.6, label=rf"measured $k^*$ ($R_T \leq {tau:g}$)")
@@ -71,7 +82,7 @@ def _risk_map(ds: xr.Dataset, th: xr.Dataset, lam: float, learner: str, tau: flo
         ax.set_title(rf"$r/q = {ratio:.3g}$  ($a = {a:.3f}$)")
         ax.set_ylim(ke[0], ke[-1])
         ax.set_xlim(Te[0], Te[-1])
-    for ax in axes.flat[len(ratios):]:
+    for ax in axes.flat[len(ratios) :]:
         ax.set_visible(False)
     for i, ax in enumerate(axes.flat[: len(ratios)]):
         if i + cols >= len(ratios):  # lowest visible panel of its column
@@ -84,11 +95,16 @@ def _risk_map(ds: xr.Dataset, th: xr.Dataset, lam: float, learner: str, tau: flo
     text = pl.title(f"{th.attrs.get('workflow_name', '')}: log10 risk of {learner}, lam = {lam:g}", partial)
     fig.suptitle(text)
     marginal = bool(model.is_marginal(lam))
-    caption = (f"log10 R_T of the {learner} learner over filter length k and horizon T (log axis), one panel "
-               f"per noise ratio at lam = {lam:g}; white steps: measured k* (smallest k with R_T ≤ {tau:g})"
-               + ("; red dashed: theory k*(T) = ln(T/(2 tau)) / (2 ln(1/a)) (docs/theory.md §2.4)"
-                  if marginal and learner == "truncated_kalman" else "")
-               + "; black: R_T = 0 exactly (k ≥ T); grey: not computed.")
+    caption = (
+        f"log10 R_T of the {learner} learner over filter length k and horizon T (log axis), one panel "
+        f"per noise ratio at lam = {lam:g}; white steps: measured k* (smallest k with R_T ≤ {tau:g})"
+        + (
+            "; red dashed: theory k*(T) = ln(T/(2 tau)) / (2 ln(1/a)) (docs/theory.md §2.4)"
+            if marginal and learner == "truncated_kalman"
+            else ""
+        )
+        + "; black: R_T = 0 exactly (k ≥ T); grey: not computed."
+    )
     return DrawnFigure(stem, text, caption, fig)
 
 
@@ -123,14 +139,16 @@ def _kstar(th: xr.Dataset, lam: float, tau: float, stem: str, partial: str | Non
     kmax = float(th["k"].max())
     for ax in axes:
         ax.set_ylim(0, kmax + 1)
-    text = pl.title(f"{th.attrs.get('workflow_name', '')}: filter length needed for R_T ≤ {tau:g}, lam = {lam:g}",
-                    partial)
+    text = pl.title(
+        f"{th.attrs.get('workflow_name', '')}: filter length needed for R_T ≤ {tau:g}, lam = {lam:g}", partial
+    )
     fig.suptitle(text)
-    caption = (f"k* (smallest filter length with R_T ≤ {tau:g}) against the horizon T for every noise ratio at "
-               f"lam = {lam:g}, truncated Kalman beside best FIR"
-               + (": truncation needs k* growing like ln T (dashed: theory), a free FIR does not"
-                  if theory_drawn else "")
-               + f"; gaps mean no k ≤ {kmax:g} reaches the level.")
+    caption = (
+        f"k* (smallest filter length with R_T ≤ {tau:g}) against the horizon T for every noise ratio at "
+        f"lam = {lam:g}, truncated Kalman beside best FIR"
+        + (": truncation needs k* growing like ln T (dashed: theory), a free FIR does not" if theory_drawn else "")
+        + f"; gaps mean no k ≤ {kmax:g} reaches the level."
+    )
     return DrawnFigure(stem, text, caption, fig)
 
 
@@ -157,9 +175,15 @@ def _pole_slope(th: xr.Dataset, tau: float, stem: str, partial: str | None) -> D
         for learner in th["learner"].values:
             slope = th["k_star_slope"].sel(lam=lam, learner=learner, tau=tau).values
             if np.isfinite(slope).any():
-                ax_s.plot(ratios, slope, markers.get(str(learner), "^"), color=colour, ms=6,
-                          mfc="none" if learner == "best_fir" else colour,
-                          label=f"measured, {learner}, lam = {lam:g}")
+                ax_s.plot(
+                    ratios,
+                    slope,
+                    markers.get(str(learner), "^"),
+                    color=colour,
+                    ms=6,
+                    mfc="none" if learner == "best_fir" else colour,
+                    label=f"measured, {learner}, lam = {lam:g}",
+                )
                 shown += [float(v) for v in slope]
     ax_s.set_xscale("log")
     ax_s.set_ylim(*pl.positive_range(shown))
@@ -168,10 +192,13 @@ def _pole_slope(th: xr.Dataset, tau: float, stem: str, partial: str | None) -> D
     ax_s.set_title(rf"growth of $k^*$ with $\ln T$ ($\tau = {tau:g}$)")
     ax_s.grid(alpha=0.3)
     ax_s.legend(fontsize=pl.FONT - 2)
-    text = pl.title(f"{th.attrs.get('workflow_name', '')}: Kalman pole and the slope of k* against the noise ratio",
-                    partial)
+    text = pl.title(
+        f"{th.attrs.get('workflow_name', '')}: Kalman pole and the slope of k* against the noise ratio", partial
+    )
     fig.suptitle(text)
-    caption = ("Left: the Kalman predictor pole a against the noise ratio (a → 1 as observation noise grows); "
-               f"right: the measured slope of k* in ln T (tau = {tau:g}, asymptotic-regime fit) beside the theory "
-               "1/(2 ln(1/a)), which diverges with the noise ratio; best-FIR slopes sit at 0.")
+    caption = (
+        "Left: the Kalman predictor pole a against the noise ratio (a → 1 as observation noise grows); "
+        f"right: the measured slope of k* in ln T (tau = {tau:g}, asymptotic-regime fit) beside the theory "
+        "1/(2 ln(1/a)), which diverges with the noise ratio; best-FIR slopes sit at 0."
+    )
     return DrawnFigure(stem, text, caption, fig)

@@ -34,8 +34,12 @@ def slope_disagrees(slope: float, theory: float, span: float) -> bool:
 
 
 def _units(th: xr.Dataset) -> list[tuple[float, float, str]]:
-    return [(float(lam), float(ratio), str(learner)) for lam in th["lam"].values
-            for ratio in th["noise_ratio"].values for learner in th["learner"].values]
+    return [
+        (float(lam), float(ratio), str(learner))
+        for lam in th["lam"].values
+        for ratio in th["noise_ratio"].values
+        for learner in th["learner"].values
+    ]
 
 
 def disagreements(th: xr.Dataset) -> list[str]:
@@ -54,8 +58,10 @@ def disagreements(th: xr.Dataset) -> list[str]:
             mask = th["k_star_in_regime"].sel(sel).values.astype(bool)
             span = T[mask].max() / T[mask].min() if mask.any() else 1.0
             if slope_disagrees(slope, theory, span):
-                lines.append(f"k_star_slope lam={lam:g} noise_ratio={ratio:.3g} {learner} tau={tau:g}: "
-                             f"{slope:.3f} vs theory {theory:.3f}")
+                lines.append(
+                    f"k_star_slope lam={lam:g} noise_ratio={ratio:.3g} {learner} tau={tau:g}: "
+                    f"{slope:.3f} vs theory {theory:.3f}"
+                )
         if not known(th, "growth_exponent", **unit):
             continue
         g = th["growth_exponent"].sel(unit).values
@@ -64,9 +70,11 @@ def disagreements(th: xr.Dataset) -> list[str]:
         bad = np.isfinite(g) & (np.abs(g - gt) > allowed)
         if bad.any():
             worst = g[bad][np.argmax(np.abs(g[bad] - gt))]
-            lines.append(f"growth_exponent lam={lam:g} noise_ratio={ratio:.3g} {learner} "
-                         f"k={ranges([int(x) for x in th['k'].values[bad]])}: up to {worst:.3g} vs theory "
-                         f"{gt:.3g} (tolerance {allowed:.3g})")
+            lines.append(
+                f"growth_exponent lam={lam:g} noise_ratio={ratio:.3g} {learner} "
+                f"k={ranges([int(x) for x in th['k'].values[bad]])}: up to {worst:.3g} vs theory "
+                f"{gt:.3g} (tolerance {allowed:.3g})"
+            )
     return lines
 
 
@@ -83,9 +91,12 @@ def table(th: xr.Dataset) -> list[str]:
         f"k = {', '.join(map(str, k_show))} / theory",
         "",
     ]
-    header = (f"{'lam':>6} {'noise':>8} {'a':>7} {'learner':<17}| "
-              + " ".join(f"{'slope tau=' + format(t, 'g'):>20}" for t in taus) + " | "
-              + f"{'g':>20} {'g theory':>8}")
+    header = (
+        f"{'lam':>6} {'noise':>8} {'a':>7} {'learner':<17}| "
+        + " ".join(f"{'slope tau=' + format(t, 'g'):>20}" for t in taus)
+        + " | "
+        + f"{'g':>20} {'g theory':>8}"
+    )
     lines += [header, "-" * len(header)]
     for lam, ratio, learner in _units(th):
         unit = {"lam": lam, "noise_ratio": ratio, "learner": learner}
@@ -100,8 +111,11 @@ def table(th: xr.Dataset) -> list[str]:
         g = th["growth_exponent"].sel(unit)
         gs = "/".join(fmt(float(g.sel(k=kk)), ".2f") for kk in k_show)
         gt = float(th["growth_exponent_theory"].sel(lam=lam, learner=learner))
-        lines.append(f"{lam:6.3g} {ratio:8.3g} {a:7.4f} {learner:<17}| " + " ".join(f"{c:>20}" for c in cells)
-                     + f" | {gs:>20} {fmt(gt, '.3g'):>8}")
+        lines.append(
+            f"{lam:6.3g} {ratio:8.3g} {a:7.4f} {learner:<17}| "
+            + " ".join(f"{c:>20}" for c in cells)
+            + f" | {gs:>20} {fmt(gt, '.3g'):>8}"
+        )
     return lines
 
 
@@ -145,9 +159,12 @@ def summary(ds: xr.Dataset, th: xr.Dataset) -> list[str]:
                 measured = f"{k_star:.0f}" if math.isfinite(k_star) else f">{kmax}"
             predicted = float(th["k_star_theory"].sel(lam=lam, noise_ratio=ratio, T=Tmax, tau=tau))
             parts.append(f"r={ratio:.3g}: {measured} (theory ~{predicted:.0f})")
-        lines.append(f"  lam = {lam:g}, truncated_kalman: taps needed for R_T <= {tau:g} at T = {Tmax:.0e}: "
-                     + ", ".join(parts))
+        lines.append(
+            f"  lam = {lam:g}, truncated_kalman: taps needed for R_T <= {tau:g} at T = {Tmax:.0e}: " + ", ".join(parts)
+        )
     Ts = th.attrs["growth_horizons"]
-    lines.append(f"growth exponent g = dlog R/dlog T between T = {Ts[0]:.3g} and {Ts[1]:.3g} "
-                 "(g ~ 1: diverges linearly; g ~ 0: bounded)")
+    lines.append(
+        f"growth exponent g = dlog R/dlog T between T = {Ts[0]:.3g} and {Ts[1]:.3g} "
+        "(g ~ 1: diverges linearly; g ~ 0: bounded)"
+    )
     return lines

@@ -44,8 +44,9 @@ ASYMPTOTIC_REGIME_RULE = (
 )
 
 
-def slope_in_regime(k_star: np.ndarray, T: np.ndarray, a: float, k_min: float,
-                    lam: float = 1.0) -> tuple[float, np.ndarray]:
+def slope_in_regime(
+    k_star: np.ndarray, T: np.ndarray, a: float, k_min: float, lam: float = 1.0
+) -> tuple[float, np.ndarray]:
     """Slope of ``k_star`` (one value per horizon ``T``) against ``ln T``, and the mask of
     horizons in the fit (``ASYMPTOTIC_REGIME_RULE``)."""
     T = np.asarray(T, dtype=np.float64)
@@ -54,7 +55,7 @@ def slope_in_regime(k_star: np.ndarray, T: np.ndarray, a: float, k_min: float,
     if abs(lam) < 1:
         memory = max(memory, 1.0 / (1.0 - abs(lam)))
     with np.errstate(invalid="ignore"):
-        base = np.isfinite(k_star) & (T >= REGIME_FACTOR * np.maximum(k_star, memory))
+        base = np.isfinite(k_star) & (REGIME_FACTOR * np.maximum(k_star, memory) <= T)
     censored = k_star <= k_min
     mask = base if base.any() and np.all(censored[base]) else base & ~censored
     if mask.sum() < MIN_POINTS or T[mask].max() < MIN_SPAN * T[mask].min():
@@ -78,15 +79,19 @@ def thresholds(ds: xr.Dataset, options: ThresholdOptions) -> xr.Dataset:
     a = ds["a"].transpose("lam", "noise_ratio").values.astype(np.float64)
 
     k_star = np.stack([first_k_below(risk, k, tau, axis=3) for tau in taus], axis=-1)  # lam nr L T tau
-    slope = np.full(k_star.shape[:3] + (len(taus),), np.nan)
+    slope = np.full((*k_star.shape[:3], len(taus)), np.nan)
     regime = np.zeros(k_star.shape, dtype=bool)
     for i, j, li, ti in np.ndindex(*slope.shape):
         slope[i, j, li, ti], regime[i, j, li, :, ti] = slope_in_regime(
-            k_star[i, j, li, :, ti], T, a[i, j], float(k.min()), float(lam[i]))
+            k_star[i, j, li, :, ti], T, a[i, j], float(k.min()), float(lam[i])
+        )
 
     tau_arr = np.asarray(taus, dtype=np.float64)
-    k_theory = np.where(model.is_marginal(lam)[:, None, None, None],
-                        model.kstar_theory(a[:, :, None, None], T[None, None, :, None], tau_arr), np.nan)
+    k_theory = np.where(
+        model.is_marginal(lam)[:, None, None, None],
+        model.kstar_theory(a[:, :, None, None], T[None, None, :, None], tau_arr),
+        np.nan,
+    )
     slope_theory = np.stack([model.kstar_slope_theory(lam[:, None], a, learner) for learner in learners], axis=2)
     t1, t2 = growth_horizons(T)
     g = growth_exponent(ds["log10_risk"]).transpose("lam", "noise_ratio", "learner", "k")
@@ -96,33 +101,65 @@ def thresholds(ds: xr.Dataset, options: ThresholdOptions) -> xr.Dataset:
     d4 = ("lam", "noise_ratio", "learner", "tau")
     out = xr.Dataset(
         {
-            "k_star": measured(k_star, "smallest filter length k of the cube with R_T <= tau (NaN: none)",
-                               "taps", d5),
-            "k_star_theory": theory(k_theory, "theory k*(T) = ln(q T / (2 tau)) / (2 ln(1/a)) "
-                                    "(docs/theory.md §2.4; |lam| = 1 only)", "taps",
-                                    ("lam", "noise_ratio", "T", "tau")),
-            "k_star_in_regime": measured(regime, "horizon used in the k_star_slope fit (asymptotic regime)",
-                                         "1", d5, rule=ASYMPTOTIC_REGIME_RULE),
-            "k_star_slope": measured(slope, "least-squares slope of k_star against ln T in the asymptotic "
-                                     "regime", "taps per e-fold of T", d4, rule=ASYMPTOTIC_REGIME_RULE),
-            "k_star_slope_points": measured(regime.sum(axis=3).astype(np.int64),
-                                            "number of horizons in the k_star_slope fit", "1", d4),
-            "k_star_slope_theory": theory(slope_theory, "theory slope of k* in ln T: truncated_kalman "
-                                          "1/(2 ln(1/a)) at |lam| = 1, 0 for |lam| < 1, +inf for |lam| > 1 "
-                                          "(k* linear in T); best_fir 0", "taps per e-fold of T",
-                                          ("lam", "noise_ratio", "learner")),
+            "k_star": measured(k_star, "smallest filter length k of the cube with R_T <= tau (NaN: none)", "taps", d5),
+            "k_star_theory": theory(
+                k_theory,
+                "theory k*(T) = ln(q T / (2 tau)) / (2 ln(1/a)) (docs/theory.md §2.4; |lam| = 1 only)",
+                "taps",
+                ("lam", "noise_ratio", "T", "tau"),
+            ),
+            "k_star_in_regime": measured(
+                regime, "horizon used in the k_star_slope fit (asymptotic regime)", "1", d5, rule=ASYMPTOTIC_REGIME_RULE
+            ),
+            "k_star_slope": measured(
+                slope,
+                "least-squares slope of k_star against ln T in the asymptotic regime",
+                "taps per e-fold of T",
+                d4,
+                rule=ASYMPTOTIC_REGIME_RULE,
+            ),
+            "k_star_slope_points": measured(
+                regime.sum(axis=3).astype(np.int64), "number of horizons in the k_star_slope fit", "1", d4
+            ),
+            "k_star_slope_theory": theory(
+                slope_theory,
+                "theory slope of k* in ln T: truncated_kalman "
+                "1/(2 ln(1/a)) at |lam| = 1, 0 for |lam| < 1, +inf for |lam| > 1 "
+                "(k* linear in T); best_fir 0",
+                "taps per e-fold of T",
+                ("lam", "noise_ratio", "learner"),
+            ),
             "a": static(a, "Kalman predictor pole a = lam - K", "1", ("lam", "noise_ratio")),
-            "growth_exponent": measured(g.values, f"growth exponent d log R / d log T between T = {t1:.6g} "
-                                        f"and {t2:.6g}", "1", ("lam", "noise_ratio", "learner", "k")),
-            "growth_exponent_theory": theory(g_theory, "theory growth exponent: 0 where bounded (|lam| < 1, "
-                                             "best_fir), 1 for truncated_kalman at |lam| = 1, "
-                                             "2 (T2 - T1) log10|lam| / log10(T2/T1) for |lam| > 1", "1",
-                                             ("lam", "learner")),
+            "growth_exponent": measured(
+                g.values,
+                f"growth exponent d log R / d log T between T = {t1:.6g} and {t2:.6g}",
+                "1",
+                ("lam", "noise_ratio", "learner", "k"),
+            ),
+            "growth_exponent_theory": theory(
+                g_theory,
+                "theory growth exponent: 0 where bounded (|lam| < 1, "
+                "best_fir), 1 for truncated_kalman at |lam| = 1, "
+                "2 (T2 - T1) log10|lam| / log10(T2/T1) for |lam| > 1",
+                "1",
+                ("lam", "learner"),
+            ),
         },
-        coords={"lam": ds["lam"], "noise_ratio": ds["noise_ratio"], "learner": ds["learner"], "T": ds["T"],
-                "tau": ("tau", tau_arr, {"long_name": "risk level tau", "units": "process-noise variance (q)"}),
-                "k": ds["k"]},
+        coords={
+            "lam": ds["lam"],
+            "noise_ratio": ds["noise_ratio"],
+            "learner": ds["learner"],
+            "T": ds["T"],
+            "tau": ("tau", tau_arr, {"long_name": "risk level tau", "units": "process-noise variance (q)"}),
+            "k": ds["k"],
+        },
     )
-    out.attrs.update({"asymptotic_regime_rule": ASYMPTOTIC_REGIME_RULE, "taus": list(map(float, taus)),
-                      "growth_tol": float(options.growth_tol), "growth_horizons": [t1, t2]})
+    out.attrs.update(
+        {
+            "asymptotic_regime_rule": ASYMPTOTIC_REGIME_RULE,
+            "taus": list(map(float, taus)),
+            "growth_tol": float(options.growth_tol),
+            "growth_horizons": [t1, t2],
+        }
+    )
     return out

@@ -31,8 +31,9 @@ BASES = ("jordan", "random")
 UNDEFINED = "d > family_dim (no learner with that many parameters)"
 
 
-def _check_nan_only_where_undefined(out: dict[str, np.ndarray], coords: Mapping[str, np.ndarray],
-                                    static: xr.Dataset) -> None:
+def _check_nan_only_where_undefined(
+    out: dict[str, np.ndarray], coords: Mapping[str, np.ndarray], static: xr.Dataset
+) -> None:
     """NaN is the mark of d > family_dim; anywhere else it is a kernel fault."""
     d = np.asarray(coords["d"])
     defined = d[None, None, :] <= static["family_dim"].values[:, :, None]
@@ -42,9 +43,16 @@ def _check_nan_only_where_undefined(out: dict[str, np.ndarray], coords: Mapping[
         bad = np.argwhere(np.isnan(values) & defined[:, :, :, None, None])
         if bad.size:
             i, j, k, t, q = bad[0]
-            cell = {"spectrum": str(coords["spectrum"][i]), "family": str(coords["family"][j]),
-                    "d": int(d[k]), "T": int(coords["T"][t]), "draw": int(coords["draw"][q])}
+            cell = {
+                "spectrum": str(coords["spectrum"][i]),
+                "family": str(coords["family"][j]),
+                "d": int(d[k]),
+                "T": int(coords["T"][t]),
+                "draw": int(coords["draw"][q]),
+            }
             raise FloatingPointError(f"{name} is NaN at the defined cell {cell}")
+
+
 LOG10_2 = float(np.log10(2.0))
 
 
@@ -97,8 +105,9 @@ class ObservedExperiment:
     name = "observed"
     axes = ("spectrum", "family", "d", "T", "draw")
     axis_rules: Mapping[str, AxisRule] = {
-        "spectrum": AxisRule("spectrum", "str", "eigenvalue spectrum of A (docs/theory.md §1.1 notation)", "1",
-                             check=_check_spectrum),
+        "spectrum": AxisRule(
+            "spectrum", "str", "eigenvalue spectrum of A (docs/theory.md §1.1 notation)", "1", check=_check_spectrum
+        ),
         "family": AxisRule("family", "str", "perturbation family", "1", choices=FAMILIES),
         "d": AxisRule("d", "int", "learner parameter count d", "parameters", check=_check_d),
         "T": AxisRule("T", "int", "horizon T", "steps", check=_check_T),
@@ -123,7 +132,7 @@ class ObservedExperiment:
         out["family"] = _str_array(families)
 
         d = np.asarray(axes["d"])
-        if d.ndim == 0 and d.dtype == object and d.item() == "all" or (
+        if (d.ndim == 0 and d.dtype == object and d.item() == "all") or (
             d.ndim == 0 and d.dtype.kind in "US" and str(d) == "all"
         ):
             dmax = max(
@@ -189,7 +198,9 @@ class ObservedExperiment:
         }
         if not exact:
             out["risk_stderr"] = VariableSpec(
-                cube, "standard error of the Monte Carlo risk", "process-noise variance",
+                cube,
+                "standard error of the Monte Carlo risk",
+                "process-noise variance",
                 nan_means=UNDEFINED,
             )
         return out
@@ -227,11 +238,17 @@ class ObservedExperiment:
         sc = _str_array(spectra)
         ds = xr.Dataset(
             {
-                "critical_d_theory": (("spectrum", "family"), crit,
-                                      {"long_name": "theory critical parameter count d* (docs/theory.md §1.4)",
-                                       "units": "parameters"}),
+                "critical_d_theory": (
+                    ("spectrum", "family"),
+                    crit,
+                    {"long_name": "theory critical parameter count d* (docs/theory.md §1.4)", "units": "parameters"},
+                ),
                 "family_dim": (("spectrum", "family"), fdim, {"long_name": "family dimension D", "units": "1"}),
-                "system": (("spectrum", "row", "col"), system, {"long_name": "system matrix A (NaN-padded)", "units": "1"}),
+                "system": (
+                    ("spectrum", "row", "col"),
+                    system,
+                    {"long_name": "system matrix A (NaN-padded)", "units": "1"},
+                ),
                 "perturbation": (
                     ("spectrum", "family", "draw", "row", "col"),
                     pert,
@@ -250,7 +267,11 @@ class ObservedExperiment:
                 "row": np.arange(nmax, dtype=np.int64),
                 "col": np.arange(nmax, dtype=np.int64),
                 "component": np.arange(Dmax, dtype=np.int64),
-                "n": ("spectrum", np.array([sp.n for sp in sps], dtype=np.int64), {"long_name": "state dimension", "units": "1"}),
+                "n": (
+                    "spectrum",
+                    np.array([sp.n for sp in sps], dtype=np.int64),
+                    {"long_name": "state dimension", "units": "1"},
+                ),
                 "n_unstable": (
                     "spectrum",
                     np.array([sp.n_unstable for sp in sps], dtype=np.int64),
@@ -276,9 +297,7 @@ class ObservedExperiment:
 
     # -- kernel --------------------------------------------------------------
 
-    def kernel(
-        self, coords: Mapping[str, np.ndarray], static: xr.Dataset, settings: Settings
-    ) -> dict[str, np.ndarray]:
+    def kernel(self, coords: Mapping[str, np.ndarray], static: xr.Dataset, settings: Settings) -> dict[str, np.ndarray]:
         seed = int(settings.seed)
         basis = settings.extra.get("basis", "jordan")
         montecarlo = settings.method == "montecarlo"

@@ -59,8 +59,9 @@ def _risk_map(ds: xr.Dataset, th: xr.Dataset, spectrum: str, stem: str, partial:
     mesh = None
     for i, (ax, family) in enumerate(zip(axes, families, strict=True)):
         z = np.ma.masked_invalid(pl.zeros_below(med[i], lo))
-        mesh = ax.pcolormesh(de, Te, z, norm=pl.risk_norm(lo, hi), cmap=pl.risk_colours(), shading="flat",
-                             rasterized=True)
+        mesh = ax.pcolormesh(
+            de, Te, z, norm=pl.risk_norm(lo, hi), cmap=pl.risk_colours(), shading="flat", rasterized=True
+        )
         ax.set_yscale("log")
         sel = {"spectrum": spectrum, "family": family}
         crit = float(th["critical_d"].sel(sel))
@@ -75,15 +76,22 @@ def _risk_map(ds: xr.Dataset, th: xr.Dataset, spectrum: str, stem: str, partial:
         ax.set_xlim(de[0], de[-1])
     axes[0].set_ylabel(pl.HORIZON_LABEL)
     ndraw = ds.sizes["draw"]
-    pl.risk_colourbar(fig, mesh, list(axes), has_zeros=bool(np.isneginf(med).any()),
-                      what=f"{RISK_LABEL}\nmedian of {ndraw} draw{'s' if ndraw != 1 else ''}")
+    pl.risk_colourbar(
+        fig,
+        mesh,
+        list(axes),
+        has_zeros=bool(np.isneginf(med).any()),
+        what=f"{RISK_LABEL}\nmedian of {ndraw} draw{'s' if ndraw != 1 else ''}",
+    )
     text = pl.title(f"{th.attrs.get('workflow_name', '')}: best-in-class risk for spectrum {spectrum}", partial)
     fig.suptitle(text)
-    caption = (f"log10 of the best-in-class risk r_T(d) (per unit squared perturbation, median over {ndraw} "
-               f"draws) over the parameter count d and horizon T for spectrum '{spectrum}', one panel per "
-               "family; the risk stops growing with T right of the measured critical d (white), which "
-               "should sit on the theory d* of docs/theory.md §1.4 (red dashed); grey: d beyond the family's "
-               "dimension (or not computed); black: r_T = 0 exactly (d = family dimension).")
+    caption = (
+        f"log10 of the best-in-class risk r_T(d) (per unit squared perturbation, median over {ndraw} "
+        f"draws) over the parameter count d and horizon T for spectrum '{spectrum}', one panel per "
+        "family; the risk stops growing with T right of the measured critical d (white), which "
+        "should sit on the theory d* of docs/theory.md §1.4 (red dashed); grey: d beyond the family's "
+        "dimension (or not computed); black: r_T = 0 exactly (d = family dimension)."
+    )
     return DrawnFigure(stem, text, caption, fig)
 
 
@@ -97,7 +105,8 @@ def _bounded(ds: xr.Dataset, th: xr.Dataset, stem: str, partial: str | None) -> 
     defined = (ds["d"] <= ds["family_dim"]).transpose("family", "spectrum", "d").values
     frac = np.where(defined, frac, np.nan)
     cmap = ListedColormap(["#c0392b", "#f5b041", "#f7dc6f", "#82e0aa", "#1e8449"]).with_extremes(
-        bad=pl.UNDEFINED_COLOUR)
+        bad=pl.UNDEFINED_COLOUR
+    )
     fig = pl.figure(max(4.2 * len(families) + 2.6, 7.0), max(3.2, 0.42 * len(spectra) + 1.6))
     axes = fig.subplots(1, len(families), squeeze=False, sharey=True)[0]
     de = pl.edges(d, log=False)
@@ -106,10 +115,26 @@ def _bounded(ds: xr.Dataset, th: xr.Dataset, stem: str, partial: str | None) -> 
     mesh = None
     for i, (ax, family) in enumerate(zip(axes, families, strict=True)):
         mesh = ax.pcolormesh(de, ye, np.ma.masked_invalid(frac[i]), cmap=cmap, vmin=0, vmax=1, shading="flat")
-        ax.plot(th["critical_d_theory"].sel(family=family).values - 0.5, ys, marker="|", ls="none", color="black",
-                ms=16, mew=2.5, label="theory $d^*$")
-        ax.plot(th["critical_d"].sel(family=family).values - 0.5, ys, marker="o", ls="none", color="white",
-                mec="black", ms=5, label="measured critical $d$")
+        ax.plot(
+            th["critical_d_theory"].sel(family=family).values - 0.5,
+            ys,
+            marker="|",
+            ls="none",
+            color="black",
+            ms=16,
+            mew=2.5,
+            label="theory $d^*$",
+        )
+        ax.plot(
+            th["critical_d"].sel(family=family).values - 0.5,
+            ys,
+            marker="o",
+            ls="none",
+            color="white",
+            mec="black",
+            ms=5,
+            label="measured critical $d$",
+        )
         ax.set_title(f"{family} family")
         ax.set_xlabel(D_LABEL)
         ax.set_yticks(ys, spectra)
@@ -120,8 +145,10 @@ def _bounded(ds: xr.Dataset, th: xr.Dataset, stem: str, partial: str | None) -> 
     bar.set_label("fraction of draws with bounded risk")
     text = pl.title(f"{th.attrs.get('workflow_name', '')}: bounded (green) and unbounded (red) risk", partial)
     fig.suptitle(text)
-    caption = ("Whether the best-in-class risk stays bounded in T (fraction of adversary draws, decided exactly "
-               "from the rank criterion of docs/theory.md §1.4) over spectrum and parameter count d, one panel "
-               "per family; black bars mark the theory d* (Theorem 3.1: d_u for the block family, d_u − m_u for "
-               "the similarity family), circles the measured critical d; grey: beyond the family's dimension.")
+    caption = (
+        "Whether the best-in-class risk stays bounded in T (fraction of adversary draws, decided exactly "
+        "from the rank criterion of docs/theory.md §1.4) over spectrum and parameter count d, one panel "
+        "per family; black bars mark the theory d* (Theorem 3.1: d_u for the block family, d_u − m_u for "
+        "the similarity family), circles the measured critical d; grey: beyond the family's dimension."
+    )
     return DrawnFigure(stem, text, caption, fig)

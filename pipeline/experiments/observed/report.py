@@ -32,19 +32,26 @@ def disagreements(th: xr.Dataset) -> list[str]:
 
 def table(th: xr.Dataset) -> list[str]:
     """Measured (two ways) beside theory, per (spectrum, family)."""
-    lines = [f"critical parameter count: measured from bounded / empirical (growth exponent < "
-             f"{th.attrs['growth_tol']:g}) / theory (docs/theory.md §1.4)", ""]
+    lines = [
+        f"critical parameter count: measured from bounded / empirical (growth exponent < "
+        f"{th.attrs['growth_tol']:g}) / theory (docs/theory.md §1.4)",
+        "",
+    ]
     width = max([len(str(s)) for s in th["spectrum"].values] + [8])
-    header = (f"{'spectrum':<{width}} {'family':<11}{'n':>3} {'n_u':>4} {'dim':>4} | "
-              f"{'critical_d':>10} {'empirical':>10} {'theory':>7}")
+    header = (
+        f"{'spectrum':<{width}} {'family':<11}{'n':>3} {'n_u':>4} {'dim':>4} | "
+        f"{'critical_d':>10} {'empirical':>10} {'theory':>7}"
+    )
     lines += [header, "-" * len(header)]
     for s, f in _pairs(th):
         sel = {"spectrum": s, "family": f}
         n, nu = int(th["n"].sel(spectrum=s)), int(th["n_unstable"].sel(spectrum=s))
-        lines.append(f"{s:<{width}} {f:<11}{n:>3} {nu:>4} {int(th['family_dim'].sel(sel)):>4} | "
-                     f"{fmt(float(th['critical_d'].sel(sel)), '.0f'):>10} "
-                     f"{fmt(float(th['critical_d_empirical'].sel(sel)), '.0f'):>10} "
-                     f"{fmt(float(th['critical_d_theory'].sel(sel)), '.0f'):>7}")
+        lines.append(
+            f"{s:<{width}} {f:<11}{n:>3} {nu:>4} {int(th['family_dim'].sel(sel)):>4} | "
+            f"{fmt(float(th['critical_d'].sel(sel)), '.0f'):>10} "
+            f"{fmt(float(th['critical_d_empirical'].sel(sel)), '.0f'):>10} "
+            f"{fmt(float(th['critical_d_theory'].sel(sel)), '.0f'):>7}"
+        )
     return lines
 
 

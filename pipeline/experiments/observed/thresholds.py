@@ -53,19 +53,40 @@ def thresholds(ds: xr.Dataset, options: ThresholdOptions) -> xr.Dataset:
             coords[extra] = ds[extra]
     out = xr.Dataset(
         {
-            "critical_d": measured(crit, "critical parameter count measured from bounded: smallest d from which "
-                                   "every draw is bounded", "parameters", dims2),
-            "critical_d_theory": theory(crit_theory, "critical parameter count d* from the closed forms of "
-                                        "docs/theory.md §1.4", "parameters", dims2),
-            "critical_d_empirical": measured(crit_emp, f"smallest d from which the growth exponent stays below "
-                                             f"{tol:g} for every draw", "parameters", dims2),
-            "family_dim": static(family_dim.astype(np.int64), "dimension of the perturbation family",
-                                 "parameters", dims2),
-            "growth_exponent": measured(g, f"growth exponent d log R / d log T between T = {t1:.6g} and {t2:.6g}"
-                                        " (NaN where d > family_dim or the risk is 0)", "1",
-                                        ("spectrum", "family", "d", "draw")),
-            "bounded_theory": theory(bounded_theory, "theory: risk bounded in T (d >= critical_d_theory, "
-                                     "d <= family_dim)", "1", ("spectrum", "family", "d")),
+            "critical_d": measured(
+                crit,
+                "critical parameter count measured from bounded: smallest d from which every draw is bounded",
+                "parameters",
+                dims2,
+            ),
+            "critical_d_theory": theory(
+                crit_theory,
+                "critical parameter count d* from the closed forms of docs/theory.md §1.4",
+                "parameters",
+                dims2,
+            ),
+            "critical_d_empirical": measured(
+                crit_emp,
+                f"smallest d from which the growth exponent stays below {tol:g} for every draw",
+                "parameters",
+                dims2,
+            ),
+            "family_dim": static(
+                family_dim.astype(np.int64), "dimension of the perturbation family", "parameters", dims2
+            ),
+            "growth_exponent": measured(
+                g,
+                f"growth exponent d log R / d log T between T = {t1:.6g} and {t2:.6g}"
+                " (NaN where d > family_dim or the risk is 0)",
+                "1",
+                ("spectrum", "family", "d", "draw"),
+            ),
+            "bounded_theory": theory(
+                bounded_theory,
+                "theory: risk bounded in T (d >= critical_d_theory, d <= family_dim)",
+                "1",
+                ("spectrum", "family", "d"),
+            ),
         },
         coords=coords,
     )
