@@ -397,7 +397,9 @@ class Weight:
     def apply(self, X: FloatArray) -> FloatArray:
         """Mantissas ``(..., n*n)`` of the weighted rows of ``X`` (``(..., n, n)``)."""
         parts = [
-            np.einsum("...rl,kl->...rk", X[..., :, start : start + dim], mant).reshape(*X.shape[:-2], -1)
+            np.einsum("...rl,kl->...rk", X[..., :, start : start + dim], mant).reshape(
+                (*X.shape[:-2], X.shape[-2] * dim)
+            )
             for start, dim, mant in self.blocks
         ]
         out: FloatArray = np.concatenate(parts, axis=-1)
@@ -445,7 +447,22 @@ def _dot(a: FloatArray, b: FloatArray) -> float:
     return float(np.einsum("i,i->", a, b))
 
 
+_SPLITS: dict[tuple[bytes, tuple[int, ...], float], PivotSplit] = {}
+
+
 def pivot_split(C: FloatArray, tol: float = PIVOT_TOL) -> PivotSplit:
+    """Cached :func:`pivot_split_uncached` (the split does not depend on ``T``)."""
+    C = np.ascontiguousarray(C, dtype=float)
+    key = (C.tobytes(), C.shape, float(tol))
+    hit = _SPLITS.get(key)
+    if hit is None:
+        if len(_SPLITS) > 64:
+            _SPLITS.clear()
+        hit = _SPLITS[key] = pivot_split_uncached(C, tol)
+    return hit
+
+
+def pivot_split_uncached(C: FloatArray, tol: float = PIVOT_TOL) -> PivotSplit:
     """Split the columns of ``C`` (Ku, D) in order (Gram-Schmidt, twice) into pivots and
     combinations of earlier pivots (see :class:`PivotSplit`)."""
     Ku, D = C.shape
@@ -545,9 +562,14 @@ def householder(Y0: FloatArray, e0: IntArray) -> tuple[FloatArray, IntArray, Int
         vloc[ip] = math.ldexp(float(sv[ip]), emax - int(e[p]))
         if j + 1 < D:
             sub = Y[rows, j + 1 :]
-            t = sub * np.ldexp(1.0, (e[rows] - emax).astype(np.int64))[:, None]
-            gam = np.einsum("i,ij->j", sv, t) / den
-            Y[rows, j + 1 :] = sub - vloc[:, None] * gam[None, :]
+            w = sv * np.ldexp(1.0, (e[rows] - emax).astype(np.int64))
+            if np.all(np.isfinite(w)):
+                gam = np.einsum("i,ij->j", w, sub) / den
+            else:  # rows far heavier than this column's entries: scale the block instead
+                t = sub * np.ldexp(1.0, (e[rows] - emax).astype(np.int64))[:, None]
+                gam = np.einsum("i,ij->j", sv, t) / den
+            sub -= np.multiply.outer(vloc, gam)
+            Y[rows, j + 1 :] = sub
         Y[rows, j] = 0.0
         Y[p, j] = math.ldexp(-sig, emax - int(e[p]))
         refl.append(Reflection(rows, e[rows].copy(), emax, sv, den, vloc, p))
