@@ -244,7 +244,6 @@ def _observed_workflow(T: list[int], draws: int = 3) -> str:
 def _clear_observed_caches() -> None:
     """Forget per-horizon results, so each timed call does the work a fresh worker does."""
     from pipeline.models import observed as om
-
     from tests.oracles import observed_fixed_point as fx
 
     for mod in (om, fx):
