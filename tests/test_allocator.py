@@ -42,6 +42,7 @@ def _faults(mode: str, env_extra: dict[str, str]) -> int:
     return int(out.stdout.strip())
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc settings")
 def test_block_arrays_are_reused_even_under_dasks_trim_threshold():
     # Dask's nanny exports this to every worker it spawns

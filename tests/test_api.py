@@ -45,6 +45,7 @@ def test_readme_examples_run_verbatim(project, how):
     assert lines[2].split()[1].startswith("quickstart_")  # figures labelled by their file stems
 
 
+@pytest.mark.slow
 def test_run_takes_a_dict_and_text_and_open_cube_checks(tmp_path):
     text = hidden("api", lam=[1.0], noise_ratio=[4.0], k=[1, 3], T=[10, 1000])
     report = pipeline.run(text, tmp_path / "a.zarr", workers=1, quiet=True)

@@ -230,6 +230,7 @@ def test_info_json_and_query_formats(cube, capsys):
     assert csv[0].split(",")[:3] == ["lam", "noise_ratio", "risk"] and len(csv) == 4
 
 
+@pytest.mark.slow
 def test_real_exit_codes_in_a_subprocess(tmp_path):
     bad = write_workflow(tmp_path, GOOD.replace("lam = [1.0]", "lam = [nan]"))
     result = emergence("run", str(bad), "--out", str(tmp_path / "o.zarr"))

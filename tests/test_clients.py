@@ -27,6 +27,7 @@ def _worker_facts() -> dict:
     }
 
 
+@pytest.mark.slow
 def test_local_workers_are_forked_from_the_forkserver_with_the_current_environment(monkeypatch):
     monkeypatch.setenv("EMERGENCE_TEST_PROBE", "first")
     client = clients.make_client(Where.local(2), blocks=2)
@@ -79,6 +80,7 @@ def test_run_reads_the_workflow_before_importing_xarray_or_distributed():
     assert out.stdout.strip() == "[]"
 
 
+@pytest.mark.slow
 def test_local_workers_start_when_the_script_comes_from_standard_input(tmp_path):
     """``python -`` has no main file for worker processes to re-run (it used to fail every worker)."""
     script = (

@@ -33,6 +33,7 @@ def unfinished(tmp_path_factory):
     return wf, out
 
 
+@pytest.mark.slow
 def test_readers_refuse_an_unfinished_cube_in_one_line(unfinished, tmp_path, capsys):
     wf, out = unfinished
     for argv in (
@@ -50,6 +51,7 @@ def test_readers_refuse_an_unfinished_cube_in_one_line(unfinished, tmp_path, cap
             read()
 
 
+@pytest.mark.slow
 def test_partial_outputs_say_so_and_draw_nothing_from_empty_cells(unfinished, tmp_path, capsys):
     _, out = unfinished
     ds = open_cube(out, partial=True)

@@ -107,6 +107,7 @@ chunk_choice = st.fixed_dictionaries(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(chunks=chunk_choice)
 def test_chunking_does_not_change_the_cube(tmp_path_factory, shared_cluster, chunks):
@@ -120,6 +121,7 @@ def test_chunking_does_not_change_the_cube(tmp_path_factory, shared_cluster, chu
         np.testing.assert_array_equal(ds[name].values, arrays[name])
 
 
+@pytest.mark.slow
 def test_worker_count_does_not_change_the_cube(tmp_path):
     one, two = tmp_path / "one.zarr", tmp_path / "two.zarr"
     text = SMALL + "\n[chunks]\nk = 2\n"
@@ -137,6 +139,7 @@ def test_check_block_refuses_nan_and_names_the_cell():
     check_block((0, 0), coords, {"risk": np.array([[1.0, 2.0], [3.0, np.nan]])}, allowed)
 
 
+@pytest.mark.slow
 def test_failed_block_is_reported_and_retried_on_rerun(tmp_path, monkeypatch):
     out = tmp_path / "f.zarr"
     text = SMALL + "\n[chunks]\nlam = 1\nblocks_per_task = 1\n"
@@ -163,6 +166,7 @@ SLOW = hidden(
 )
 
 
+@pytest.mark.slow
 def test_resume_after_kill_9_of_the_driver(tmp_path):
     wf_path = write_workflow(tmp_path, SLOW)
     out = tmp_path / "slow.zarr"
@@ -207,6 +211,7 @@ def test_resume_after_kill_9_of_the_driver(tmp_path):
     assert_cubes_identical(out, reference)
 
 
+@pytest.mark.slow
 def test_crash_between_write_and_mark_leaves_block_for_resume(tmp_path):
     wf_path = write_workflow(tmp_path, SLOW)
     out = tmp_path / "torn.zarr"
@@ -235,6 +240,7 @@ MC = hidden(
 )
 
 
+@pytest.mark.slow
 def test_montecarlo_cube_agrees_with_exact_and_ignores_chunking(tmp_path, shared_cluster):
     whole, split = tmp_path / "whole.zarr", tmp_path / "split.zarr"
     run_quietly(MC, whole, where=shared_cluster)
@@ -248,6 +254,7 @@ def test_montecarlo_cube_agrees_with_exact_and_ignores_chunking(tmp_path, shared
     assert np.all(a["risk_stderr"].values > 0)
 
 
+@pytest.mark.slow
 def test_nan_from_a_kernel_fails_the_block_naming_the_cell(tmp_path, monkeypatch):
     out = tmp_path / "nan.zarr"
     text = SMALL + "\n[chunks]\nlam = 1\nblocks_per_task = 1\n"
@@ -263,6 +270,7 @@ def test_nan_from_a_kernel_fails_the_block_naming_the_cell(tmp_path, monkeypatch
     assert report.blocks_computed == 1 and not np.isnan(xr.open_zarr(out)["risk"].values).any()
 
 
+@pytest.mark.slow
 def test_ctrl_c_prints_one_line_and_the_rerun_resumes(tmp_path):
     """A terminal's Ctrl-C signals the whole foreground process group: only the driver hears it."""
     wf_path = write_workflow(tmp_path, SLOW)
@@ -301,6 +309,7 @@ def test_ctrl_c_prints_one_line_and_the_rerun_resumes(tmp_path):
     assert_cubes_identical(out, reference)
 
 
+@pytest.mark.slow
 def test_single_block_run_prints_a_dashboard_it_listens_on(tmp_path):
     one = hidden("one", lam=[1.0], noise_ratio=[1.0], learner=["best_fir"], k=[1], T=[10])
     result = emergence("run", str(write_workflow(tmp_path, one)), "--out", str(tmp_path / "one.zarr"), "--no-progress")

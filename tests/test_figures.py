@@ -37,6 +37,7 @@ def gallery(tmp_path_factory, shared_cluster):
     return root, results, said, shared_cluster
 
 
+@pytest.mark.slow
 def test_first_run_makes_cube_thresholds_figures_index(gallery):
     root, results, said, _ = gallery
     (r,) = results
@@ -124,6 +125,7 @@ def test_bad_workflow_folders(tmp_path):
     assert not (tmp_path / "data").exists()  # nothing written before every workflow is valid
 
 
+@pytest.mark.slow
 def test_regenerating_unchanged_cubes_changes_no_byte(gallery):
     root, _, _, where = gallery
     out = root / "stable"

@@ -88,6 +88,7 @@ def test_writers_refuse_what_is_not_theirs(cube, user_files, tmp_path, capsys):
     assert (paper / "paper.tex").read_text() == "\\documentclass{article}"
 
 
+@pytest.mark.slow
 def test_overwrite_keeps_the_old_cube_until_the_new_one_is_complete(tmp_path, monkeypatch):
     out = tmp_path / "c.zarr"
     run_quietly(TEXT + "\n[chunks]\nk = 1\nblocks_per_task = 1\n", out)
@@ -105,6 +106,7 @@ def test_overwrite_keeps_the_old_cube_until_the_new_one_is_complete(tmp_path, mo
     assert_cubes_identical(out, tmp_path / "fresh.zarr")
 
 
+@pytest.mark.slow
 def test_figures_are_replaced_only_where_the_manifest_says_they_are_ours(cube, tmp_path, capsys):
     out = tmp_path / "figs"
     assert main(["plot", str(cube), "--out", str(out)]) == 0

@@ -9,10 +9,13 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import REPO, emergence, write_workflow
 from tests.test_config import GOOD
 
 
+@pytest.mark.slow
 def test_second_writer_refused_while_first_runs(tmp_path):
     slow = GOOD + "[chunks]\nnoise_ratio = 1\nlearner = 1\nk = 1\nblocks_per_task = 1\n"
     wf = write_workflow(tmp_path, slow)

@@ -28,6 +28,7 @@ def check_image(saved: plots.SavedFigure, workflow: str) -> None:
     assert workflow in saved.title and saved.caption.endswith(".")
 
 
+@pytest.mark.slow
 def test_hidden_figures(tmp_path):
     ds = synthetic_hidden()
     saved = plots.save(plots.draw(ds, tau=1.0), tmp_path / "fig")
@@ -41,6 +42,7 @@ def test_hidden_figures(tmp_path):
         check_image(p, "synthetic_hidden")
 
 
+@pytest.mark.slow
 def test_observed_figures(tmp_path):
     saved = plots.save(plots.draw(synthetic_observed().isel(spectrum=[0, 1])), tmp_path)
     assert len(saved) == 3  # two spectra + the bounded map

@@ -48,6 +48,7 @@ def test_new_regions_cover_exactly_the_new_cells():
     assert new_regions(block, (0, 0, 0)) == [block]
 
 
+@pytest.mark.slow
 def test_extend_computes_only_new_cells_and_equals_a_fresh_run(tmp_path, shared_cluster):
     grown = tmp_path / "grown.zarr"
     first = run_quietly(BASE, grown, shared_cluster)
@@ -95,6 +96,7 @@ def test_extend_refuses_other_changes(tmp_path, shared_cluster):
     assert xr.open_zarr(out).sizes["lam"] == 2
 
 
+@pytest.mark.slow
 def test_corrupt_metadata_is_reported_not_mixed(tmp_path, shared_cluster):
     out = tmp_path / "c.zarr"
     run_quietly(BASE, out, shared_cluster)

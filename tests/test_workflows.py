@@ -45,6 +45,7 @@ def test_there_are_shipped_workflows():
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
 def test_shipped_workflow_runs_pruned(path, tmp_path, shared_cluster):
     wf = load_workflow(path)

@@ -132,6 +132,7 @@ def test_kstar_legend_draws_its_theory_only_where_there_is_one():
         assert any("theory" in t.get_text() for t in legend.get_texts()) is has_theory, stem
 
 
+@pytest.mark.slow
 def test_summary_tells_what_a_real_cube_shows(tmp_path, shared_cluster):
     from pipeline.location import StoreLocation
     from pipeline.summary import summarize

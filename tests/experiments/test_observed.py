@@ -36,6 +36,7 @@ TABLE_WORKFLOW = observed(
 )
 
 
+@pytest.mark.slow
 def test_math_table_out_of_a_cube_and_chunking_invariance(tmp_path, shared_cluster):
     run_quietly(TABLE_WORKFLOW, tmp_path / "a.zarr", shared_cluster)
     ds = open_cube(tmp_path / "a.zarr").load()
@@ -53,6 +54,7 @@ def test_math_table_out_of_a_cube_and_chunking_invariance(tmp_path, shared_clust
     assert_cubes_identical(tmp_path / "a.zarr", tmp_path / "b.zarr", layout=False)
 
 
+@pytest.mark.slow
 def test_montecarlo_agrees_with_exact(tmp_path, shared_cluster):
     text = observed("mc", seed=1, spectrum=["1.0^[1,1]"], family=["block", "full"], T=[5, 40])
     run_quietly(text, tmp_path / "exact.zarr", shared_cluster)

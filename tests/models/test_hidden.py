@@ -202,6 +202,7 @@ def test_kalman_vs_dare():
             assert float(K) == pytest.approx(lv * X[0, 0] / (X[0, 0] + rv), rel=1e-9)
 
 
+@pytest.mark.slow
 def test_kalman_vs_statsmodels():
     import statsmodels.api as sm
 
@@ -257,6 +258,7 @@ ORACLE_T = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lam", sorted(ORACLE_T))
 def test_against_float64_oracle(lam):
     rs, ks, Ts = [0.01, 1.0, 4.0, 100.0], [1, 2, 5, 17], list(ORACLE_T[lam])

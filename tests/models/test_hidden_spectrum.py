@@ -100,6 +100,7 @@ KALMAN_SPECTRA = ["1.0", "1.0^2", "1.0^4", "1.05", "1.05^2", "1.05@30, 0.3^2", "
 KALMAN_RATIOS = [1e-4, 0.01, 1.0, 100.0, 1e4, 1e6]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("text", KALMAN_SPECTRA)
 def test_kalman_vs_mpmath(text):
     A, C = orc.system(text)
@@ -297,6 +298,7 @@ MP_LOOP_CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("text,r,k,T", MP_LOOP_CASES)
 def test_against_mp_loop(text, r, k, T):
     tr, best, th = _mp_ref(text, r, k, T, closed=False)
@@ -330,6 +332,7 @@ MP_CLOSED_CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("text,r,k,T", MP_CLOSED_CASES)
 def test_against_mp_closed(text, r, k, T):
     tr, best, _th = _mp_ref(text, r, k, T, closed=True)
@@ -423,6 +426,7 @@ def _subset(name):
     return st.lists(st.integers(0, n - 1), min_size=1, max_size=n, unique=True)
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     text=st.sampled_from(GRID["spectrum"]),
@@ -583,6 +587,7 @@ def _bounded_from_kalman(text, r, k):
         return rank(cols[:k]) == rank(cols[: k + 1])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("text", ["1.0^2, 0.5", "1.0@60, 0.5", "1.0, -1.0, 0.3", "1.02^2", "1.0@30, 1.0^2"])
 def test_bounded_independent_of_noise_ratio(text):
     ks = list(range(0, hs.n_unstable(text) + 3))

@@ -281,6 +281,7 @@ HARD = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("text, fam, T", HARD)
 def test_hard_cells_against_mpmath(text, fam, T):
     coords, static, s = _cube([text], [T], draws=2, families=(fam,))

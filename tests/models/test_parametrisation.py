@@ -349,6 +349,7 @@ def _text(terms) -> str:
     return ", ".join(parts)
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_term, min_size=1, max_size=3), st.integers(0, 2**32 - 1))
 def test_rule_against_numerical_rank(terms, seed):
