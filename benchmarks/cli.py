@@ -28,6 +28,9 @@ ORDER = (
     "done_scan_seconds_1e5",
     "observed_horizon_cost_ratio",
     "observed_cells_per_s",
+    "observed_speedup_n16_full",
+    "observed_speedup_n16_block",
+    "observed_cells_per_s_n16",
 )
 
 
@@ -80,6 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             step("cells per second", lambda: kernels.cells_per_s(quick))
         if "observed" in groups:
             step("observed kernel", lambda: kernels.observed_figures(quick))
+            step("observed kernel at n = 16 vs the fixed-point path", lambda: kernels.observed_speedup_figures(quick))
         if "pipeline" in groups:
             runner = pipeline_runs.Runner()
             try:

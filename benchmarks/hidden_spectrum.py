@@ -72,8 +72,8 @@ def measure(quick: bool) -> dict[str, Any]:
         out["grid_cells"] = cells
     # horizon cost ratio on the same cells: T = 1e8 alone vs T = 1e2 alone
     for learner in hs.LEARNERS:
-        t_hi = _time(lambda: [hs.risk_block(s, ratios, learner, KS, [10**8]) for s in SPECTRA], repeats)
-        t_lo = _time(lambda: [hs.risk_block(s, ratios, learner, KS, [10**2]) for s in SPECTRA], repeats)
+        t_hi = _time(lambda lr=learner: [hs.risk_block(s, ratios, lr, KS, [10**8]) for s in SPECTRA], repeats)
+        t_lo = _time(lambda lr=learner: [hs.risk_block(s, ratios, lr, KS, [10**2]) for s in SPECTRA], repeats)
         out[f"horizon_cost_ratio_{learner}"] = t_hi / t_lo
     if not quick:
         # the intended workflow: 9 spectra, 7 noise ratios, k 1..64, T to 1e8 (1e4 above radius 1)

@@ -244,11 +244,16 @@ def _observed_workflow(T: list[int], draws: int = 3) -> str:
 def _clear_observed_caches() -> None:
     """Forget per-horizon results, so each timed call does the work a fresh worker does."""
     from pipeline.models import observed as om
+    from tests.oracles import observed_fixed_point as fx
 
-    for name in ("_block_log2_scales", "_sigmabar_blocks"):
-        fn = getattr(om, name, None)
-        if fn is not None and hasattr(fn, "cache_clear"):
-            fn.cache_clear()
+    for mod in (om, fx):
+        for name in ("_block_log2_scales", "_sigmabar_blocks", "_block_weight"):
+            fn = getattr(mod, name, None)
+            if fn is not None and hasattr(fn, "cache_clear"):
+                fn.cache_clear()
+    splits = getattr(om, "_SPLITS", None)
+    if splits is not None:
+        splits.clear()
 
 
 def observed_figures(quick: bool) -> list[Figure]:
@@ -318,3 +323,99 @@ def observed_figures(quick: bool) -> list[Figure]:
             },
         ),
     ]
+
+
+# ---------------------------------------------------------------------------
+# observed kernel at n = 16: the fast kernel against today's fixed-point path
+
+SPEEDUP_SPECTRUM = "1.0^8, 0.5^8"
+SPEEDUP_T = [10**2, 10**4, 10**6]
+
+
+def _observed_prepared(spectra: list[str], families: list[str], T: list[int], draws: int) -> tuple[Any, Any, int]:
+    from pipeline.config import parse_workflow
+    from pipeline.experiments.observed.adapter import OBSERVED
+
+    text = (
+        'experiment = "observed"\nname = "bench_observed16"\nseed = 0\n[grid]\n'
+        f"spectrum = {list(spectra)!r}\nfamily = {list(families)!r}\n".replace("'", '"')
+        + f'd = "all"\nT = {list(T)}\ndraw = {draws}\n'
+    )
+    wf = parse_workflow(text)
+    static = OBSERVED.static(wf.coords, wf.settings)
+    fam_dim = static["family_dim"].values
+    d = np.asarray(wf.coords["d"])
+    defined = int((d[None, None, :] <= fam_dim[:, :, None]).sum()) * len(wf.coords["T"]) * len(wf.coords["draw"])
+    return wf, static, defined
+
+
+def _fixed_point_kernel(wf: Any, static: Any) -> np.ndarray:
+    """Today's path (kept as tests/oracles/observed_fixed_point.py), driven as the adapter
+    drives the model: one factor per (spectrum, family, T), bounded once."""
+    from pipeline.models import observed as om
+    from pipeline.models.spectra import parse_spectrum
+    from tests.oracles import observed_fixed_point as fx
+
+    basis = wf.settings.extra.get("basis", "jordan")
+    out = []
+    for text in wf.coords["spectrum"]:
+        sp = parse_spectrum(str(text))
+        n = sp.n
+        Q = om.basis_change(sp, basis, int(wf.settings.seed))
+        for fam in wf.coords["family"]:
+            st = static.sel(spectrum=text, family=fam)
+            D = int(st["family_dim"].values)
+            B = np.asarray(st["learner_basis"].values, dtype=float)[:D, :n, :n]
+            H = np.asarray(st["perturbation"].values, dtype=float)[:, :n, :n]
+            prob = fx.problem_from_matrices(str(text), str(fam), B, H, Q)
+            fx.bounded(prob)
+            for T in wf.coords["T"]:
+                fac = fx.risk_factor(str(text), str(fam), prob.P, int(T))
+                out.append(fx.log2_risk(fac, prob.Pinv, prob.h))
+    return np.concatenate([o.ravel() for o in out])
+
+
+def observed_speedup_figures(quick: bool) -> list[Figure]:
+    """n = 16 (``1.0^8, 0.5^8``), d = all, T = 1e2/1e4/1e6, 2 draws: the fast kernel
+    (the adapter's kernel) against today's fixed-point path, side by side in one run,
+    caches cleared before every call; and the fast kernel's cells per second there."""
+    from pipeline.experiments.observed.adapter import OBSERVED
+
+    figures = []
+    repeats = 1 if quick else 3
+    for family, target in (("full", 30.0), ("block", 10.0)):
+        wf, static, defined = _observed_prepared([SPEEDUP_SPECTRUM], [family], SPEEDUP_T, 2)
+        times = alternate(
+            {
+                "fast": lambda wf=wf, static=static: OBSERVED.kernel(wf.coords, static, wf.settings),
+                "fixed_point": lambda wf=wf, static=static: _fixed_point_kernel(wf, static),
+            },
+            repeats,
+            between=_clear_observed_caches,
+        )
+        fast, old = median(times["fast"]), median(times["fixed_point"])
+        figures.append(
+            Figure(
+                f"observed_speedup_n16_{family}",
+                old / fast,
+                "x",
+                ">=",
+                target,
+                note=(
+                    f"{SPEEDUP_SPECTRUM!r} {family} (D = {int(static['family_dim'].values.max())}), d = all, "
+                    f"T = 1e2/1e4/1e6, 2 draws: fixed point {old:.2f} s vs fast {fast:.3f} s, one process"
+                ),
+                details={"defined_cells": defined, "seconds_fast": fast, "seconds_fixed_point": old, "times": times},
+            )
+        )
+        if family == "full":
+            figures.append(
+                Figure(
+                    "observed_cells_per_s_n16",
+                    defined / fast,
+                    "cells/s",
+                    note=f"{defined:,} defined cells of the n = 16 full workload above, fast kernel, one process",
+                    details={"defined_cells": defined, "seconds": fast},
+                )
+            )
+    return figures

@@ -83,7 +83,7 @@ def start_worker_forkserver() -> bool:
     added = {name: value for name, value in WORKER_ENVIRON.items() if name not in os.environ}
     key = (tuple(sorted(os.environ.items())), tuple(sys.path))
     if _forkserver_key is not None and key != _forkserver_key:
-        forkserver._forkserver._stop()  # the stdlib's own way to stop it (its tests use it)
+        forkserver._forkserver._stop()  # type: ignore[attr-defined]  # the stdlib's own way to stop it (its tests use it)
     multiprocessing.get_context("forkserver").set_forkserver_preload(_forkserver_modules())
     os.environ.update(added)
     try:

@@ -139,7 +139,7 @@ def start_batch_cluster(spec: ClusterSpec) -> Any:
         import dask_jobqueue
     except ImportError:
         raise UsageError("batch clusters need dask-jobqueue: pip install 'emergence-pipeline[cluster]'") from None
-    cls = getattr(dask_jobqueue, KINDS[spec.kind])
+    cls = getattr(dask_jobqueue, str(KINDS[spec.kind]))
     cluster = cls(**_jobqueue_kwargs(spec))
     o = spec.options
     if "adaptive_maximum" in o:
@@ -155,6 +155,6 @@ def job_script(spec: ClusterSpec) -> str:
         import dask_jobqueue
     except ImportError:
         raise UsageError("batch clusters need dask-jobqueue: pip install 'emergence-pipeline[cluster]'") from None
-    cls = getattr(dask_jobqueue, KINDS[spec.kind])
+    cls = getattr(dask_jobqueue, str(KINDS[spec.kind]))
     with cls(**_jobqueue_kwargs(spec)) as cluster:
-        return cluster.job_script()
+        return str(cluster.job_script())

@@ -92,7 +92,7 @@ def regenerate(
         names[wf.name] = path
     statuses = [store_status(wf, StoreLocation(str(data_dir / f"{wf.name}.zarr"))) for _, wf in loaded]
     check_target(StoreLocation(str(out_dir)), "figures")
-    for (path, wf), status in zip(loaded, statuses, strict=True):
+    for (_, wf), status in zip(loaded, statuses, strict=True):
         cube = StoreLocation(str(data_dir / f"{wf.name}.zarr"))
         if status.state == "foreign":
             check_target(cube, "cube")  # raises: nothing is run before every path is ours
@@ -102,7 +102,7 @@ def regenerate(
     data_dir.mkdir(parents=True, exist_ok=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     results = []
-    for (path, wf), status in zip(loaded, statuses, strict=True):
+    for (_, wf), status in zip(loaded, statuses, strict=True):
         store = data_dir / f"{wf.name}.zarr"
         result = WorkflowResult(path, wf.name, wf.experiment, store, status.state)
         if status.state == "complete":

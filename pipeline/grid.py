@@ -87,7 +87,11 @@ class BlockPlan:
         return any(t > 1 for t in self.task_blocks)
 
     def keys(self) -> Iterator[BlockKey]:
+        """Every block's key, in C order."""
         return itertools.product(*(range(n) for n in self.nblocks))
+
+    def __iter__(self) -> Iterator[BlockKey]:
+        return self.keys()
 
     def task_keys(self) -> Iterator[BlockKey]:
         return itertools.product(*(range(n) for n in self.ntasks))

@@ -41,8 +41,9 @@ def cube_info(location: StoreLocation) -> dict[str, Any]:
     done = store.count_done(location)
     provenance = {k: attrs.get(k) for k in PROVENANCE_KEYS}
     for k in ("library_versions", "block_chunks", "history"):
-        if isinstance(provenance[k], str):
-            provenance[k] = json.loads(provenance[k])
+        value = provenance[k]
+        if isinstance(value, str):
+            provenance[k] = json.loads(value)
     return {
         "kind": "cube",
         "store": location.url,
@@ -72,7 +73,7 @@ def thresholds_info(location: StoreLocation) -> dict[str, Any]:
 
 def _variables(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
     return {
-        name: {"dims": list(v.dims), "long_name": v.attrs.get("long_name", ""), "units": v.attrs.get("units", "")}
+        str(name): {"dims": list(v.dims), "long_name": v.attrs.get("long_name", ""), "units": v.attrs.get("units", "")}
         for name, v in ds.data_vars.items()
     }
 
@@ -160,7 +161,7 @@ def query(
     note = note or (lambda text: print(text, file=sys.stderr))
     require_cube(location)
     ds = store.open_dataset(location)
-    names = list(variables) if variables else list(ds.data_vars)
+    names = list(variables) if variables else [str(n) for n in ds.data_vars]
     for name in names:
         if name not in ds.data_vars:
             raise UsageError(f"--var {name!r}: unknown variable; variables are {list(ds.data_vars)}")

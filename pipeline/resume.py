@@ -55,10 +55,10 @@ def stored_state(workflow: Workflow, location: StoreLocation) -> StoreState:
     try:
         plan = _stored_plan(attrs, workflow.plan.axes, workflow.plan.shape, store.task_blocks(location))
         group = store.open_group(location, mode="r")
-        blocks = group[f"{store.DONE_GROUP}/done"]
-        complete = tuple(int(n) for n in blocks.attrs.get("complete_shape", [0] * len(plan.axes)))
+        blocks = store.array(group, f"{store.DONE_GROUP}/done")
+        complete = tuple(store.int_list(blocks.attrs.get("complete_shape"), [0] * len(plan.axes)))
         shapes_ok = blocks.shape == plan.ntasks and all(
-            group[a].shape == (n,) for a, n in zip(plan.axes, plan.shape, strict=True)
+            store.array(group, a).shape == (n,) for a, n in zip(plan.axes, plan.shape, strict=True)
         )
     except Exception as exc:
         raise UsageError(
@@ -87,7 +87,7 @@ def extension_plan(workflow: Workflow, location: StoreLocation) -> tuple[BlockPl
     group = store.open_group(location, mode="r")
     if bad:
         raise UsageError(
-            f"--extend: axis {bad[0]!r} must keep its {group[bad[0]].shape[0]} existing values "
+            f"--extend: axis {bad[0]!r} must keep its {store.array(group, bad[0]).shape[0]} existing values "
             "first, in order, and add new values after them"
         )
     old_plan = store.stored_plan(location)

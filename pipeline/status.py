@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+import numpy as np
+
 from pipeline.guard import Found, identify
 from pipeline.location import StoreLocation
 from pipeline.wording import count
@@ -76,7 +78,7 @@ def axis_mismatches(workflow: Workflow, location: StoreLocation) -> list[str]:
     group = store.open_group(location, mode="r")
     bad = []
     for axis in workflow.plan.axes:
-        old = group[axis][...] if axis in group else None
+        old = np.asarray(store.array(group, axis)[...]) if axis in group else None
         new = workflow.coords[axis]
         if old is None or len(old) > len(new):
             bad.append(axis)

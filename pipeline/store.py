@@ -24,7 +24,7 @@ import warnings
 from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import xarray as xr
@@ -223,8 +223,33 @@ def consolidate(location: StoreLocation) -> None:
         zarr.consolidate_metadata(location.zarr_store(), zarr_format=3)
 
 
-def open_group(location: StoreLocation, mode: str = "r+") -> zarr.Group:
+def open_group(location: StoreLocation, mode: Literal["r", "r+", "a", "w", "w-"] = "r+") -> zarr.Group:
     return zarr.open_group(location.zarr_store(), mode=mode, zarr_format=3, use_consolidated=False)
+
+
+def array(group: zarr.Group, path: str) -> zarr.Array[Any]:
+    """The array at ``path`` in ``group`` (TypeError if a group stands there)."""
+    node = group[path]
+    if not isinstance(node, zarr.Array):
+        raise TypeError(f"{path!r} is a group, not an array")
+    return node
+
+
+def subgroup(group: zarr.Group, path: str) -> zarr.Group:
+    """The group at ``path`` in ``group`` (TypeError if an array stands there)."""
+    node = group[path]
+    if not isinstance(node, zarr.Group):
+        raise TypeError(f"{path!r} is an array, not a group")
+    return node
+
+
+def int_list(value: object, default: list[int]) -> list[int]:
+    """A JSON attribute holding a list of integers (``default`` if absent)."""
+    if value is None:
+        return default
+    if not isinstance(value, list | tuple):
+        raise TypeError(f"expected a list of integers, got {value!r}")
+    return [int(v) for v in value]
 
 
 def write_task(
@@ -256,15 +281,14 @@ def mark_done(group: Mapping[str, Any], task: BlockKey) -> None:
     group[f"{DONE_GROUP}/done"][task] = 1
 
 
-def _done_array(location: StoreLocation) -> zarr.Array:
+def _done_array(location: StoreLocation) -> zarr.Array[Any]:
     try:
-        done = open_group(location, mode="r")[f"{DONE_GROUP}/done"]
+        done = array(open_group(location, mode="r"), f"{DONE_GROUP}/done")
     except Exception as exc:  # missing or unreadable: the store cannot say what is done
         raise UsageError(
             f"store {location.url!r}: metadata is corrupt or incomplete (no readable done-marks: "
             f"{type(exc).__name__}); pass --overwrite to rebuild it"
         ) from None
-    assert isinstance(done, zarr.Array)
     return done
 
 
@@ -282,7 +306,7 @@ def _mark_paths(location: StoreLocation, paths: bool = True) -> dict[BlockKey, s
     them as ``c/<i>/<j>/...``); a mark exists only once wholly written (local writes go
     through a renamed temporary file, object stores put whole objects)."""
     done = _done_array(location)
-    nested = getattr(done.metadata.chunk_key_encoding, "separator", "/") == "/"
+    nested = getattr(getattr(done.metadata, "chunk_key_encoding", None), "separator", "/") == "/"
     fs, root = location.fs()
     folder = f"{root}/{DONE_GROUP}/done"
     if location.is_local:
@@ -305,22 +329,22 @@ def _mark_paths(location: StoreLocation, paths: bool = True) -> dict[BlockKey, s
 
 def read_ledger(location: StoreLocation) -> set[BlockKey]:
     """The tasks folded into the ledger (none for cubes that have no ledger)."""
-    blocks = open_group(location, mode="r")[DONE_GROUP]
+    blocks = subgroup(open_group(location, mode="r"), DONE_GROUP)
     if LEDGER not in blocks:
         return set()
     ntasks = _done_array(location).shape
-    bits = np.unpackbits(np.asarray(blocks[LEDGER][...], dtype=np.uint8))[: math.prod(ntasks)]
+    bits = np.unpackbits(np.asarray(array(blocks, LEDGER)[...], dtype=np.uint8))[: math.prod(ntasks)]
     return {tuple(int(i) for i in k) for k in zip(*np.unravel_index(np.flatnonzero(bits), ntasks), strict=True)}
 
 
 def write_ledger(location: StoreLocation, tasks: set[BlockKey], ntasks: tuple[int, ...]) -> None:
     """Replace the ledger (one object) by ``tasks`` over a task grid of ``ntasks``."""
-    blocks = open_group(location)[DONE_GROUP]
+    blocks = subgroup(open_group(location), DONE_GROUP)
     bits = np.zeros(math.prod(ntasks), dtype=np.uint8)
     if tasks:
         bits[np.ravel_multi_index(np.array(sorted(tasks)).T, ntasks)] = 1
     packed = np.packbits(bits)
-    ledger = blocks[LEDGER]
+    ledger = array(blocks, LEDGER)
     if ledger.shape != packed.shape:
         ledger.resize(packed.shape)  # one chunk spans the ledger: resize keeps the chunk shape
     ledger[...] = packed
@@ -329,7 +353,7 @@ def write_ledger(location: StoreLocation, tasks: set[BlockKey], ntasks: tuple[in
 def compact_done(location: StoreLocation) -> int:
     """Fold the standing marks into the ledger, then remove those marks (only the store's
     lock holder calls this). Returns the number of tasks done."""
-    blocks = open_group(location, mode="r")[DONE_GROUP]
+    blocks = subgroup(open_group(location, mode="r"), DONE_GROUP)
     if LEDGER not in blocks:
         return len(done_tasks(location))
     marks = _mark_paths(location)
@@ -379,8 +403,8 @@ def _scan_flat(folder: str, ndim: int) -> set[BlockKey]:
 def task_blocks(location: StoreLocation) -> tuple[int, ...]:
     """Blocks per task along every axis (one for cubes written before tasks grouped blocks)."""
     done = _done_array(location)
-    blocks = open_group(location, mode="r")[DONE_GROUP]
-    return tuple(int(t) for t in blocks.attrs.get("task_blocks", [1] * done.ndim))
+    blocks = subgroup(open_group(location, mode="r"), DONE_GROUP)
+    return tuple(int_list(blocks.attrs.get("task_blocks"), [1] * done.ndim))
 
 
 def count_done(location: StoreLocation, plan: BlockPlan | None = None) -> int:
@@ -398,7 +422,10 @@ def stored_plan(location: StoreLocation) -> BlockPlan:
     group = open_group(location, mode="r")
     axes = tuple(chunks)
     return BlockPlan(
-        axes, tuple(int(group[a].shape[0]) for a in axes), tuple(int(chunks[a]) for a in axes), task_blocks(location)
+        axes,
+        tuple(int(array(group, a).shape[0]) for a in axes),
+        tuple(int(chunks[a]) for a in axes),
+        task_blocks(location),
     )
 
 
@@ -416,7 +443,7 @@ def done_marks(location: StoreLocation) -> np.ndarray:
 def complete_shape(location: StoreLocation) -> tuple[int, ...]:
     """The region known complete before the cube's latest extension (zeros if never extended)."""
     done = _done_array(location)
-    return tuple(int(n) for n in done.attrs.get("complete_shape", [0] * done.ndim))
+    return tuple(int_list(done.attrs.get("complete_shape"), [0] * done.ndim))
 
 
 def read_attrs(location: StoreLocation) -> dict[str, Any]:
@@ -459,18 +486,18 @@ def grow_cube(
     group = open_group(location)
     for axis in plan.axes:
         values = coords[axis]
-        group[axis].resize((len(values),))
-        group[axis][:] = np.array([str(v) for v in values], dtype=object) if values.dtype == object else values
+        array(group, axis).resize((len(values),))
+        array(group, axis)[:] = np.array([str(v) for v in values], dtype=object) if values.dtype == object else values
     for name, var in static.variables.items():
         if name in plan.axes:
             continue
-        if name not in group:
+        if str(name) not in group:
             raise UsageError(f"--extend: the cube has no static variable {name!r}; rebuild it with --overwrite")
-        group[name].resize(var.shape)
-        group[name][...] = var.values
+        array(group, str(name)).resize(var.shape)
+        array(group, str(name))[...] = var.values
     for name, spec in variables.items():
-        group[name].resize(tuple(len(coords[d]) for d in spec.dims))
-    done = group[f"{DONE_GROUP}/done"]
+        array(group, name).resize(tuple(len(coords[d]) for d in spec.dims))
+    done = array(group, f"{DONE_GROUP}/done")
     finished = done_tasks(location)
     marks = _mark_paths(location)
     if marks:
@@ -481,13 +508,13 @@ def grow_cube(
         for task in finished
         if all(s.stop <= n for s, n in zip(plan.task_slices(task).values(), complete_shape, strict=True))
     }
-    if LEDGER in group[DONE_GROUP]:
+    if LEDGER in subgroup(group, DONE_GROUP):
         write_ledger(location, kept, plan.ntasks)
     else:
         for task in kept:  # cubes of the first format: marks only
             done[task] = 1
     done.attrs["complete_shape"] = list(complete_shape)
-    history = json.loads(group.attrs.get("history", "[]"))
+    history = json.loads(str(group.attrs.get("history", "[]")))
     history.append(history_entry("extend", math.prod(complete_shape), plan.cells))
     group.attrs.update(dict(attrs) | {"history": json.dumps(history)})
     consolidate(location)

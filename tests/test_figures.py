@@ -116,7 +116,7 @@ def test_bad_workflow_folders(tmp_path):
         figures.regenerate(tmp_path / "absent", tmp_path / "data", tmp_path / "out")
     (tmp_path / "a.toml").write_text(TINY)
     (tmp_path / "b.toml").write_text(TINY.replace("k = { range = [1, 8] }", "k = { range = [0, 8] }"))
-    with pytest.raises(UsageError, match="grid.k"):
+    with pytest.raises(UsageError, match=r"grid\.k"):
         figures.regenerate(tmp_path, tmp_path / "data", tmp_path / "out")
     (tmp_path / "b.toml").write_text(TINY)
     with pytest.raises(UsageError, match="share the name 'tiny'"):

@@ -97,7 +97,7 @@ def test_slope_axis_fits_the_slopes():
 
 def test_plot_rejects_unknown_tau():
     ds = synthetic_hidden()
-    with pytest.raises(UsageError, match="--tau 0.5"):
+    with pytest.raises(UsageError, match=r"--tau 0\.5"):
         plots.draw(ds, thr.compute_thresholds(ds, thr.options([1.0])), tau=0.5)
 
 

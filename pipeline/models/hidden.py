@@ -79,6 +79,7 @@ LEARNERS: tuple[str, ...] = ("truncated_kalman", "best_fir")
 
 _LN10 = math.log(10.0)
 FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
 
 
 # ---------------------------------------------------------------------------
@@ -204,36 +205,38 @@ def _log_phi2(s: FloatArray, n: FloatArray) -> FloatArray:
 # ---------------------------------------------------------------------------
 
 
-def _check_block(lam, noise_ratio, learner, k, T):
-    lam = np.ascontiguousarray(lam, dtype=np.float64)
+def _check_block(
+    lam: npt.ArrayLike, noise_ratio: npt.ArrayLike, learner: str, k: npt.ArrayLike, T: npt.ArrayLike
+) -> tuple[FloatArray, FloatArray, IntArray, IntArray]:
+    lam_a = np.ascontiguousarray(lam, dtype=np.float64)
     r = np.ascontiguousarray(noise_ratio, dtype=np.float64)
-    k = np.ascontiguousarray(k)
-    T = np.ascontiguousarray(T)
-    for name, arr in (("lam", lam), ("noise_ratio", r), ("k", k), ("T", T)):
+    k_a = np.ascontiguousarray(k)
+    T_a = np.ascontiguousarray(T)
+    for name, arr in (("lam", lam_a), ("noise_ratio", r), ("k", k_a), ("T", T_a)):
         if arr.ndim != 1:
             raise ValueError(f"{name} must be a 1-D array, got shape {arr.shape}")
     if learner not in LEARNERS:
         raise ValueError(f"learner = {learner!r}: must be one of {LEARNERS}")
-    if not np.all(np.isfinite(lam)):
+    if not np.all(np.isfinite(lam_a)):
         raise ValueError("lam must be finite")
     if not np.all(np.isfinite(r) & (r >= 0)):
         raise ValueError("noise_ratio must be finite and >= 0")
-    for name, arr in (("k", k), ("T", T)):
+    for name, arr in (("k", k_a), ("T", T_a)):
         if (
             arr.size
             and not np.issubdtype(arr.dtype, np.integer)
             and not np.all(np.asarray(arr, dtype=np.float64) == np.round(np.asarray(arr, dtype=np.float64)))
         ):
             raise ValueError(f"{name} must hold integers")
-    k = k.astype(np.int64)
-    T = T.astype(np.int64)
-    if np.any(k < 0):
+    k_i = k_a.astype(np.int64)
+    T_i = T_a.astype(np.int64)
+    if np.any(k_i < 0):
         raise ValueError("k must be >= 0")
-    if np.any(T < 1):
+    if np.any(T_i < 1):
         raise ValueError("T must be >= 1")
-    if np.any(T > 2**52):
+    if np.any(T_i > 2**52):
         raise ValueError("T must be <= 2**52")
-    return lam, r, k, T
+    return lam_a, r, k_i, T_i
 
 
 def _log_parts(lam: FloatArray, r: FloatArray) -> dict[str, FloatArray]:
@@ -427,7 +430,8 @@ def montecarlo_block(
     every learner, k and T of the block sees the same paths (common random
     numbers). The Kalman predictor and the FIR predictions are run with
     ``scipy.signal.lfilter`` (sequential recursions) in fixed time chunks of ``chunk``
-    steps (4096; a parameter so that tests reach the multi-chunk path on short horizons); per trajectory ``(1/T) sum_{t=1..T} (xhat_t - yhat_t)^2`` is taken
+    steps (4096; a parameter so that tests reach the multi-chunk path on short
+    horizons); per trajectory ``(1/T) sum_{t=1..T} (xhat_t - yhat_t)^2`` is taken
     from a running sum, and ``risk`` / ``risk_stderr`` are its sample mean and
     ``std(ddof=1)/sqrt(samples)`` computed with ``math.fsum``. A cell's bits
     therefore depend only on (seed, lam, r, learner, k, T, samples).
@@ -466,23 +470,55 @@ def montecarlo_block(
     return {"risk": risk, "risk_stderr": stderr, "log10_risk": log10}
 
 
-def _mc_one(lam, r, learner, k, T, t_max, seed, samples, chunk, risk_out, stderr_out):
-    """Fill ``risk_out``/``stderr_out`` (K, N) for one (lam, r)."""
-    from scipy.signal import lfilter  # imported here: scipy.signal costs ~1 s at startup
+Cells = list[tuple[int, int]]
 
-    P, K, a = (float(v) for v in kalman(lam, r))
-    # filters: list of (theta, [(ki, ni), ...]) for cells with T > k
-    filters: list[tuple[FloatArray, list[tuple[int, int]]]] = []
+
+def _mc_filters(lam: float, r: float, learner: str, k: IntArray, T: IntArray) -> list[tuple[FloatArray, Cells]]:
+    """The FIR filters to simulate, each with its cells ``(ki, ni)`` (only cells with T > k)."""
+    filters: list[tuple[FloatArray, Cells]] = []
     if learner == "truncated_kalman":
         for ki, kv in enumerate(k):
             cells = [(ki, ni) for ni, tv in enumerate(T) if tv > kv]
             if cells:
                 filters.append((kalman_fir(lam, r, int(kv)), cells))
-    else:
-        for ki, kv in enumerate(k):
-            for ni, tv in enumerate(T):
-                if tv > kv:
-                    filters.append((best_fir_theta(lam, r, int(kv), int(tv)), [(ki, ni)]))
+        return filters
+    for ki, kv in enumerate(k):
+        for ni, tv in enumerate(T):
+            if tv > kv:
+                filters.append((best_fir_theta(lam, r, int(kv), int(tv)), [(ki, ni)]))
+    return filters
+
+
+def _fir_predictions(theta: FloatArray, y: FloatArray, zi: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """``yhat_t = sum_j theta_j y_{t-j}`` along axis 0, with the filter state carried in ``zi``."""
+    from scipy.signal import lfilter
+
+    th = theta if theta.shape[0] else np.zeros(1)
+    b = np.concatenate(([0.0], th))
+    den = np.zeros(th.shape[0] + 1)
+    den[0] = 1.0  # a = [1, 0, ...]: forces the sequential direct-form path
+    yhat, zf = lfilter(b, den, y, axis=0, zi=zi)
+    return np.asarray(yhat), np.asarray(zf)
+
+
+def _mc_one(
+    lam: float,
+    r: float,
+    learner: str,
+    k: IntArray,
+    T: IntArray,
+    t_max: int,
+    seed: int,
+    samples: int,
+    chunk: int,
+    risk_out: FloatArray,
+    stderr_out: FloatArray,
+) -> None:
+    """Fill ``risk_out``/``stderr_out`` (K, N) for one (lam, r)."""
+    from scipy.signal import lfilter  # imported here: scipy.signal costs ~1 s at startup
+
+    P, K, a = (float(v) for v in kalman(lam, r))
+    filters = _mc_filters(lam, r, learner, k, T)
     if not filters:
         return
     n_steps = t_max + 1  # times 0..t_max
@@ -509,26 +545,25 @@ def _mc_one(lam, r, learner, k, T, t_max, seed, samples, chunk, risk_out, stderr
             y = x + sq_r * draws[:, 1, :]
             xhat, zi_k = lfilter([0.0, K], [1.0, -a], y, axis=0, zi=zi_k)
             for fi, (theta, cells) in enumerate(filters):
-                th = theta if theta.shape[0] else np.zeros(1)
-                kk = th.shape[0]
-                b = np.concatenate(([0.0], th))
-                den = np.zeros(kk + 1)
-                den[0] = 1.0  # a = [1, 0, ...]: forces the sequential direct-form path
-                yhat, zi_f[fi] = lfilter(b, den, y, axis=0, zi=zi_f[fi])
+                yhat, zi_f[fi] = _fir_predictions(theta, y, zi_f[fi])
                 d = xhat - yhat
                 cs = np.cumsum(d * d, axis=0) + carry[fi][None, :]
-                for ci, (ki, ni) in enumerate(cells):
+                for ci, (_, ni) in enumerate(cells):
                     tv = int(T[ni])
                     if c0 <= tv < c1:
                         per_traj[fi][lo : lo + nb, ci] = cs[tv - c0] / tv
                 carry[fi] = cs[-1].copy()
     for fi, (_, cells) in enumerate(filters):
         for ci, (ki, ni) in enumerate(cells):
-            vals = per_traj[fi][:, ci]
-            mean = math.fsum(vals.tolist()) / samples
-            var = math.fsum(((vals - mean) ** 2).tolist()) / (samples - 1)
-            risk_out[ki, ni] = mean
-            stderr_out[ki, ni] = math.sqrt(var / samples)
+            risk_out[ki, ni], stderr_out[ki, ni] = _mean_and_stderr(per_traj[fi][:, ci])
+
+
+def _mean_and_stderr(vals: FloatArray) -> tuple[float, float]:
+    """Sample mean and ``std(ddof=1) / sqrt(n)``, summed with ``math.fsum`` (order-exact)."""
+    n = vals.shape[0]
+    mean = math.fsum(vals.tolist()) / n
+    var = math.fsum(((vals - mean) ** 2).tolist()) / (n - 1)
+    return mean, math.sqrt(var / n)
 
 
 # ---------------------------------------------------------------------------

@@ -93,16 +93,18 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from flint import arb, arb_mat, ctx, fmpz_mat
 
-from pipeline.models.spectra import Spectrum, parse_spectrum
+from pipeline.models.spectra import EigenGroup, Spectrum, parse_spectrum
 from pipeline.models.streams import cell_rng
 
 __all__ = [
@@ -136,6 +138,7 @@ MAX_BITS = 1 << 15  # working precision cap: beyond it a cell raises PrecisionEr
 ANCHOR = 64  # spacing of the doubling anchors for Z_N
 
 FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
 _LOCK = threading.RLock()
 _LN10 = math.log(10.0)
 
@@ -149,7 +152,7 @@ class PrecisionError(ArithmeticError):
 
 
 @contextmanager
-def _bits(prec: int):
+def _bits(prec: int) -> Iterator[None]:
     """Set python-flint's (process-global) working precision under the module lock."""
     with _LOCK:
         old = ctx.prec
@@ -169,13 +172,13 @@ def _spectrum(spectrum: Spectrum | str) -> Spectrum:
     return spectrum if isinstance(spectrum, Spectrum) else parse_spectrum(spectrum)
 
 
-def _unstable_groups(sp: Spectrum):
+def _unstable_groups(sp: Spectrum) -> list[EigenGroup]:
     return [g for g in sp.groups if g.unstable]
 
 
-def _group_text(sp: Spectrum, g) -> str:
+def _group_text(sp: Spectrum, g: EigenGroup) -> str:
     if g.is_pair:
-        return f"{g.key[1]!r}@{g.key[2]!r}"
+        return f"{g.key[1]!r}@{g.key[-1]!r}"
     return repr(g.key[1])
 
 
@@ -392,7 +395,7 @@ def _sda(A: np.ndarray, C: np.ndarray, r: float, bits: int) -> arb_mat:
 KALMAN_RESIDUAL_BITS = 192  # required relative accuracy of the Riccati residual
 
 
-def _riccati(A: np.ndarray, C: np.ndarray, r: float, bits: int):
+def _riccati(A: np.ndarray, C: np.ndarray, r: float, bits: int) -> tuple[arb_mat, arb_mat, arb, arb_mat, float]:
     """``(P, K, S, F, relative residual)`` at ``bits`` (midpoints of a doubling solution)."""
     n = A.shape[0]
     with _bits(bits):
@@ -508,9 +511,9 @@ class _Cells:
         self.ex = ex
         self.sp = sp
         self.profile = _precision_profile(sp, ex.filt)
-        self._by_prec: dict[int, dict] = {}
+        self._by_prec: dict[int, dict[str, Any]] = {}
 
-    def _p(self, prec: int) -> dict:
+    def _p(self, prec: int) -> dict[str, Any]:
         d = self._by_prec.get(prec)
         if d is None:
             ex = self.ex
@@ -532,9 +535,10 @@ class _Cells:
         cs = d["c"]
         while len(cs) <= k:
             cs.append(d["FT"] * cs[-1])
-        return cs[k]
+        out: arb_mat = cs[k]
+        return out
 
-    def _anchor(self, prec: int, N0: int) -> list:
+    def _anchor(self, prec: int, N0: int) -> list[tuple[arb_mat, arb_mat, arb_mat]]:
         """States ``(u_N, X_N, Z_N)`` for ``N = N0`` by doubling; later entries by steps."""
         ex = self.ex
         n = ex.n
@@ -566,7 +570,8 @@ class _Cells:
             u, X, Z = states[-1]
             X = X + u * u.transpose() * ex.S
             states.append((ex.A * u, X, Z + X))
-        return states[N - N0][2]
+        z: arb_mat = states[N - N0][2]
+        return z
 
     def W(self, prec: int, T: int, k: int) -> arb_mat:
         """``W_k(T) = sum_{i=1..k} c_{k-i} c_{k-i}' / (S (T + 1 - i))`` by ``W_{j+1} = F' W_j F + C'C/(S(T-j))``."""
@@ -577,7 +582,8 @@ class _Cells:
         while len(Ws) <= k:
             j = len(Ws) - 1
             Ws.append(d["FT"] * Ws[-1] * d["F"] + d["CTC"] * (arb(1) / (self.ex.S * (T - j))))
-        return Ws[k]
+        w: arb_mat = Ws[k]
+        return w
 
     def solve(self, prec: int, k: int, T: int) -> tuple[arb, arb_mat]:
         """``(T R_T, x)`` of best_fir at (k, T), ``x = (I + Z W)^-1 Z c`` (needs ``T > k >= 1``)."""
@@ -618,10 +624,13 @@ class _Cells:
             prec = min(2 * prec, MAX_BITS)
 
 
-def _check_block(noise_ratio, learner, k, T):
+def _check_block(
+    noise_ratio: npt.ArrayLike, learner: str, k_in: npt.ArrayLike, T_in: npt.ArrayLike
+) -> tuple[FloatArray, IntArray, IntArray]:
+    """Validated ``(noise_ratio (R,), k (K,), T (N,))`` of a block; ``ValueError`` naming the bad input."""
     r = np.ascontiguousarray(noise_ratio, dtype=np.float64)
-    k = np.ascontiguousarray(k)
-    T = np.ascontiguousarray(T)
+    k = np.ascontiguousarray(k_in)
+    T = np.ascontiguousarray(T_in)
     for name, arr in (("noise_ratio", r), ("k", k), ("T", T)):
         if arr.ndim != 1:
             raise ValueError(f"{name} must be a 1-D array, got shape {arr.shape}")
@@ -772,6 +781,15 @@ def _integer_row(vals: list[Fraction]) -> list[int]:
 
 
 @lru_cache(maxsize=4096)
+def _hermite_entry(lam: tuple[Fraction, Fraction], p: int, q: int) -> tuple[Fraction, Fraction]:
+    """``binom(q, p) lam^(q-p)`` as (real, imaginary) parts; 0 for ``q < p``."""
+    if q < p:
+        return Fraction(0), Fraction(0)
+    re, im = _cpow(lam, q - p)
+    c = math.comb(q, p)
+    return re * c, im * c
+
+
 def _hermite_ranks(text: str, k: int) -> tuple[int, int]:
     """``(rank M, rank [M | b])`` of the vanishing conditions of the error transfer, exactly.
 
@@ -792,15 +810,7 @@ def _hermite_ranks(text: str, k: int) -> tuple[int, int]:
             continue
         lam = (Fraction(blk.real), Fraction(blk.imag))
         for p in range(blk.m):
-
-            def entry(q: int) -> tuple[Fraction, Fraction]:
-                if q < p:
-                    return Fraction(0), Fraction(0)
-                re, im = _cpow(lam, q - p)
-                c = math.comb(q, p)
-                return re * c, im * c
-
-            ents = [entry(k - j) for j in range(1, k + 1)] + [entry(k)]
+            ents = [_hermite_entry(lam, p, k - j) for j in range(1, k + 1)] + [_hermite_entry(lam, p, k)]
             parts = [0, 1] if blk.is_pair else [0]
             for part in parts:
                 vals = [e[part] for e in ents]
@@ -904,63 +914,90 @@ def montecarlo_block(
     return {"risk": risk, "risk_stderr": stderr, "log10_risk": log10}
 
 
-def _mc_one(sp, r, learner, k, T, seed, samples, observation, risk_out, stderr_out):
-    from scipy.signal import lfilter  # imported here: scipy.signal costs ~1 s at startup
+_Filter = tuple[FloatArray, list[tuple[int, int]]]  # FIR taps and the (k index, T index) cells they serve
 
-    filt = kalman_filter(sp, r, observation)
-    A, C, K, F, P = filt.A, filt.C, filt.K, filt.F, filt.P
-    n = A.shape[0]
-    filters: list[tuple[FloatArray, list[tuple[int, int]]]] = []
+
+def _mc_filters(sp: Spectrum, r: float, learner: str, k: IntArray, T: IntArray, observation: str) -> list[_Filter]:
+    """The FIR filters a noise ratio's Monte Carlo runs, each with the cells (k < T) it serves."""
+    filters: list[_Filter] = []
     if learner == "truncated_kalman":
         for ki, kv in enumerate(k):
             cells = [(ki, ni) for ni, tv in enumerate(T) if tv > kv]
             if cells:
                 filters.append((kalman_fir(sp, r, int(kv), observation), cells))
-    else:
-        for ki, kv in enumerate(k):
-            for ni, tv in enumerate(T):
-                if tv > kv:
-                    filters.append((best_fir_theta(sp, r, int(kv), int(tv), observation), [(ki, ni)]))
+        return filters
+    for ki, kv in enumerate(k):
+        for ni, tv in enumerate(T):
+            if tv > kv:
+                filters.append((best_fir_theta(sp, r, int(kv), int(tv), observation), [(ki, ni)]))
+    return filters
+
+
+def _mc_batch(
+    filt: KalmanFilter, filters: list[_Filter], T: IntArray, rng: np.random.Generator, nb: int
+) -> list[FloatArray]:
+    """Per-trajectory time-averaged squared deviations of one batch: one (nb, cells) array per filter."""
+    from scipy.signal import lfilter  # imported here: scipy.signal costs ~1 s at startup
+
+    A, C, K, F = filt.A, filt.C, filt.K, filt.F
+    n = A.shape[0]
+    n_steps = int(T.max()) + 1  # times 0..T_max
+    out = [np.empty((nb, len(cells))) for _, cells in filters]
+    sq_r = math.sqrt(filt.noise_ratio)
+    x = np.linalg.cholesky(filt.P) @ rng.standard_normal((n, nb))  # x_0 ~ N(0, P)
+    xhat = np.zeros((n, nb))
+    zi_f = [np.zeros((max(theta.shape[0], 1), nb)) for theta, _ in filters]
+    carry = [np.zeros(nb) for _ in filters]
+    for c0 in range(0, n_steps, _MC_CHUNK):
+        c1 = min(c0 + _MC_CHUNK, n_steps)
+        draws = rng.standard_normal((c1 - c0, n + 1, nb))
+        y = np.empty((c1 - c0, nb))
+        pred = np.empty((c1 - c0, nb))
+        for s in range(c1 - c0):
+            pred[s] = C @ xhat
+            y[s] = C @ x + sq_r * draws[s, n]
+            xhat = F @ xhat + np.outer(K, y[s])
+            x = A @ x + draws[s, :n]
+        for fi, (theta, cells) in enumerate(filters):
+            th = theta if theta.shape[0] else np.zeros(1)
+            b = np.concatenate(([0.0], th))
+            den = np.zeros(th.shape[0] + 1)
+            den[0] = 1.0  # a = [1, 0, ...]: forces the sequential direct-form path
+            yhat, zi_f[fi] = lfilter(b, den, y, axis=0, zi=zi_f[fi])
+            d = pred - yhat
+            cs = np.cumsum(d * d, axis=0) + carry[fi][None, :]
+            for ci, (_, ni) in enumerate(cells):
+                tv = int(T[ni])
+                if c0 <= tv < c1:
+                    out[fi][:, ci] = cs[tv - c0] / tv
+            carry[fi] = cs[-1].copy()
+    return out
+
+
+def _mc_one(
+    sp: Spectrum,
+    r: float,
+    learner: str,
+    k: IntArray,
+    T: IntArray,
+    seed: int,
+    samples: int,
+    observation: str,
+    risk_out: FloatArray,
+    stderr_out: FloatArray,
+) -> None:
+    """Fill ``risk_out`` and ``stderr_out`` (K, N) of one noise ratio from ``samples`` trajectories."""
+    filt = kalman_filter(sp, r, observation)
+    filters = _mc_filters(sp, r, learner, k, T, observation)
     if not filters:
         return
-    t_max = int(T.max())
-    n_steps = t_max + 1  # times 0..t_max
     per_traj = [np.empty((samples, len(cells))) for _, cells in filters]
-    Lp = np.linalg.cholesky(P)
-    sq_r = math.sqrt(r)
-    n_batches = -(-samples // _MC_BATCH)
-    for bi in range(n_batches):
+    for bi in range(-(-samples // _MC_BATCH)):
         lo = bi * _MC_BATCH
         nb = min(_MC_BATCH, samples - lo)
-        rng = cell_rng(seed, _MC_TAG, sp.text, r, bi)
-        x = Lp @ rng.standard_normal((n, nb))  # x_0 ~ N(0, P)
-        xhat = np.zeros((n, nb))
-        zi_f = [np.zeros((max(theta.shape[0], 1), nb)) for theta, _ in filters]
-        carry = [np.zeros(nb) for _ in filters]
-        for c0 in range(0, n_steps, _MC_CHUNK):
-            c1 = min(c0 + _MC_CHUNK, n_steps)
-            draws = rng.standard_normal((c1 - c0, n + 1, nb))
-            y = np.empty((c1 - c0, nb))
-            pred = np.empty((c1 - c0, nb))
-            for s in range(c1 - c0):
-                pred[s] = C @ xhat
-                y[s] = C @ x + sq_r * draws[s, n]
-                xhat = F @ xhat + np.outer(K, y[s])
-                x = A @ x + draws[s, :n]
-            for fi, (theta, cells) in enumerate(filters):
-                th = theta if theta.shape[0] else np.zeros(1)
-                kk = th.shape[0]
-                b = np.concatenate(([0.0], th))
-                den = np.zeros(kk + 1)
-                den[0] = 1.0  # a = [1, 0, ...]: forces the sequential direct-form path
-                yhat, zi_f[fi] = lfilter(b, den, y, axis=0, zi=zi_f[fi])
-                d = pred - yhat
-                cs = np.cumsum(d * d, axis=0) + carry[fi][None, :]
-                for ci, (ki, ni) in enumerate(cells):
-                    tv = int(T[ni])
-                    if c0 <= tv < c1:
-                        per_traj[fi][lo : lo + nb, ci] = cs[tv - c0] / tv
-                carry[fi] = cs[-1].copy()
+        batch = _mc_batch(filt, filters, T, cell_rng(seed, _MC_TAG, sp.text, r, bi), nb)
+        for fi, vals in enumerate(batch):
+            per_traj[fi][lo : lo + nb] = vals
     for fi, (_, cells) in enumerate(filters):
         for ci, (ki, ni) in enumerate(cells):
             vals = per_traj[fi][:, ci]

@@ -58,6 +58,10 @@ class JordanBlock:
         return np.arange(self.start, self.start + self.dim)
 
 
+GroupKey = tuple[str, float] | tuple[str, float, float]
+"""An eigenvalue group's key: ``("real", value)`` or ``("pair", magnitude, degrees)``."""
+
+
 @dataclass(frozen=True)
 class EigenGroup:
     """All Jordan blocks of one eigenvalue (or one complex pair).
@@ -66,7 +70,7 @@ class EigenGroup:
     ``indices`` the coordinates of the (real) generalised eigenspace.
     """
 
-    key: tuple
+    key: GroupKey
     modulus: float
     is_pair: bool
     sizes: tuple[int, ...]
@@ -141,7 +145,7 @@ def block_matrix(b: JordanBlock) -> np.ndarray:
     if b.dim == b.m:
         return np.diag(np.full(b.m, b.real)) + np.diag(np.ones(b.m - 1), 1)
     R = np.array([[b.real, -b.imag], [b.imag, b.real]])
-    return np.kron(np.eye(b.m), R) + np.kron(np.eye(b.m, k=1), np.eye(2))
+    return np.asarray(np.kron(np.eye(b.m), R) + np.kron(np.eye(b.m, k=1), np.eye(2)))
 
 
 def _fail(term: str, why: str) -> SpectrumError:
@@ -170,14 +174,11 @@ def _parse_sizes(term: str, raw: str | None) -> tuple[int, ...]:
     return sizes
 
 
-def parse_spectrum(text: str) -> Spectrum:
-    """Parse a spectrum text; raise :class:`SpectrumError` with a one-line message."""
-    if not isinstance(text, str):
-        raise SpectrumError(f"spectrum {text!r}: must be a string like '1.0^2, 0.5'")
-    if not text.strip():
-        raise SpectrumError("spectrum '': empty; " + _GRAMMAR)
-    # split on commas that are not inside brackets
-    pieces, depth, cur = [], 0, []
+def _split_terms(text: str) -> list[str]:
+    """Split on the commas that are not inside brackets."""
+    pieces: list[str] = []
+    depth = 0
+    cur: list[str] = []
     for ch in text:
         if ch == "[":
             depth += 1
@@ -189,68 +190,77 @@ def parse_spectrum(text: str) -> Spectrum:
         else:
             cur.append(ch)
     pieces.append("".join(cur))
+    return pieces
 
-    terms: list[Term] = []
-    for piece in pieces:
-        term = piece.strip()
-        if not term:
-            raise SpectrumError(f"spectrum {text!r}: empty term; {_GRAMMAR}")
-        mt = _TERM_RE.match(term)
-        if mt is None:
-            raise _fail(term, _GRAMMAR)
-        sizes = _parse_sizes(term, mt.group("sizes"))
-        if mt.group("real") is not None:
-            value = float(mt.group("real"))
-            if not math.isfinite(value):
-                raise _fail(term, "eigenvalue must be finite")
-            terms.append(Term(term, value, None, None, sizes))
-        else:
-            mag, deg = float(mt.group("mag")), float(mt.group("deg"))
-            if not (math.isfinite(mag) and mag > 0):
-                raise _fail(term, "magnitude of a complex pair must be > 0")
-            if not (0.0 < deg < 180.0):
-                raise _fail(term, "degrees must lie strictly between 0 and 180")
-            terms.append(Term(term, None, mag, deg, sizes))
 
-    n = sum(s * (1 if t.real is not None else 2) for t in terms for s in t.sizes)
-    if n > MAX_DIMENSION:
-        raise SpectrumError(f"spectrum {text!r}: total dimension {n} exceeds the maximum {MAX_DIMENSION}")
+def _parse_term(text: str, piece: str) -> Term:
+    term = piece.strip()
+    if not term:
+        raise SpectrumError(f"spectrum {text!r}: empty term; {_GRAMMAR}")
+    mt = _TERM_RE.match(term)
+    if mt is None:
+        raise _fail(term, _GRAMMAR)
+    sizes = _parse_sizes(term, mt.group("sizes"))
+    if mt.group("real") is not None:
+        value = float(mt.group("real"))
+        if not math.isfinite(value):
+            raise _fail(term, "eigenvalue must be finite")
+        return Term(term, value, None, None, sizes)
+    mag, deg = float(mt.group("mag")), float(mt.group("deg"))
+    if not (math.isfinite(mag) and mag > 0):
+        raise _fail(term, "magnitude of a complex pair must be > 0")
+    if not (0.0 < deg < 180.0):
+        raise _fail(term, "degrees must lie strictly between 0 and 180")
+    return Term(term, None, mag, deg, sizes)
 
-    # layout and grouping
+
+def _eigenvalue(t: Term) -> tuple[GroupKey, float, float, float, bool]:
+    """(group key, real part, imaginary part, modulus, is a pair) of a term."""
+    if t.real is not None:
+        return ("real", t.real + 0.0), t.real, 0.0, abs(t.real), False
+    assert t.magnitude is not None and t.degrees is not None
+    rad = math.radians(t.degrees)
+    return ("pair", t.magnitude, t.degrees), t.magnitude * math.cos(rad), t.magnitude * math.sin(rad), t.magnitude, True
+
+
+def _layout(terms: list[Term]) -> tuple[tuple[JordanBlock, ...], tuple[EigenGroup, ...]]:
+    """Jordan blocks in order of the terms, and the eigenvalue groups they form."""
     blocks: list[JordanBlock] = []
-    group_keys: list[tuple] = []
-    group_data: dict[tuple, dict] = {}
+    keys: list[GroupKey] = []
+    modulus_of: dict[GroupKey, tuple[float, bool]] = {}
+    sizes_of: dict[GroupKey, list[int]] = {}
+    indices_of: dict[GroupKey, list[int]] = {}
     start = 0
     for t in terms:
-        if t.real is not None:
-            key = ("real", t.real + 0.0)
-            re_, im_, modulus, pair = t.real, 0.0, abs(t.real), False
-        else:
-            key = ("pair", t.magnitude, t.degrees)
-            rad = math.radians(t.degrees)
-            re_, im_ = t.magnitude * math.cos(rad), t.magnitude * math.sin(rad)
-            modulus, pair = t.magnitude, True
-        if key not in group_data:
-            group_keys.append(key)
-            group_data[key] = {"modulus": modulus, "pair": pair, "sizes": [], "indices": []}
-        gi = group_keys.index(key)
+        key, re_, im_, modulus, pair = _eigenvalue(t)
+        if key not in modulus_of:
+            keys.append(key)
+            modulus_of[key], sizes_of[key], indices_of[key] = (modulus, pair), [], []
+        gi = keys.index(key)
         for m in t.sizes:
             dim = 2 * m if pair else m
             blocks.append(JordanBlock(start, m, dim, re_, im_, gi))
-            group_data[key]["sizes"].append(m)
-            group_data[key]["indices"].extend(range(start, start + dim))
+            sizes_of[key].append(m)
+            indices_of[key].extend(range(start, start + dim))
             start += dim
     groups = tuple(
-        EigenGroup(
-            k,
-            group_data[k]["modulus"],
-            group_data[k]["pair"],
-            tuple(group_data[k]["sizes"]),
-            tuple(group_data[k]["indices"]),
-        )
-        for k in group_keys
+        EigenGroup(k, modulus_of[k][0], modulus_of[k][1], tuple(sizes_of[k]), tuple(indices_of[k])) for k in keys
     )
-    return Spectrum(text, tuple(terms), tuple(blocks), groups)
+    return tuple(blocks), groups
+
+
+def parse_spectrum(text: str) -> Spectrum:
+    """Parse a spectrum text; raise :class:`SpectrumError` with a one-line message."""
+    if not isinstance(text, str):
+        raise SpectrumError(f"spectrum {text!r}: must be a string like '1.0^2, 0.5'")
+    if not text.strip():
+        raise SpectrumError("spectrum '': empty; " + _GRAMMAR)
+    terms = [_parse_term(text, piece) for piece in _split_terms(text)]
+    n = sum(s * (1 if t.real is not None else 2) for t in terms for s in t.sizes)
+    if n > MAX_DIMENSION:
+        raise SpectrumError(f"spectrum {text!r}: total dimension {n} exceeds the maximum {MAX_DIMENSION}")
+    blocks, groups = _layout(terms)
+    return Spectrum(text, tuple(terms), blocks, groups)
 
 
 def random_orthogonal(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -271,7 +281,7 @@ def system_matrix(spectrum: Spectrum, basis: str = "jordan", rng: np.random.Gene
         if rng is None:
             raise ValueError("basis 'random' needs a random generator")
         Q = random_orthogonal(spectrum.n, rng)
-        return Q @ J @ Q.T
+        return np.asarray(Q @ J @ Q.T)
     raise ValueError(f"basis {basis!r}: allowed 'jordan', 'random'")
 
 

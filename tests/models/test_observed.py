@@ -18,6 +18,7 @@ from pipeline.errors import ConfigError
 from pipeline.experiments.observed.adapter import OBSERVED
 from pipeline.models import observed as om
 from pipeline.models.spectra import critical_d_theory, family_dimension, parse_spectrum
+from tests.oracles import observed_fixed_point as fx
 
 FAMS = ("block", "full", "similarity")
 
@@ -222,10 +223,15 @@ def test_sigmabar_doubling_matches_loop(text):
         np.testing.assert_allclose(oracle, om.sigmabar_loop(A, T), rtol=1e-12, atol=1e-12)  # the test's oracle
         sp = parse_spectrum(text)
         F = 80
-        for b in sp.blocks:
+        for i, b in enumerate(sp.blocks):
             Jb = sp.jordan_matrix()[b.start : b.start + b.dim, b.start : b.start + b.dim]
-            Sx = om.sigmabar_fixed(Jb, T, F).astype(float) / 2.0**F
+            Sx = fx.sigmabar_fixed(Jb, T, F).astype(float) / 2.0**F
             np.testing.assert_allclose(Sx, om.sigmabar_loop(Jb, T), rtol=1e-13, atol=1e-13)
+            if T > 1:  # the fast kernel's row-scaled square root of the same block
+                mant, exps = om._block_weight(text, i, T)
+                R = mant * np.exp2(exps.astype(float))[:, None]
+                np.testing.assert_allclose(R.T @ R, om.sigmabar_loop(Jb, T), rtol=1e-13, atol=1e-13)
+                assert np.all(np.tril(mant, -1) == 0)
 
 
 @pytest.mark.parametrize("basis", ["jordan", "random"])
@@ -305,11 +311,13 @@ def test_hard_cells_against_mpmath(text, fam, T):
 
 
 def test_precision_is_converged():
+    """The fast kernel against the fixed-point oracle run with 300 extra bits."""
     prob = om.problem_from_seed("1.0^3, 0.5", "full", 4, 3)
     for T in (10**8, 10**3):
         a = om.log2_risk(om.risk_factor(prob.text, prob.family, prob.P, T), prob.Pinv, prob.h)
-        b = om.log2_risk(om.risk_factor(prob.text, prob.family, prob.P, T, extra_bits=300), prob.Pinv, prob.h)
-        np.testing.assert_allclose(a[:, :-1], b[:, :-1], rtol=1e-13)
+        b = fx.log2_risk(fx.risk_factor(prob.text, prob.family, prob.P, T, extra_bits=300), prob.Pinv, prob.h)
+        np.testing.assert_allclose(a[:, :-1], b[:, :-1], rtol=1e-12)
+        assert np.all(np.isneginf(a[:, -1]))
 
 
 def test_overflowing_risk_keeps_finite_log():
@@ -451,15 +459,12 @@ def test_montecarlo_agrees_with_exact():
     assert np.array_equal(mc2["risk"], mc["risk"][..., 1:], equal_nan=True)
 
 
-def test_rescaled_heavy_blocks_match_exact(monkeypatch):
-    """Above 2^LOG2_CAP the heavy blocks are rescaled; compare with the exact path."""
+def test_heavy_blocks_beyond_the_old_cap_match_fixed_point():
+    """Blocks whose Sigmabar exceeds 2^4096 (the oracle rescales them; the fast kernel
+    carries the exponent): both agree."""
     prob = om.problem_from_seed("1.05@30, 0.3^2", "full", 4, 3)
     T = 3000
-    exact = om.log2_risk(om.risk_factor(prob.text, prob.family, prob.P, T), prob.Pinv, prob.h)
-    monkeypatch.setattr(om, "LOG2_CAP", 200)
-    om._sigmabar_blocks.cache_clear()
-    fac = om.risk_factor(prob.text, prob.family, prob.P, T)
-    assert fac.shift > 0
-    cheap = om.log2_risk(fac, prob.Pinv, prob.h)
-    om._sigmabar_blocks.cache_clear()
-    np.testing.assert_allclose(cheap[:, :-1], exact[:, :-1], rtol=1e-12)
+    fast = om.log2_risk(om.risk_factor(prob.text, prob.family, prob.P, T), prob.Pinv, prob.h)
+    ref = fx.log2_risk(fx.risk_factor(prob.text, prob.family, prob.P, T), prob.Pinv, prob.h)
+    np.testing.assert_allclose(fast[:, :-1], ref[:, :-1], rtol=1e-12)
+    assert fast[0, 0] > 200

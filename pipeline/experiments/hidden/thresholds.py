@@ -83,7 +83,7 @@ def thresholds(ds: xr.Dataset, options: ThresholdOptions) -> xr.Dataset:
     regime = np.zeros(k_star.shape, dtype=bool)
     for i, j, li, ti in np.ndindex(*slope.shape):
         slope[i, j, li, ti], regime[i, j, li, :, ti] = slope_in_regime(
-            k_star[i, j, li, :, ti], T, a[i, j], float(k.min()), float(lam[i])
+            k_star[i, j, li, :, ti], T, float(a[i, j]), float(k.min()), float(lam[i])
         )
 
     tau_arr = np.asarray(taus, dtype=np.float64)
