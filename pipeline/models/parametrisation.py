@@ -101,8 +101,16 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+from numpy.typing import NDArray
 
-from pipeline.models.observed import FamilyBasis, family_basis
+from pipeline.models.observed import (
+    FamilyBasis,
+    Problem,
+    bounded_table,
+    family_basis,
+    log2_risk,
+    risk_factor,
+)
 from pipeline.models.spectra import (
     Spectrum,
     critical_d_theory,
@@ -377,261 +385,89 @@ def never_growth_exponent(spectrum: Spectrum | str, adversary: str, learner: str
 # ---------------------------------------------------------------------------
 # the exact risk of a learner family apart from the adversary's
 #
-# The kernel of pipeline.models.observed assumes ``H`` lies in the learner's family
-# (it writes ``H`` in the learner's coordinates). Here ``H`` (in ``F``) and the
-# learner's basis (in ``L``) are both snapped onto their structured bases in Jordan
-# coordinates (exact zeros, exact pair symmetries), rounded to COEF_BITS fixed point
-# (which keeps that structure: equal values round equally, rounding is odd), and
-# the whole least-squares problem is solved in exact integer arithmetic: the Gram
-# matrix of ``B_1 .. B_D`` and ``H`` in the ``Sigmabar_T`` inner product, its
-# Cholesky factor, and ``r_T(d) = G_HH - sum_{i<d} z_i^2`` with ``z = R^-T G_BH``, all
-# in fixed point with ``F = log2 max Sigmabar + GUARD_BITS + 2 log2 T`` fractional
-# bits, which resolves the cancellation of ``Sigmabar``'s growth in the bounded cells
-# (MATH section 1.4's hazard) exactly as the observed kernel does. Blocks heavier
-# than ``2^LOG2_CAP`` are rescaled like there (relative error ``2^-LOG2_CAP``).
-
-GUARD_BITS = 128
-COEF_BITS = 60
-LOG2_CAP = 4096
-
-
-def _fixed(v: float, F: int) -> int:
-    """``round(v * 2^F)`` exactly (half away from zero, so odd: ``-v -> -result``)."""
-    if v == 0.0:
-        return 0
-    m, e = math.frexp(abs(v))
-    M = int(m * (1 << 53))
-    s = F + e - 53
-    out = M << s if s >= 0 else (M + (1 << (-s - 1))) >> (-s)
-    return -out if v < 0 else out
-
-
-def _fixed_array(x: np.ndarray, F: int) -> np.ndarray:
-    flat = [_fixed(float(v), F) for v in np.asarray(x, dtype=np.float64).ravel()]
-    out = np.empty(len(flat), dtype=object)
-    out[:] = flat
-    return out.reshape(np.shape(x))
-
-
-def _mp_sigmabar(Jb: np.ndarray, T: int, prec: int) -> tuple[object, object]:
-    """``Sigmabar_T`` of one Jordan block by doubling in mpmath (unbounded exponent)."""
-    import mpmath
-
-    ctx = mpmath.MPContext()
-    ctx.prec = prec
-    s = Jb.shape[0]
-    J = ctx.matrix(Jb.tolist())
-    P, W, V, a = ctx.eye(s), ctx.zeros(s), ctx.zeros(s), 0
-    for bit in bin(int(T))[2:]:
-        if a:
-            V = V + a * W + P * V * P.T
-            W = W + P * W * P.T
-            P = P * P
-            a *= 2
-        if bit == "1":
-            V = V + W
-            W = W + P * P.T
-            P = P * J
-            a += 1
-    return ctx, V / T
-
-
-def _jordan_blocks(sp: Spectrum) -> list[tuple[np.ndarray, np.ndarray, int]]:
-    """``(columns, J_b, m)`` per Jordan block, in the order of the spectrum."""
-    J = sp.jordan_matrix()
-    out = []
-    for b in sp.blocks:
-        cols = np.arange(b.start, b.start + b.dim, dtype=np.int64)
-        out.append((cols, J[np.ix_(cols, cols)], int(b.m)))
-    return out
-
-
-@lru_cache(maxsize=256)
-def _log2_scales(text: str, T: int) -> tuple[int, ...]:
-    """``ceil log2`` of the largest entry of each block's ``Sigmabar_T`` (>= 0)."""
-    out = []
-    for _, Jb, _ in _jordan_blocks(parse_spectrum(text)):
-        ctx, S = _mp_sigmabar(Jb, T, 64)
-        big = max(abs(S[i, j]) for i in range(S.rows) for j in range(S.cols))  # type: ignore[attr-defined,index]
-        out.append(max(0, int(ctx.floor(ctx.log(big, 2))) + 1) if big > 0 else 0)  # type: ignore[attr-defined]
-    return tuple(out)
-
-
-@lru_cache(maxsize=64)
-def _sigmabar_fixed_blocks(text: str, T: int) -> tuple[int, int, tuple[np.ndarray, ...]]:
-    """``(F, shift, blocks)``: per block ``Sigmabar_T * 2^F`` as integers (object arrays),
-    blocks above ``2^LOG2_CAP`` scaled by ``2^-shift``."""
-    from pipeline.models.observed import sigmabar_fixed
-
-    sp = parse_spectrum(text)
-    scales = _log2_scales(text, T)
-    lmax = max(min(v, LOG2_CAP) for v in scales)
-    F = lmax + GUARD_BITS + 2 * int(T).bit_length()
-    shift = max(0, max(scales) - LOG2_CAP)
-    blocks = []
-    for (_, Jb, m), lb in zip(_jordan_blocks(sp), scales, strict=True):
-        if shift == 0 or lb <= LOG2_CAP:
-            blocks.append(np.asarray(sigmabar_fixed(Jb, T, F), dtype=object))
-            continue
-        prec = GUARD_BITS + 4 * m * int(T).bit_length() + 64
-        ctx, S = _mp_sigmabar(Jb, T, prec)
-        k = Jb.shape[0]
-        X = np.empty((k, k), dtype=object)
-        for i in range(k):
-            for j in range(k):
-                X[i, j] = int(ctx.nint(ctx.ldexp(S[i, j], F - shift)))  # type: ignore[attr-defined,index]
-        blocks.append(X)
-    return F, shift, tuple(blocks)
+# The exact kernel of pipeline.models.observed takes any learner basis in the
+# elementary working basis of all n x n matrices (its general path: the pivots of the
+# learner's unstable restriction reproduce ``H|V_u`` exactly when it lies in their
+# span, the rest goes through the weighted QR). Here both the learner's basis (in
+# ``L``) and the adversary's directions (in ``F``) are first snapped onto their
+# families' structured bases in Jordan coordinates, so exact zeros and pair
+# symmetries are exact, whatever the stored basis change ``Q``.
 
 
 @dataclass(frozen=True)
 class CrossProblem:
     """One (spectrum, adversary family ``F``, learner family ``L``) in Jordan coordinates.
 
-    ``B`` (D_L, n, n): the learner's basis snapped onto ``L``'s structured basis;
-    ``H`` (N, n, n): the adversary's directions snapped onto ``F``'s; ``whole``: ``F``
-    lies in ``L`` (so ``r_T(D_L) = 0`` exactly).
+    ``problem``: the observed kernel's problem in the elementary working basis
+    (``P`` (n^2, D_L), ``h`` (N, n^2), ``Pinv`` None: the general path). ``whole``:
+    ``F`` lies in ``L`` on every column, so ``r_T(D_L) = 0`` exactly.
     """
 
-    text: str
-    adversary: str
-    learner: str
-    B: np.ndarray
-    H: np.ndarray
+    problem: Problem
     whole: bool
 
     @property
     def D(self) -> int:
         """The learner's dimension ``D_L``."""
-        return int(self.B.shape[0])
+        return self.problem.D
 
 
 def _snap(E: np.ndarray, M: np.ndarray) -> np.ndarray:
-    """``sum_j <E_j, M> E_j`` for one matrix ``M`` (n, n): the orthogonal projection onto
-    the span of the orthonormal structured basis ``E`` (k, n, n), in fixed-shape products."""
+    """``sum_j <E_j, M> E_j`` (n, n) for one matrix ``M`` (n, n): the orthogonal projection
+    onto the span of the orthonormal structured basis ``E`` (k, n, n); fixed-shape products,
+    so a matrix's bits never depend on how many share the call."""
     k, n, _ = E.shape
     if k == 0:
         return np.zeros((n, n))
     Et = E.reshape(k, n * n)
     c = Et @ M.reshape(n * n)
-    return (c @ Et).reshape(n, n)
+    out: np.ndarray = (c @ Et).reshape(n, n)
+    return out
 
 
 def cross_problem(
     spectrum: Spectrum | str, adversary: str, learner: str, B: np.ndarray, H: np.ndarray, Q: np.ndarray
 ) -> CrossProblem:
-    """Assemble a problem from stored matrices: the learner basis ``B`` (D_L, n, n) and
-    the adversary directions ``H`` (N, n, n), both in the coordinates of ``A = Q J Q'``
-    (``Q`` orthogonal, (n, n)). Each matrix is rotated to Jordan coordinates and
-    projected onto its family (one fixed-shape product per matrix, so a matrix's bits
-    never depend on how many share the call)."""
+    """The problem of a learner basis ``B`` (D_L, n, n) of family ``learner`` against
+    adversary directions ``H`` (N, n, n) of family ``adversary``, both stored in the
+    coordinates of ``A = Q J Q'`` (``Q`` orthogonal (n, n)): each matrix is rotated to
+    Jordan coordinates and projected onto its family's structured basis, then written in
+    the elementary working basis of :func:`pipeline.models.observed.family_basis`
+    ``(spectrum, "full")`` (a permutation of the entries, exact)."""
+    _check_family(adversary)
+    _check_family(learner)
     sp = _spectrum(spectrum)
+    n = sp.n
+    Q = np.asarray(Q, dtype=float)
     EL = learner_basis_structured(sp, learner).E
     EF = learner_basis_structured(sp, adversary).E
-    n = sp.n
-    BJ = np.zeros((B.shape[0], n, n))
-    for i in range(B.shape[0]):
-        BJ[i] = _snap(EL, Q.T @ B[i] @ Q)
-    HJ = np.zeros((H.shape[0], n, n))
-    for q in range(H.shape[0]):
-        HJ[q] = _snap(EF, Q.T @ H[q] @ Q)
+    fw = family_basis(sp.text, "full")
+    Ew = np.asarray(fw.E).reshape(n * n, n * n)
+    DL, N = int(B.shape[0]), int(H.shape[0])
+    P = np.zeros((n * n, DL))
+    for i in range(DL):
+        P[:, i] = Ew @ _snap(EL, Q.T @ B[i] @ Q).reshape(n * n)
+    h = np.zeros((N, n * n))
+    for q in range(N):
+        h[q] = Ew @ _snap(EF, Q.T @ H[q] @ Q).reshape(n * n)
     whole = contained_on(sp, adversary, learner, np.arange(n)) if EF.shape[0] else True
-    return CrossProblem(sp.text, adversary, learner, BJ, HJ, whole)
+    return CrossProblem(Problem(sp.text, "full", P, None, h, fw.d_star, Q), whole)
 
 
-def cross_bounded(problem: CrossProblem, tol: float = 1e-8) -> np.ndarray:
-    """``bounded[d, draw]`` (D_L + 1, N): ``H|V_u`` lies in ``span(B_1|V_u .. B_d|V_u)``
-    (rank test on the unstable columns, as MATH section 1.4; entries are O(1))."""
-    sp = parse_spectrum(problem.text)
-    u = sp.unstable_indices
-    D, N = problem.D, problem.H.shape[0]
-    out = np.ones((D + 1, N), dtype=bool)
-    if u.size == 0:
-        return out
-    Bu = problem.B[:, :, u].reshape(D, -1)
-    for q in range(N):
-        hu = problem.H[q][:, u].reshape(1, -1)
-        if not np.any(np.abs(hu) > tol):
-            continue
-        for d in range(D + 1):
-            r0 = int(np.linalg.matrix_rank(Bu[:d], tol=tol)) if d else 0
-            r1 = int(np.linalg.matrix_rank(np.vstack([Bu[:d], hu]), tol=tol))
-            out[d, q] = r1 == r0
-    return out
+def cross_bounded(problem: CrossProblem) -> NDArray[np.bool_]:
+    """``bounded[d, draw]`` (D_L + 1, N): ``H|V_u`` in ``span(B_1|V_u .. B_d|V_u)``
+    (the rank criterion of MATH section 1.4, decided as the observed kernel does)."""
+    return bounded_table(problem.problem.P, problem.problem.h, problem.problem.d_star)
 
 
-def _gram(X: np.ndarray, Y: np.ndarray, blocks: list[tuple[np.ndarray, np.ndarray]], F: int) -> np.ndarray:
-    """``G[a, b] = tr(X_a Sigmabar Y_b') * 2^F`` for fixed-point ``X`` (a, n, n) and ``Y``
-    (b, n, n) at scale ``2^COEF_BITS`` and per-block ``Sigmabar * 2^F`` (exact integers)."""
-    G = np.zeros((X.shape[0], Y.shape[0]), dtype=object)
-    G[...] = 0
-    for cols, S in blocks:
-        Xc = X[:, :, cols]
-        Yc = Y[:, :, cols]
-        W = np.matmul(Xc, S)  # (a, n, s)
-        G = G + (np.matmul(W.reshape(X.shape[0], -1), Yc.reshape(Y.shape[0], -1).T) >> (2 * COEF_BITS))
-    return G
-
-
-def _log2_int(v: int, F: int) -> float:
-    """``log2(v / 2^F)`` for an integer ``v`` (``-inf`` for ``v <= 0``)."""
-    if v <= 0:
-        return -math.inf
-    bits = v.bit_length()
-    if bits <= 60:
-        return math.log2(v) - F
-    return math.log2(v >> (bits - 60)) + (bits - 60) - F
-
-
-def cross_log2_risk(problem: CrossProblem, T: int) -> np.ndarray:
+def cross_log2_risk(problem: CrossProblem, T: int) -> NDArray[np.float64]:
     """``log2 r_T(d)`` for d = 0..D_L, shape (N, D_L + 1); ``-inf`` where the risk is
-    exactly 0 (``T = 1``, ``H = 0``, or ``d = D_L`` with ``F`` inside ``L``).
-
-    Exact: the residual of the weighted least-squares problem in integer arithmetic
-    (see the comment above :data:`GUARD_BITS`)."""
-    sp = parse_spectrum(problem.text)
-    D, N = problem.D, problem.H.shape[0]
-    out = np.full((N, D + 1), -np.inf)
-    if int(T) == 1 or N == 0:
-        return out
-    F, shift, Sblocks = _sigmabar_fixed_blocks(sp.text, int(T))
-    blocks = [(cols, S) for (cols, _, _), S in zip(_jordan_blocks(sp), Sblocks, strict=True)]
-    Bf = _fixed_array(problem.B, COEF_BITS)
-    R = np.zeros((D, D), dtype=object)
-    R[...] = 0
-    if D:
-        Sm = _gram(Bf, Bf, blocks, F)
-        Sm = (Sm + Sm.T) // 2
-        for k in range(D):  # right-looking Cholesky, upper triangle, exact integers
-            piv = int(Sm[k, k])
-            if piv <= 0:
-                raise ArithmeticError(f"{sp.text!r}/{problem.learner}: Gram matrix not positive definite at T={T}")
-            rkk = math.isqrt(piv << F)
-            R[k, k] = rkk
-            if k + 1 < D:
-                row = (Sm[k, k + 1 :] << F) // rkk
-                R[k, k + 1 :] = row
-                for i in range(k + 1, D):
-                    Sm[i, i:] -= (row[i - k - 1] * row[i - k - 1 :]) >> F
-    for q in range(N):
-        Hf = _fixed_array(problem.H[q : q + 1], COEF_BITS)
-        if not any(v != 0 for v in Hf.ravel()):
-            continue
-        ghh = int(_gram(Hf, Hf, blocks, F)[0, 0])
-        gbh = _gram(Bf, Hf, blocks, F)[:, 0] if D else np.zeros(0, dtype=object)
-        z: list[int] = []
-        resid = ghh
-        out[q, 0] = _log2_int(resid, F)
-        for i in range(D):
-            acc = int(gbh[i]) - sum((int(R[k, i]) * z[k]) >> F for k in range(i))
-            zi = (acc << F) // int(R[i, i])
-            z.append(zi)
-            resid -= (zi * zi) >> F
-            out[q, i + 1] = _log2_int(resid, F)
-        if problem.whole and D:
-            out[q, D] = -math.inf
-    if shift:
-        out = np.where(out > LOG2_CAP / 2, out + shift, out)
+    exactly 0 (``T = 1``, ``H = 0``, or ``d = D_L`` when ``F`` lies in ``L``)."""
+    p = problem.problem
+    fac = risk_factor(p.text, "full", p.P, int(T))
+    out = np.array(log2_risk(fac, None, p.h), dtype=np.float64)
+    if problem.whole and p.D:
+        out[:, p.D] = -np.inf
     return out
 
 

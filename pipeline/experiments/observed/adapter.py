@@ -397,12 +397,14 @@ class ObservedExperiment:
         montecarlo = settings.method == "montecarlo"
         spectra = [str(s) for s in coords["spectrum"]]
         families = [str(f) for f in coords["family"]]
+        learners = [str(f) for f in coords["learner_family"]]
         dvals = np.asarray(coords["d"], dtype=np.int64)
         Tvals = np.asarray(coords["T"], dtype=np.int64)
         draws = np.asarray(coords["draw"], dtype=np.int64)
-        shape = (len(spectra), len(families), len(dvals), len(Tvals), len(draws))
+        S, Fm, Lm = len(spectra), len(families), len(learners)
+        shape = (S, Fm, Lm, len(dvals), len(Tvals), len(draws))
         log2r = np.full(shape, np.nan)
-        bnd = np.ones((len(spectra), len(families), len(dvals), len(draws)), dtype=bool)
+        bnd = np.ones((S, Fm, Lm, len(dvals), len(draws)), dtype=bool)
         risk_mc = np.full(shape, np.nan) if montecarlo else None
         stderr = np.full(shape, np.nan) if montecarlo else None
 
@@ -420,22 +422,22 @@ class ObservedExperiment:
                 D = int(st["family_dim"].values)
                 B = np.asarray(st["learner_basis"].values, dtype=float)[:D, :n, :n]
                 H = np.asarray(st["perturbation"].sel(draw=draws).values, dtype=float)[:, :n, :n]
-                prob = om.problem_from_matrices(text, fam, B, H, Q)
-                valid = dvals <= D
-                dsel = np.where(valid, dvals, 0)
-                bt = om.bounded(prob)  # (D+1, N)
-                bnd[i, j] = np.where(valid[:, None], bt[dsel], True)
-                for k, T in enumerate(Tvals):
-                    fac = om.risk_factor(text, fam, prob.P, int(T))
-                    lr = om.log2_risk(fac, prob.Pinv, prob.h)  # (N, D+1)
-                    log2r[i, j, :, k, :] = np.where(valid[:, None], lr[:, dsel].T, np.nan)
-                    if montecarlo:
-                        for q, dr in enumerate(draws):
-                            deltas = _deltas(fac, prob, B, q, n)
-                            rng = cell_rng(seed, "observed.montecarlo", text, fam, int(dr), int(T))
-                            mean, se = om.montecarlo_risk(A, deltas, int(T), int(settings.mc_samples), rng)
-                            risk_mc[i, j, :, k, q] = np.where(valid, mean[dsel], np.nan)
-                            stderr[i, j, :, k, q] = np.where(valid, se[dsel], np.nan)
+                for k, lf in enumerate(learners):
+                    learner = resolved_learner(fam, lf)
+                    if learner == fam:  # the adversary's own family: MATH section 1.3, as before the axis
+                        self._same_cells(
+                            (i, j, k), text, fam, B, H, Q, A, (dvals, Tvals, draws), settings, log2r, bnd, risk_mc, stderr
+                        )
+                        continue
+                    DL = int(st["learner_dim"].sel(learner_family=lf).values)
+                    BL = np.asarray(st_s["learner_family_basis"].sel(learner_family=lf).values, dtype=float)
+                    cp = pm.cross_problem(sp, fam, learner, BL[:DL, :n, :n], H, Q)
+                    valid = dvals <= DL
+                    dsel = np.where(valid, dvals, 0)
+                    bnd[i, j, k] = np.where(valid[:, None], pm.cross_bounded(cp)[dsel], True)
+                    for t, T in enumerate(Tvals):
+                        lr = pm.cross_log2_risk(cp, int(T))  # (N, DL+1)
+                        log2r[i, j, k, :, t, :] = np.where(valid[:, None], lr[:, dsel].T, np.nan)
 
         out: dict[str, np.ndarray] = {"bounded": bnd}
         if montecarlo:
@@ -453,30 +455,76 @@ class ObservedExperiment:
         _check_nan_only_where_undefined(out, coords, static)
         return out
 
+    @staticmethod
+    def _same_cells(
+        at: tuple[int, int, int],
+        text: str,
+        fam: str,
+        B: np.ndarray,
+        H: np.ndarray,
+        Q: np.ndarray,
+        A: np.ndarray,
+        axes: tuple[np.ndarray, np.ndarray, np.ndarray],
+        settings: Settings,
+        log2r: np.ndarray,
+        bnd: np.ndarray,
+        risk_mc: np.ndarray | None,
+        stderr: np.ndarray | None,
+    ) -> None:
+        """Fill the cells of one (spectrum, family, learner_family) whose learner is the
+        adversary's family (MATH section 1.3): the learner basis ``B`` (D, n, n) and the
+        draws ``H`` (N, n, n) as stored, ``Q`` (n, n) the basis change of ``A`` (n, n)."""
+        i, j, k = at
+        dvals, Tvals, draws = axes
+        seed = int(settings.seed)
+        n = A.shape[0]
+        D = B.shape[0]
+        prob = om.problem_from_matrices(text, fam, B, H, Q)
+        valid = dvals <= D
+        dsel = np.where(valid, dvals, 0)
+        bt = om.bounded(prob)  # (D+1, N)
+        bnd[i, j, k] = np.where(valid[:, None], bt[dsel], True)
+        for t, T in enumerate(Tvals):
+            fac = om.risk_factor(text, fam, prob.P, int(T))
+            lr = om.log2_risk(fac, prob.Pinv, prob.h)  # (N, D+1)
+            log2r[i, j, k, :, t, :] = np.where(valid[:, None], lr[:, dsel].T, np.nan)
+            if risk_mc is not None and stderr is not None:
+                for q, dr in enumerate(draws):
+                    deltas = _deltas(fac, prob, B, q, n)
+                    rng = cell_rng(seed, "observed.montecarlo", text, fam, int(dr), int(T))
+                    mean, se = om.montecarlo_risk(A, deltas, int(T), int(settings.mc_samples), rng)
+                    risk_mc[i, j, k, :, t, q] = np.where(valid, mean[dsel], np.nan)
+                    stderr[i, j, k, :, t, q] = np.where(valid, se[dsel], np.nan)
+
     def estimate_seconds(self, coords: Mapping[str, np.ndarray], settings: Settings) -> float:
-        """One exact factorisation per (spectrum, family, T), shared by every d and draw
+        """One exact factorisation per (spectrum, family, learner_family, T), shared by every d and draw
         (~3e-7 D^3 s in the fixed-point kernel, D the family dimension), plus ~2 us per cell;
         Monte Carlo simulates D + 1 residuals per draw over T steps (~5 ns per sample, step and
         matrix entry)."""
         total = 1e-3
         families = [str(f) for f in coords["family"]]
+        learners = [str(f) for f in coords.get("learner_family", [SAME])]
         cells_per = len(coords["d"]) * len(coords["draw"])
         for text in coords["spectrum"]:
             sp = parse_spectrum(str(text))
             for family in families:
-                D = family_dimension(sp, family)
-                if settings.method == "montecarlo":
-                    steps = float(np.sum(coords["T"]))
-                    total += 5e-9 * settings.mc_samples * steps * (D + 1) * sp.n**2 * len(coords["draw"])
-                else:
-                    total += len(coords["T"]) * (3e-7 * D**3 + 2e-6 * cells_per)
+                for lf in learners:
+                    D = pm.learner_dimension(sp, resolved_learner(family, lf))
+                    if settings.method == "montecarlo":
+                        steps = float(np.sum(coords["T"]))
+                        total += 5e-9 * settings.mc_samples * steps * (D + 1) * sp.n**2 * len(coords["draw"])
+                    else:
+                        total += len(coords["T"]) * (3e-7 * D**3 + 2e-6 * cells_per)
         return total
 
     def adapt(self, ds: xr.Dataset) -> xr.Dataset:
-        """Cubes of the first format stored the theory d* as ``critical_d``."""
+        """Cubes of the first format stored the theory d* as ``critical_d``; cubes from
+        before the ``learner_family`` axis read as ``learner_family = same``."""
+        from pipeline.experiments.observed.thresholds import with_learner_axis
+
         if "critical_d" in ds and "critical_d_theory" not in ds:
             ds = ds.rename_vars({"critical_d": "critical_d_theory"})
-        return ds
+        return with_learner_axis(ds)
 
     # -- reading ---------------------------------------------------------------
 
