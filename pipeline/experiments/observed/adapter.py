@@ -161,7 +161,7 @@ class ObservedExperiment:
         for f in families:
             if f not in FAMILIES:
                 raise ConfigError("grid.family", f, f"must be one of {', '.join(FAMILIES)}")
-        learners = [str(f) for f in np.asarray(axes["learner_family"], dtype=object).ravel()]
+        learners = [str(f) for f in np.asarray(axes.get("learner_family", [SAME]), dtype=object).ravel()]
         for f in learners:
             if f not in LEARNER_FAMILIES:
                 raise ConfigError("grid.learner_family", f, f"must be one of {', '.join(LEARNER_FAMILIES)}")
