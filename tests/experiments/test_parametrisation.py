@@ -107,7 +107,7 @@ def test_cross_family_cells_against_mpmath(text, adversary, learner, T):
     sp = parse_spectrum(text)
     n = sp.n
     DL = int(static["learner_dim"].item())
-    assert DL == pm.learner_dimension(sp, learner)
+    assert pm.learner_dimension(sp, learner) == DL
     A = static["system"].values[0, :n, :n]
     B = static["learner_family_basis"].sel(learner_family=learner).values[0, :DL, :n, :n]
     H = static["perturbation"].values[0, 0, :, :n, :n]

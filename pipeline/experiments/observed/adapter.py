@@ -267,7 +267,10 @@ class ObservedExperiment:
         nmax = max(sp.n for sp in sps)
         dims = {(i, j): family_dimension(sp, f) for i, sp in enumerate(sps) for j, f in enumerate(families)}
         ldims = {
-            (i, k): pm.learner_dimension(sp, lf) for i, sp in enumerate(sps) for k, lf in enumerate(learners) if lf != SAME
+            (i, k): pm.learner_dimension(sp, lf)
+            for i, sp in enumerate(sps)
+            for k, lf in enumerate(learners)
+            if lf != SAME
         }
         Dmax = max(dims.values(), default=0)
         Lmax = max(ldims.values(), default=0)
@@ -426,7 +429,19 @@ class ObservedExperiment:
                     learner = resolved_learner(fam, lf)
                     if learner == fam:  # the adversary's own family: MATH section 1.3, as before the axis
                         self._same_cells(
-                            (i, j, k), text, fam, B, H, Q, A, (dvals, Tvals, draws), settings, log2r, bnd, risk_mc, stderr
+                            (i, j, k),
+                            text,
+                            fam,
+                            B,
+                            H,
+                            Q,
+                            A,
+                            (dvals, Tvals, draws),
+                            settings,
+                            log2r,
+                            bnd,
+                            risk_mc,
+                            stderr,
                         )
                         continue
                     DL = int(st["learner_dim"].sel(learner_family=lf).values)

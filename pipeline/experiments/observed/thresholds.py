@@ -24,10 +24,9 @@ import math
 from typing import TYPE_CHECKING
 
 import numpy as np
+import xarray as xr
 
 from pipeline.measure import first_from_which, growth_exponent, growth_horizons, measured, static, theory
-
-import xarray as xr
 
 if TYPE_CHECKING:
     from pipeline.experiments.base import ThresholdOptions
