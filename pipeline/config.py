@@ -7,7 +7,7 @@ import json
 import math
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from pipeline.cluster import ClusterSpec, cluster_spec
 from pipeline.core import AxisRule, Settings
 from pipeline.errors import ConfigError, UsageError
 from pipeline.experiments import get_experiment, known_experiments
+from pipeline.experiments.base import Experiment
 from pipeline.grid import BlockPlan, geom_axis, linspace_axis, plan_blocks, range_axis
 
 DEFAULT_MAX_CELLS = 10**9
@@ -93,19 +94,48 @@ def parse_workflow(text: str, max_cells: int = DEFAULT_MAX_CELLS, source: str = 
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{source}: TOML syntax error: {exc}") from None
+    experiment = _experiment(raw)
+    settings = _settings(raw, experiment)
+    coords = _coords(raw, experiment, settings)
+    chunks, max_blocks_per_task = _chunks(raw, experiment)
+    cluster = raw.get("cluster", {})
+    if not isinstance(cluster, dict):
+        raise ConfigError("cluster", cluster, "must be a table (see README, Running on a cluster)")
+    spec = cluster_spec(cluster)
+    shape = tuple(len(coords[a]) for a in experiment.axes)
+    _check_size(experiment.axes, shape, max_cells)
 
+    def estimate(region: Mapping[str, slice]) -> float:
+        return experiment.estimate_seconds({a: coords[a][sl] for a, sl in region.items()}, settings)
+
+    plan = plan_blocks(experiment.axes, shape, chunks, estimate, max_blocks_per_task)
+    return Workflow(
+        settings=settings,
+        coords=coords,
+        plan=plan,
+        text=text,
+        cluster=spec,
+        source="" if source == "<workflow>" else source,
+    )
+
+
+def _experiment(raw: Mapping[str, Any]) -> Experiment:
+    """The workflow's experiment, after checking every top-level key is one it allows."""
     experiment_name = raw.get("experiment")
     if experiment_name is None:
         raise ConfigError("experiment", None, f"is required: one of {known_experiments()}")
     if not isinstance(experiment_name, str) or experiment_name not in known_experiments():
         raise ConfigError("experiment", experiment_name, f"must be one of {known_experiments()}")
     experiment = get_experiment(experiment_name)
-
     allowed = set(COMMON_KEYS) | set(experiment.extra_settings)
     for key in raw:
         if key not in allowed:
             raise ConfigError(key, raw[key], f"unknown key; allowed top-level keys are {sorted(allowed)}")
+    return experiment
 
+
+def _settings(raw: Mapping[str, Any], experiment: Experiment) -> Settings:
+    """The scalar settings: name, seed, method, Monte Carlo samples and the experiment's own keys."""
     name = raw.get("name")
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
         raise ConfigError("name", name, "must be a non-empty string of letters, digits, '_', '-' or '.'")
@@ -121,8 +151,8 @@ def parse_workflow(text: str, max_cells: int = DEFAULT_MAX_CELLS, source: str = 
         if problem:
             raise ConfigError(key, value, problem)
         extra[key] = value
-    settings = Settings(
-        experiment=experiment_name,
+    return Settings(
+        experiment=raw["experiment"],
         name=name,
         seed=seed,
         method=method,
@@ -130,6 +160,9 @@ def parse_workflow(text: str, max_cells: int = DEFAULT_MAX_CELLS, source: str = 
         extra=extra,
     )
 
+
+def _coords(raw: Mapping[str, Any], experiment: Experiment, settings: Settings) -> dict[str, np.ndarray]:
+    """The ``[grid]`` table parsed, checked and resolved by the experiment into 1-D coordinates."""
     grid = raw.get("grid")
     if not isinstance(grid, dict):
         raise ConfigError("grid", grid, f"must be a table with the axes {list(experiment.axes)}")
@@ -148,7 +181,11 @@ def parse_workflow(text: str, max_cells: int = DEFAULT_MAX_CELLS, source: str = 
     coords = experiment.resolve_axes(raw_axes, settings)
     for axis in experiment.axes:
         _check_values(f"grid.{axis}", coords[axis], rule=None)
+    return coords
 
+
+def _chunks(raw: Mapping[str, Any], experiment: Experiment) -> tuple[dict[str, int], int | None]:
+    """The ``[chunks]`` table: cells per block along named axes, and the optional blocks per task."""
     chunks_raw = raw.get("chunks", {})
     if not isinstance(chunks_raw, dict):
         raise ConfigError("chunks", chunks_raw, "must be a table of axis = cells per block")
@@ -165,34 +202,19 @@ def parse_workflow(text: str, max_cells: int = DEFAULT_MAX_CELLS, source: str = 
             max_blocks_per_task = value
         else:
             chunks[key] = value
+    return chunks, max_blocks_per_task
 
-    cluster = raw.get("cluster", {})
-    if not isinstance(cluster, dict):
-        raise ConfigError("cluster", cluster, "must be a table (see README, Running on a cluster)")
-    spec = cluster_spec(cluster)
 
-    shape = tuple(len(coords[a]) for a in experiment.axes)
+def _check_size(axes: Sequence[str], shape: tuple[int, ...], max_cells: int) -> None:
+    """Refuse a grid of more than ``max_cells`` cells, naming its shape."""
     cells = math.prod(shape)
     if cells > max_cells:
-        dims = " x ".join(f"{a}={n}" for a, n in zip(experiment.axes, shape, strict=True))
+        dims = " x ".join(f"{a}={n}" for a, n in zip(axes, shape, strict=True))
         raise ConfigError(
             "grid",
             f"{cells:,} cells ({dims})",
             f"exceeds --max-cells {max_cells:,}; shrink the grid or raise --max-cells",
         )
-
-    def estimate(region: Mapping[str, slice]) -> float:
-        return experiment.estimate_seconds({a: coords[a][sl] for a, sl in region.items()}, settings)
-
-    plan = plan_blocks(experiment.axes, shape, chunks, estimate, max_blocks_per_task)
-    return Workflow(
-        settings=settings,
-        coords=coords,
-        plan=plan,
-        text=text,
-        cluster=spec,
-        source="" if source == "<workflow>" else source,
-    )
 
 
 def _integer(raw: Mapping[str, Any], key: str, default: int, minimum: int) -> int:
@@ -239,46 +261,59 @@ def parse_axis(key: str, spec: Any, rule: AxisRule) -> np.ndarray:
             return np.array(values, dtype=object)
         return np.array(values, dtype=np.int64 if integer else np.float64)
     if isinstance(spec, dict):
-        forms = [f for f in ("geom", "linspace", "range") if f in spec]
-        if len(forms) != 1 or rule.kind == "str":
-            raise ConfigError(key, spec, "must be a list, or a table with exactly one of geom, linspace, range")
-        form = forms[0]
-        allowed_keys = {"geom": {"geom", "num"}, "linspace": {"linspace", "num"}, "range": {"range", "step"}}[form]
-        for extra_key in spec:
-            if extra_key not in allowed_keys:
-                raise ConfigError(
-                    f"{key}.{extra_key}", spec[extra_key], f"unknown key for {form}; allowed {sorted(allowed_keys)}"
-                )
-        ends = spec[form]
-        if not isinstance(ends, list) or len(ends) != 2:
-            raise ConfigError(f"{key}.{form}", ends, "must be a list [start, stop]")
-        if form == "range":
-            if not integer:
-                raise ConfigError(f"{key}.range", ends, "range is for integer axes; use linspace or geom")
-            a, b = (_number(f"{key}.range", v, rule) for v in ends)
-            step = spec.get("step", 1)
-            if isinstance(step, bool) or not isinstance(step, int) or step < 1:
-                raise ConfigError(f"{key}.step", step, "must be an integer >= 1")
-            if b < a:
-                raise ConfigError(f"{key}.range", ends, "start must not exceed stop (reversed range)")
-            return range_axis(a, b, step)
-        as_float = AxisRule(rule.name, "float", rule.long_name, rule.units)
-        a, b = (float(_number(f"{key}.{form}", v, as_float)) for v in ends)
-        num = spec.get("num")
-        if isinstance(num, bool) or not isinstance(num, int) or num < 1:
-            raise ConfigError(f"{key}.num", num, "must be an integer >= 1")
-        if num > 1 and a == b:
-            raise ConfigError(f"{key}.{form}", ends, f"start equals stop, so num = {num} would repeat values")
-        if form == "geom":
-            if a <= 0 or b <= 0:
-                raise ConfigError(f"{key}.geom", ends, "geometric spacing needs start > 0 and stop > 0")
-            return geom_axis(a, b, num, integer)
-        return linspace_axis(a, b, num, integer)
+        return _table_axis(key, spec, rule)
     if integer and isinstance(spec, (int, str)) and not isinstance(spec, bool):
         return np.array(spec, dtype=object)
     if isinstance(spec, (int, float, str)) and not isinstance(spec, bool):
         raise ConfigError(key, spec, "must be a list of values, e.g. [" + repr(spec) + "]")
     raise ConfigError(key, spec, "must be a list, or a table with one of geom, linspace, range")
+
+
+_FORM_KEYS = {"geom": {"geom", "num"}, "linspace": {"linspace", "num"}, "range": {"range", "step"}}
+
+
+def _table_axis(key: str, spec: Mapping[str, Any], rule: AxisRule) -> np.ndarray:
+    """A ``{geom|linspace = [a, b], num = n}`` or ``{range = [a, b], step = s}`` table -> 1-D array."""
+    forms = [f for f in _FORM_KEYS if f in spec]
+    if len(forms) != 1 or rule.kind == "str":
+        raise ConfigError(key, spec, "must be a list, or a table with exactly one of geom, linspace, range")
+    form = forms[0]
+    for extra_key in spec:
+        if extra_key not in _FORM_KEYS[form]:
+            raise ConfigError(
+                f"{key}.{extra_key}", spec[extra_key], f"unknown key for {form}; allowed {sorted(_FORM_KEYS[form])}"
+            )
+    ends = spec[form]
+    if not isinstance(ends, list) or len(ends) != 2:
+        raise ConfigError(f"{key}.{form}", ends, "must be a list [start, stop]")
+    if form == "range":
+        return _range_form(key, spec, ends, rule)
+    integer = rule.kind == "int"
+    as_float = AxisRule(rule.name, "float", rule.long_name, rule.units)
+    a, b = (float(_number(f"{key}.{form}", v, as_float)) for v in ends)
+    num = spec.get("num")
+    if isinstance(num, bool) or not isinstance(num, int) or num < 1:
+        raise ConfigError(f"{key}.num", num, "must be an integer >= 1")
+    if num > 1 and a == b:
+        raise ConfigError(f"{key}.{form}", ends, f"start equals stop, so num = {num} would repeat values")
+    if form == "geom":
+        if a <= 0 or b <= 0:
+            raise ConfigError(f"{key}.geom", ends, "geometric spacing needs start > 0 and stop > 0")
+        return geom_axis(a, b, num, integer)
+    return linspace_axis(a, b, num, integer)
+
+
+def _range_form(key: str, spec: Mapping[str, Any], ends: list[Any], rule: AxisRule) -> np.ndarray:
+    """``{range = [a, b], step = s}`` on an integer axis: ``a, a + s, ... <= b``."""
+    if rule.kind != "int":
+        raise ConfigError(f"{key}.range", ends, "range is for integer axes; use linspace or geom")
+    a, b = (_number(f"{key}.range", v, rule) for v in ends)
+    step = spec.get("step", 1)
+    if isinstance(step, bool) or not isinstance(step, int) or step < 1:
+        raise ConfigError(f"{key}.step", step, "must be an integer >= 1")
+    if b < a:
+        raise ConfigError(f"{key}.range", ends, "start must not exceed stop (reversed range)")
+    return range_axis(a, b, step)
 
 
 def _check_values(key: str, values: np.ndarray, rule: AxisRule | None) -> None:

@@ -39,6 +39,7 @@ test oracle ``tests/oracles/observed_fixed_point.py``):
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -123,10 +124,10 @@ class FamilyBasis:
 
     @property
     def D(self) -> int:
-        return self.E.shape[0]
+        return int(self.E.shape[0])
 
 
-def _elementary(n: int, rows, cols) -> list[np.ndarray]:
+def _elementary(n: int, rows: Sequence[int] | np.ndarray, cols: Sequence[int] | np.ndarray) -> list[np.ndarray]:
     out = []
     for r in rows:
         for c in cols:
@@ -136,7 +137,9 @@ def _elementary(n: int, rows, cols) -> list[np.ndarray]:
     return out
 
 
-def _pair_commuting(n: int, idx_rows, idx_cols) -> list[np.ndarray]:
+def _pair_commuting(
+    n: int, idx_rows: Sequence[int] | np.ndarray, idx_cols: Sequence[int] | np.ndarray
+) -> list[np.ndarray]:
     """Basis of real matrices between two pair-structured index sets that commute
     with the complex structure: 2x2 blocks ``[[x,-y],[y,x]] / sqrt 2``."""
     out = []
@@ -229,12 +232,14 @@ def basis_change(spectrum: Spectrum | str, basis: str, seed: int) -> np.ndarray:
 
 
 def system(spectrum: Spectrum | str, basis: str, seed: int) -> np.ndarray:
+    """The system matrix ``A = Q J Q'`` (n, n) of a spectrum in the given basis."""
     sp = parse_spectrum(spectrum) if isinstance(spectrum, str) else spectrum
     J = sp.jordan_matrix()
     if basis == "jordan":
         return J
     Q = basis_change(sp, basis, seed)
-    return Q @ J @ Q.T
+    A: np.ndarray = Q @ J @ Q.T
+    return A
 
 
 def _to_basis(M: np.ndarray, Q: np.ndarray) -> np.ndarray:
@@ -260,10 +265,10 @@ def learner_coefficients(text: str, family: str, seed: int) -> np.ndarray:
     return random_orthogonal(D, cell_rng(seed, "observed.learner", text, family))
 
 
-def perturbation_coefficients(text: str, family: str, seed: int, draws) -> np.ndarray:
+def perturbation_coefficients(text: str, family: str, seed: int, draws: int | np.ndarray) -> np.ndarray:
     """``h`` (N x D): unit vectors with standard Gaussian direction; draw ``i`` depends
     only on ``(seed, spectrum text, family, i)``."""
-    draws = np.arange(draws) if np.ndim(draws) == 0 else np.asarray(draws)
+    draws = np.arange(int(draws)) if isinstance(draws, (int, np.integer)) or np.ndim(draws) == 0 else np.asarray(draws)
     D = family_basis(text, family).D
     out = np.zeros((len(draws), D))
     if D == 0:
@@ -284,7 +289,9 @@ def learner_basis(spectrum: Spectrum | str, family: str, seed: int, basis: str =
     return _to_basis(BJ, basis_change(text, basis, seed))
 
 
-def perturbations(spectrum: Spectrum | str, family: str, seed: int, draws, basis: str = "jordan") -> np.ndarray:
+def perturbations(
+    spectrum: Spectrum | str, family: str, seed: int, draws: int | np.ndarray, basis: str = "jordan"
+) -> np.ndarray:
     """Adversary directions ``H`` (N, n, n), unit Frobenius norm (zero if D = 0)."""
     text = spectrum if isinstance(spectrum, str) else spectrum.text
     fb = family_basis(text, family)
@@ -916,7 +923,9 @@ def problem_from_matrices(text: str, family: str, B: FloatArray, H: FloatArray, 
         P[:, i] = Et @ BJ[i] if DF else P[:, i]
     inside = DL == 0 or (DF > 0 and float(np.max(np.abs(BJ - P.T @ Et))) <= 1e-8)
     if inside:
-        Pinv = np.linalg.inv(P) if DL == DF and DF else (P.T.copy() if DL == DF else None)
+        Pinv: FloatArray | None = None
+        if DL == DF:
+            Pinv = np.linalg.inv(P).astype(np.float64) if DF else P.T.copy()
         return Problem(text, family, P, Pinv, h, fb.d_star, Q)
     fw = family_basis(text, "full")
     Ew = np.asarray(fw.E).reshape(n * n, n * n)
