@@ -101,7 +101,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
 from pipeline.models.observed import (
     FamilyBasis,
@@ -231,11 +231,9 @@ def adversary_within_learner(spectrum: Spectrum | str, adversary: str, learner: 
         return _single_real_group(sp)
     if pair == ("full", "diagonal"):
         return sp.n == 1
-    if pair == ("diagonal", "block"):
-        return True
-    # learner similarity (block/full/diagonal are not traceless on an unstable
-    # group), similarity vs diagonal with a non-zero restriction
-    return False
+    # diagonal lies in block; a similarity learner is traceless on an unstable group (block,
+    # full and diagonal are not), and similarity escapes diagonal once its restriction is non-zero
+    return pair == ("diagonal", "block")
 
 
 @dataclass(frozen=True)
@@ -254,10 +252,10 @@ class Criticality:
     learner_dimension: int
     growth_exponent: float | None
 
-    def cube_fields(self) -> tuple[bool, int]:
-        """``(learnable, critical_d)`` for a cube; the integer is 0 where
-        ``learnable`` is False and must be read through that mask."""
-        return self.learnable, (self.critical_d if self.learnable else 0)
+    def cube_fields(self) -> tuple[bool, float]:
+        """``(learnable, critical_d_theory)`` as a cube stores them: the count as a float,
+        ``+inf`` where ``learnable`` is False (never a count a plot could mistake)."""
+        return self.learnable, (math.inf if self.critical_d is None else float(self.critical_d))
 
 
 def learnable(spectrum: Spectrum | str, adversary: str, learner: str) -> bool:
@@ -308,7 +306,7 @@ def _rank(rows: np.ndarray) -> int:
     return int(np.sum(sv > _RANK_TOL))
 
 
-def restricted_family(spectrum: Spectrum | str, family: str, columns) -> np.ndarray:
+def restricted_family(spectrum: Spectrum | str, family: str, columns: ArrayLike) -> np.ndarray:
     """Orthonormal basis ``(k, n, len(columns))`` of ``{ M[:, columns] : M in family }``
     (Jordan coordinates), from the structured basis; ``k`` is its rank."""
     sp = _spectrum(spectrum)
@@ -320,10 +318,11 @@ def restricted_family(spectrum: Spectrum | str, family: str, columns) -> np.ndar
     R = E[:, :, cols].reshape(E.shape[0], -1)
     k = _rank(R)
     _, _, Vt = np.linalg.svd(R, full_matrices=False)
-    return Vt[:k].reshape(k, n, cols.size)
+    out: np.ndarray = Vt[:k].reshape(k, n, cols.size)
+    return out
 
 
-def contained_on(spectrum: Spectrum | str, adversary: str, learner: str, columns) -> bool:
+def contained_on(spectrum: Spectrum | str, adversary: str, learner: str, columns: ArrayLike) -> bool:
     """Whether ``F|W`` lies in ``L|W`` for ``W = span{e_c : c in columns}`` (rank test)."""
     Fw = restricted_family(spectrum, adversary, columns)
     Lw = restricted_family(spectrum, learner, columns)
@@ -331,7 +330,7 @@ def contained_on(spectrum: Spectrum | str, adversary: str, learner: str, columns
         return True
     width = Fw.shape[1] * Fw.shape[2]
     stacked = np.vstack([Lw.reshape(Lw.shape[0], width), Fw.reshape(Fw.shape[0], width)])
-    return _rank(stacked) == Lw.shape[0]
+    return _rank(stacked) == int(Lw.shape[0])
 
 
 def structural_critical_d(spectrum: Spectrum | str, adversary: str, learner: str) -> int | None:
@@ -342,7 +341,7 @@ def structural_critical_d(spectrum: Spectrum | str, adversary: str, learner: str
     if restricted_family(sp, adversary, u).shape[0] == 0:
         return 0
     if contained_on(sp, adversary, learner, u):
-        return restricted_family(sp, learner, u).shape[0]
+        return int(restricted_family(sp, learner, u).shape[0])
     return None
 
 
@@ -361,7 +360,8 @@ def unstable_column_exponents(spectrum: Spectrum | str) -> np.ndarray:
         for i in range(b.m):
             val = math.inf if g.modulus > 1.0 else float(2 * (b.m - 1 - i) + 1)
             e[b.start + per * i : b.start + per * (i + 1)] = val
-    return e[sp.unstable_indices]
+    out: np.ndarray = e[sp.unstable_indices]
+    return out
 
 
 def never_growth_exponent(spectrum: Spectrum | str, adversary: str, learner: str) -> float | None:

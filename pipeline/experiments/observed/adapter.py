@@ -126,6 +126,50 @@ def _str_array(values: Any) -> np.ndarray:
     return out
 
 
+def _names(axes: Mapping[str, np.ndarray], settings: Settings) -> tuple[list[str], list[str], list[str]]:
+    """The checked spectrum, family and learner_family names of a grid."""
+    spectra = [str(s) for s in np.asarray(axes["spectrum"], dtype=object).ravel()]
+    for s in spectra:
+        err = _check_spectrum(s)
+        if err:
+            raise ConfigError("grid.spectrum", s, err)
+    families = [str(f) for f in np.asarray(axes["family"], dtype=object).ravel()]
+    for f in families:
+        if f not in FAMILIES:
+            raise ConfigError("grid.family", f, f"must be one of {', '.join(FAMILIES)}")
+    learners = [str(f) for f in np.asarray(axes.get("learner_family", [SAME]), dtype=object).ravel()]
+    for f in learners:
+        if f not in LEARNER_FAMILIES:
+            raise ConfigError("grid.learner_family", f, f"must be one of {', '.join(LEARNER_FAMILIES)}")
+    if settings.method == "montecarlo" and any(f != SAME for f in learners):
+        bad = next(f for f in learners if f != SAME)
+        raise ConfigError("grid.learner_family", bad, 'method = "montecarlo" takes only learner_family = "same"')
+    return spectra, families, learners
+
+
+def _resolve_d(d: np.ndarray, spectra: list[str], families: list[str], learners: list[str]) -> np.ndarray:
+    """``d = "all"``: ``0 .. max learner_dim`` over the grid; else the checked integers."""
+    if (d.ndim == 0 and d.dtype == object and d.item() == "all") or (
+        d.ndim == 0 and d.dtype.kind in "US" and str(d) == "all"
+    ):
+        dmax = max(
+            (
+                pm.learner_dimension(parse_spectrum(s), resolved_learner(f, lf))
+                for s in spectra
+                for f in families
+                for lf in learners
+            ),
+            default=0,
+        )
+        return np.arange(dmax + 1, dtype=np.int64)
+    vals = np.atleast_1d(d).ravel()
+    for v in vals:
+        if _check_d(v.item() if hasattr(v, "item") else v):
+            raise ConfigError("grid.d", v, 'must be integers >= 0 or "all"')
+    out: np.ndarray = vals.astype(np.int64)
+    return out
+
+
 class ObservedExperiment:
     name = "observed"
     axes = ("spectrum", "family", "learner_family", "d", "T", "draw")
@@ -151,47 +195,14 @@ class ObservedExperiment:
     # -- configuration -----------------------------------------------------
 
     def resolve_axes(self, axes: dict[str, np.ndarray], settings: Settings) -> dict[str, np.ndarray]:
+        """Checked, resolved axes: the names, ``d = "all"`` to ``0..max learner_dim``, the
+        draw count to indices, ``learner_family`` defaulting to ``same``."""
         out = dict(axes)
-        spectra = [str(s) for s in np.asarray(axes["spectrum"], dtype=object).ravel()]
-        for s in spectra:
-            err = _check_spectrum(s)
-            if err:
-                raise ConfigError("grid.spectrum", s, err)
-        families = [str(f) for f in np.asarray(axes["family"], dtype=object).ravel()]
-        for f in families:
-            if f not in FAMILIES:
-                raise ConfigError("grid.family", f, f"must be one of {', '.join(FAMILIES)}")
-        learners = [str(f) for f in np.asarray(axes.get("learner_family", [SAME]), dtype=object).ravel()]
-        for f in learners:
-            if f not in LEARNER_FAMILIES:
-                raise ConfigError("grid.learner_family", f, f"must be one of {', '.join(LEARNER_FAMILIES)}")
-        if settings.method == "montecarlo" and any(f != SAME for f in learners):
-            bad = next(f for f in learners if f != SAME)
-            raise ConfigError("grid.learner_family", bad, 'method = "montecarlo" takes only learner_family = "same"')
+        spectra, families, learners = _names(axes, settings)
         out["spectrum"] = _str_array(spectra)
         out["family"] = _str_array(families)
         out["learner_family"] = _str_array(learners)
-
-        d = np.asarray(axes["d"])
-        if (d.ndim == 0 and d.dtype == object and d.item() == "all") or (
-            d.ndim == 0 and d.dtype.kind in "US" and str(d) == "all"
-        ):
-            dmax = max(
-                (
-                    pm.learner_dimension(parse_spectrum(s), resolved_learner(f, lf))
-                    for s in spectra
-                    for f in families
-                    for lf in learners
-                ),
-                default=0,
-            )
-            out["d"] = np.arange(dmax + 1, dtype=np.int64)
-        else:
-            vals = np.atleast_1d(d).ravel()
-            for v in vals:
-                if _check_d(v.item() if hasattr(v, "item") else v):
-                    raise ConfigError("grid.d", v, 'must be integers >= 0 or "all"')
-            out["d"] = vals.astype(np.int64)
+        out["d"] = _resolve_d(np.asarray(axes["d"]), spectra, families, learners)
 
         draw = np.atleast_1d(np.asarray(axes["draw"], dtype=object)).ravel()
         if draw.size != 1 or _check_draw(draw[0]):
@@ -455,7 +466,7 @@ class ObservedExperiment:
                         log2r[i, j, k, :, t, :] = np.where(valid[:, None], lr[:, dsel].T, np.nan)
 
         out: dict[str, np.ndarray] = {"bounded": bnd}
-        if montecarlo:
+        if risk_mc is not None and stderr is not None:
             risk = risk_mc
             with np.errstate(divide="ignore"):
                 log10 = np.log10(risk)
@@ -466,7 +477,7 @@ class ObservedExperiment:
             log10 = log2r * LOG10_2
         out["risk"] = risk
         out["log10_risk"] = log10
-        out["kl_rate"] = risk / 2.0
+        out["kl_rate"] = np.asarray(risk / 2.0)
         _check_nan_only_where_undefined(out, coords, static)
         return out
 

@@ -80,9 +80,9 @@ def thresholds(ds: xr.Dataset, options: ThresholdOptions) -> xr.Dataset:
     crit_emp = np.full(crit_theory.shape, np.nan)
     g_dim = np.full((*crit_theory.shape, ds.sizes["draw"]), np.nan)
     for at in np.ndindex(*crit.shape):
-        ok = (bounded[at] == 1).all(axis=-1)
+        ok = np.asarray((bounded[at] == 1).all(axis=-1))
         # a NaN growth exponent at a defined cell is a risk exactly 0: bounded
-        below = np.where(np.isnan(g[at]), True, g[at] < tol).all(axis=-1)
+        below = np.asarray(np.where(np.isnan(g[at]), True, g[at] < tol).all(axis=-1))
         top = np.flatnonzero(defined[at])
         for out, holds in ((crit, ok), (crit_emp, below)):
             value = first_from_which(holds, defined[at], d)
@@ -102,12 +102,12 @@ def thresholds(ds: xr.Dataset, options: ThresholdOptions) -> xr.Dataset:
     for extra in ("n", "n_unstable", "spectral_radius"):
         if extra in ds.coords:
             coords[extra] = ds[extra]
-    never = "+inf where no d <= learner_dim qualifies (never)"
-    out = xr.Dataset(
+    never_text = "+inf where no d <= learner_dim qualifies (never)"
+    th = xr.Dataset(
         {
             "critical_d": measured(
                 crit,
-                f"critical parameter count measured from bounded: smallest d from which every draw is bounded; {never}",
+                f"critical parameter count measured from bounded: smallest d from which every draw is bounded; {never_text}",
                 "parameters",
                 PAIR,
             ),
@@ -119,7 +119,7 @@ def thresholds(ds: xr.Dataset, options: ThresholdOptions) -> xr.Dataset:
             ),
             "critical_d_theory": theory(
                 crit_theory,
-                f"critical parameter count from docs/theory.md §1.4 / §1.5; {never}",
+                f"critical parameter count from docs/theory.md §1.4 / §1.5; {never_text}",
                 "parameters",
                 PAIR,
             ),
@@ -128,7 +128,7 @@ def thresholds(ds: xr.Dataset, options: ThresholdOptions) -> xr.Dataset:
             ),
             "critical_d_empirical": measured(
                 crit_emp,
-                f"smallest d from which the growth exponent stays below {tol:g} for every draw; {never}",
+                f"smallest d from which the growth exponent stays below {tol:g} for every draw; {never_text}",
                 "parameters",
                 PAIR,
             ),
@@ -167,5 +167,5 @@ def thresholds(ds: xr.Dataset, options: ThresholdOptions) -> xr.Dataset:
         },
         coords=coords,
     )
-    out.attrs.update({"growth_tol": float(tol), "growth_horizons": [t1, t2]})
-    return out
+    th.attrs.update({"growth_tol": float(tol), "growth_horizons": [t1, t2]})
+    return th
