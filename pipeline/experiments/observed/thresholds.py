@@ -107,7 +107,8 @@ def thresholds(ds: xr.Dataset, options: ThresholdOptions) -> xr.Dataset:
         {
             "critical_d": measured(
                 crit,
-                f"critical parameter count measured from bounded: smallest d from which every draw is bounded; {never_text}",
+                "critical parameter count measured from bounded: smallest d from which every draw is bounded; "
+                + never_text,
                 "parameters",
                 PAIR,
             ),
