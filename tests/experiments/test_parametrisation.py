@@ -269,3 +269,38 @@ def test_parametrisation_workflow_separates_the_cases():
     assert diag.values.tolist() == [True, True, False, False, False]
     assert not bool(static["learnable"].sel(family="similarity", learner_family=["diagonal", "block"]).any())
     assert bool(static["learnable"].sel(learner_family="full").all())
+
+
+@pytest.mark.parametrize("basis", ["jordan", "random"])
+def test_bounded_is_the_rule_for_every_family_pair(basis):
+    """The kernel's exact rank test against the rule of MATH §1.5, over spectra with real,
+    complex, Jordan, repeated, explosive and zero-restriction cases, every pair of families."""
+    spectra = ["1.0, 0.5", "1.0@45, 0.5", "1.0^2, 0.5", "1.0^[1,1]", "1.0", "1.05@30, 0.3", "-1.0^[2,1]", "0.9^2"]
+    text = observed(
+        "pairs",
+        seed=11,
+        spectrum=spectra,
+        family=["block", "full", "similarity"],
+        learner_family=["same", "block", "full", "similarity", "diagonal"],
+        T=[1, 10**4],
+        draw=2,
+        basis=basis,
+    )
+    wf = parse_workflow(text)
+    static = OBSERVED.static(wf.coords, wf.settings)
+    out = OBSERVED.kernel(wf.coords, static, wf.settings)
+    d = wf.coords["d"]
+    for i, s in enumerate(spectra):
+        for j, f in enumerate(["block", "full", "similarity"]):
+            for k, lf in enumerate(["same", "block", "full", "similarity", "diagonal"]):
+                learner = f if lf == "same" else lf
+                crit = pm.critical_d(s, f, learner)
+                DL = pm.learner_dimension(s, learner)
+                expect = (d >= (math.inf if crit is None else crit)) | (d > DL)
+                got = out["bounded"][i, j, k]
+                assert np.array_equal(got, np.broadcast_to(expect[:, None], got.shape)), (s, f, lf)
+                risk = out["risk"][i, j, k]
+                assert np.all(np.isnan(risk[d > DL])) and not np.isnan(risk[d <= DL]).any(), (s, f, lf)
+                assert np.all(risk[d <= DL, 0] == 0.0)  # T = 1: Sigmabar_1 = 0
+                if pm.contained_on(s, f, learner, np.arange(parse_spectrum(s).n)):
+                    assert np.all(risk[DL] == 0.0), (s, f, lf)  # F inside L: learnt exactly at D_L
