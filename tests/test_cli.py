@@ -27,7 +27,7 @@ OBSERVED_BAD = {
     "not a spectrum": OBSERVED.replace('"1.0^2, 0.5"', '"abc"'),
     "dangling comma in sizes": OBSERVED.replace('"1.0^2, 0.5"', '"1.0^[2,]"'),
     "negative block size": OBSERVED.replace('"1.0^2, 0.5"', '"1.0^-1"'),
-    "dimension over 16": OBSERVED.replace('"1.0^2, 0.5"', '"1.0^17"'),
+    "dimension over 32": OBSERVED.replace('"1.0^2, 0.5"', '"1.0^33"'),
     "angle out of range": OBSERVED.replace('"1.0^2, 0.5"', '"1.0@180"'),
     "unknown family": OBSERVED.replace('"similarity"', '"orthogonal"'),
     "negative d": OBSERVED.replace('d = "all"', "d = [-1, 0]"),

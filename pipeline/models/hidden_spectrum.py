@@ -104,7 +104,7 @@ import numpy as np
 import numpy.typing as npt
 from flint import arb, arb_mat, ctx, fmpz_mat
 
-from pipeline.models.spectra import EigenGroup, Spectrum, parse_spectrum
+from pipeline.models.spectra import EigenGroup, Spectrum, SpectrumError, parse_spectrum
 from pipeline.models.streams import cell_rng
 
 __all__ = [
@@ -135,6 +135,7 @@ LEARNERS: tuple[str, ...] = ("truncated_kalman", "best_fir")
 KALMAN_BITS = 320  # precision of the Riccati solution
 TARGET_BITS = 64  # correct bits every returned risk must have (ball radius check)
 MAX_BITS = 1 << 15  # working precision cap: beyond it a cell raises PrecisionError
+MAX_DIMENSION = 16  # hidden-state systems (observed ones go to spectra.MAX_DIMENSION)
 ANCHOR = 64  # spacing of the doubling anchors for Z_N
 
 FloatArray = npt.NDArray[np.float64]
@@ -169,7 +170,13 @@ def _bits(prec: int) -> Iterator[None]:
 
 
 def _spectrum(spectrum: Spectrum | str) -> Spectrum:
-    return spectrum if isinstance(spectrum, Spectrum) else parse_spectrum(spectrum)
+    """The parsed spectrum; ``SpectrumError`` beyond :data:`MAX_DIMENSION` (the ball-arithmetic cost)."""
+    sp = spectrum if isinstance(spectrum, Spectrum) else parse_spectrum(spectrum)
+    if sp.n > MAX_DIMENSION:
+        raise SpectrumError(
+            f"spectrum {sp.text!r}: dimension {sp.n} exceeds the maximum {MAX_DIMENSION} of hidden-state systems"
+        )
+    return sp
 
 
 def _unstable_groups(sp: Spectrum) -> list[EigenGroup]:
@@ -412,7 +419,7 @@ def _riccati(A: np.ndarray, C: np.ndarray, r: float, bits: int) -> tuple[arb_mat
 
 @lru_cache(maxsize=512)
 def _exact(text: str, r: float, observation: str) -> _Exact:
-    sp = parse_spectrum(text)
+    sp = _spectrum(text)
     check_observable(sp, observation)
     A = sp.jordan_matrix()
     C = observation_matrix(sp, observation)
@@ -801,7 +808,7 @@ def _hermite_ranks(text: str, k: int) -> tuple[int, int]:
     of the float entries of ``A`` (``a``, ``b`` of the pair block); ranks over the rationals
     (python-flint ``fmpz_mat.rank`` on integer-scaled rows).
     """
-    sp = parse_spectrum(text)
+    sp = _spectrum(text)
     rows_m: list[list[int]] = []
     rows_a: list[list[int]] = []
     for blk in sp.blocks:

@@ -19,7 +19,7 @@ from functools import cached_property
 
 import numpy as np
 
-MAX_DIMENSION = 16
+MAX_DIMENSION = 32
 
 _NUM = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
 _TERM_RE = re.compile(

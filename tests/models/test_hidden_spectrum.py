@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from pipeline.models import hidden
 from pipeline.models import hidden_spectrum as hs
-from pipeline.models.spectra import parse_spectrum
+from pipeline.models.spectra import SpectrumError, parse_spectrum
 from tests.oracles import hidden_spectrum as orc
 
 LEARNERS = hs.LEARNERS
@@ -643,3 +643,9 @@ def test_montecarlo_long_horizon_chunks():
     mc = hs.montecarlo_block("0.9^2", [4.0], "truncated_kalman", [2], [2500], seed=3, samples=200)
     ex = hs.risk_block("0.9^2", [4.0], "truncated_kalman", [2], [2500])["risk"]
     assert abs(mc["risk"] - ex)[0, 0, 0] < 4 * mc["risk_stderr"][0, 0, 0]
+
+
+def test_dimension_over_16_is_refused():
+    """Observed spectra go to n = 32; hidden-state ones stop at 16, with the reason."""
+    with pytest.raises(SpectrumError, match="dimension 17 exceeds the maximum 16"):
+        hs.check_observable("1.0, 0.5^16")

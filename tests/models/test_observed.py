@@ -478,3 +478,22 @@ def test_heavy_blocks_beyond_the_old_cap_match_fixed_point():
     ref = fx.log2_risk(fx.risk_factor(prob.text, prob.family, prob.P, T), prob.Pinv, prob.h)
     np.testing.assert_allclose(fast[:, :-1], ref[:, :-1], rtol=1e-12)
     assert fast[0, 0] > 200
+
+
+N32 = "1.0^2, 1.0@60, " + ", ".join(f"{0.9 - 0.025 * i:.3f}" for i in range(28))
+
+
+def test_dimension_32_matches_fixed_point():
+    """n = 32 (the largest accepted): the fast kernel agrees with the fixed-point oracle
+    for every d at a marginal horizon; the rank test bounds exactly the cells from d*."""
+    assert parse_spectrum(N32).n == 32
+    prob = om.problem_from_seed(N32, "block", 7, 2)
+    T = 10**6
+    fast = om.log2_risk(om.risk_factor(prob.text, prob.family, prob.P, T), prob.Pinv, prob.h)
+    ref = fx.log2_risk(fx.risk_factor(prob.text, prob.family, prob.P, T), prob.Pinv, prob.h)
+    np.testing.assert_allclose(fast[:, :-1], ref[:, :-1], rtol=1e-12)
+    crit = critical_d_theory(parse_spectrum(N32), "block")
+    b = om.bounded(prob)  # (D + 1, N)
+    assert np.array_equal(b, np.broadcast_to((np.arange(b.shape[0]) >= crit)[:, None], b.shape))
+    with pytest.raises(ValueError, match="exceeds the maximum 32"):
+        parse_spectrum(N32 + ", 0.1")
