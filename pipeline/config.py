@@ -171,9 +171,11 @@ def _coords(raw: Mapping[str, Any], experiment: Experiment, settings: Settings) 
             raise ConfigError(f"grid.{key}", grid[key], f"unknown axis; axes are {list(experiment.axes)}")
     raw_axes: dict[str, np.ndarray] = {}
     for axis in experiment.axes:
-        if axis not in grid:
+        default = experiment.axis_rules[axis].default
+        if axis not in grid and default is None:
             raise ConfigError(f"grid.{axis}", None, "is required: a list, or a geom/linspace/range table")
-        raw_axes[axis] = parse_axis(f"grid.{axis}", grid[axis], experiment.axis_rules[axis])
+        value = grid[axis] if axis in grid else list(default or ())
+        raw_axes[axis] = parse_axis(f"grid.{axis}", value, experiment.axis_rules[axis])
         if raw_axes[axis].ndim == 1:
             _check_values(f"grid.{axis}", raw_axes[axis], experiment.axis_rules[axis])
     coords = experiment.resolve_axes(raw_axes, settings)

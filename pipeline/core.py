@@ -38,6 +38,8 @@ class AxisRule:
     units: str
     check: Check | None = None
     choices: tuple[str, ...] | None = None
+    default: tuple[Any, ...] | None = None
+    """Values the axis takes when a workflow's ``[grid]`` leaves it out (None: required)."""
 
 
 @dataclass(frozen=True)

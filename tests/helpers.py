@@ -45,16 +45,22 @@ def hidden(name: str = "small", chunks: Mapping[str, int] | None = None, **chang
 
 def observed(name: str = "obs", chunks: Mapping[str, int] | None = None, **changes: Any) -> str:
     """TOML text of a small observed workflow; ``changes`` replace grid axes or top-level keys."""
-    return _workflow("observed", name, OBSERVED_GRID, chunks, changes)
+    return _workflow("observed", name, OBSERVED_GRID, chunks, changes, optional=("learner_family",))
 
 
 def _workflow(
-    experiment: str, name: str, grid: Mapping[str, Any], chunks: Mapping[str, int] | None, changes: Mapping[str, Any]
+    experiment: str,
+    name: str,
+    grid: Mapping[str, Any],
+    chunks: Mapping[str, int] | None,
+    changes: Mapping[str, Any],
+    optional: tuple[str, ...] = (),
 ) -> str:
+    """``optional``: grid axes with a default, absent from ``grid`` unless changed."""
     grid = dict(grid)
     top: dict[str, Any] = {"experiment": experiment, "name": name}
     for key, value in changes.items():
-        (grid if key in grid else top)[key] = value
+        (grid if key in grid or key in optional else top)[key] = value
     return toml_text(top | {"grid": grid} | ({"chunks": dict(chunks)} if chunks else {}))
 
 

@@ -77,5 +77,5 @@ def test_partial_observed_critical_d_is_unknown_not_a_disagreement():
     masked = _partial(ds, computed)
     masked["bounded"] = ds["bounded"].where(xr.DataArray(computed[:, :, :, 0, :], dims=ds["bounded"].dims))
     out = thr.compute_thresholds(masked)
-    assert np.isnan(float(out["critical_d"].sel(spectrum="1.0^2, 0.5", family="block")))
+    assert np.isnan(float(out["critical_d"].sel(spectrum="1.0^2, 0.5", family="block", learner_family="same")))
     assert "critical_d spectrum=1.0^2, 0.5 family=block" not in thr.format_table(out)

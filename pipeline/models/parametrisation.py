@@ -101,8 +101,16 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
-from pipeline.models.observed import FamilyBasis, family_basis
+from pipeline.models.observed import (
+    FamilyBasis,
+    Problem,
+    bounded_table,
+    family_basis,
+    log2_risk,
+    risk_factor,
+)
 from pipeline.models.spectra import (
     Spectrum,
     critical_d_theory,
@@ -223,11 +231,9 @@ def adversary_within_learner(spectrum: Spectrum | str, adversary: str, learner: 
         return _single_real_group(sp)
     if pair == ("full", "diagonal"):
         return sp.n == 1
-    if pair == ("diagonal", "block"):
-        return True
-    # learner similarity (block/full/diagonal are not traceless on an unstable
-    # group), similarity vs diagonal with a non-zero restriction
-    return False
+    # diagonal lies in block; a similarity learner is traceless on an unstable group (block,
+    # full and diagonal are not), and similarity escapes diagonal once its restriction is non-zero
+    return pair == ("diagonal", "block")
 
 
 @dataclass(frozen=True)
@@ -246,10 +252,10 @@ class Criticality:
     learner_dimension: int
     growth_exponent: float | None
 
-    def cube_fields(self) -> tuple[bool, int]:
-        """``(learnable, critical_d)`` for a cube; the integer is 0 where
-        ``learnable`` is False and must be read through that mask."""
-        return self.learnable, (self.critical_d if self.learnable else 0)
+    def cube_fields(self) -> tuple[bool, float]:
+        """``(learnable, critical_d_theory)`` as a cube stores them: the count as a float,
+        ``+inf`` where ``learnable`` is False (never a count a plot could mistake)."""
+        return self.learnable, (math.inf if self.critical_d is None else float(self.critical_d))
 
 
 def learnable(spectrum: Spectrum | str, adversary: str, learner: str) -> bool:
@@ -300,7 +306,7 @@ def _rank(rows: np.ndarray) -> int:
     return int(np.sum(sv > _RANK_TOL))
 
 
-def restricted_family(spectrum: Spectrum | str, family: str, columns) -> np.ndarray:
+def restricted_family(spectrum: Spectrum | str, family: str, columns: ArrayLike) -> np.ndarray:
     """Orthonormal basis ``(k, n, len(columns))`` of ``{ M[:, columns] : M in family }``
     (Jordan coordinates), from the structured basis; ``k`` is its rank."""
     sp = _spectrum(spectrum)
@@ -312,10 +318,11 @@ def restricted_family(spectrum: Spectrum | str, family: str, columns) -> np.ndar
     R = E[:, :, cols].reshape(E.shape[0], -1)
     k = _rank(R)
     _, _, Vt = np.linalg.svd(R, full_matrices=False)
-    return Vt[:k].reshape(k, n, cols.size)
+    out: np.ndarray = Vt[:k].reshape(k, n, cols.size)
+    return out
 
 
-def contained_on(spectrum: Spectrum | str, adversary: str, learner: str, columns) -> bool:
+def contained_on(spectrum: Spectrum | str, adversary: str, learner: str, columns: ArrayLike) -> bool:
     """Whether ``F|W`` lies in ``L|W`` for ``W = span{e_c : c in columns}`` (rank test)."""
     Fw = restricted_family(spectrum, adversary, columns)
     Lw = restricted_family(spectrum, learner, columns)
@@ -323,7 +330,7 @@ def contained_on(spectrum: Spectrum | str, adversary: str, learner: str, columns
         return True
     width = Fw.shape[1] * Fw.shape[2]
     stacked = np.vstack([Lw.reshape(Lw.shape[0], width), Fw.reshape(Fw.shape[0], width)])
-    return _rank(stacked) == Lw.shape[0]
+    return _rank(stacked) == int(Lw.shape[0])
 
 
 def structural_critical_d(spectrum: Spectrum | str, adversary: str, learner: str) -> int | None:
@@ -334,7 +341,7 @@ def structural_critical_d(spectrum: Spectrum | str, adversary: str, learner: str
     if restricted_family(sp, adversary, u).shape[0] == 0:
         return 0
     if contained_on(sp, adversary, learner, u):
-        return restricted_family(sp, learner, u).shape[0]
+        return int(restricted_family(sp, learner, u).shape[0])
     return None
 
 
@@ -353,7 +360,8 @@ def unstable_column_exponents(spectrum: Spectrum | str) -> np.ndarray:
         for i in range(b.m):
             val = math.inf if g.modulus > 1.0 else float(2 * (b.m - 1 - i) + 1)
             e[b.start + per * i : b.start + per * (i + 1)] = val
-    return e[sp.unstable_indices]
+    out: np.ndarray = e[sp.unstable_indices]
+    return out
 
 
 def never_growth_exponent(spectrum: Spectrum | str, adversary: str, learner: str) -> float | None:
@@ -372,3 +380,112 @@ def never_growth_exponent(spectrum: Spectrum | str, adversary: str, learner: str
         if not contained_on(sp, adversary, learner, u[e >= level]):
             return float(level)
     raise ArithmeticError(f"{sp.text!r}: {adversary} vs {learner} is not learnable, yet contained at every level")
+
+
+# ---------------------------------------------------------------------------
+# the exact risk of a learner family apart from the adversary's
+#
+# The exact kernel of pipeline.models.observed takes any learner basis in the
+# elementary working basis of all n x n matrices (its general path: the pivots of the
+# learner's unstable restriction reproduce ``H|V_u`` exactly when it lies in their
+# span, the rest goes through the weighted QR). Here both the learner's basis (in
+# ``L``) and the adversary's directions (in ``F``) are first snapped onto their
+# families' structured bases in Jordan coordinates, so exact zeros and pair
+# symmetries are exact, whatever the stored basis change ``Q``.
+
+
+@dataclass(frozen=True)
+class CrossProblem:
+    """One (spectrum, adversary family ``F``, learner family ``L``) in Jordan coordinates.
+
+    ``problem``: the observed kernel's problem in the elementary working basis
+    (``P`` (n^2, D_L), ``h`` (N, n^2), ``Pinv`` None: the general path). ``whole``:
+    ``F`` lies in ``L`` on every column, so ``r_T(D_L) = 0`` exactly.
+    """
+
+    problem: Problem
+    whole: bool
+
+    @property
+    def D(self) -> int:
+        """The learner's dimension ``D_L``."""
+        return self.problem.D
+
+
+def _snap(E: np.ndarray, M: np.ndarray) -> np.ndarray:
+    """``sum_j <E_j, M> E_j`` (n, n) for one matrix ``M`` (n, n): the orthogonal projection
+    onto the span of the orthonormal structured basis ``E`` (k, n, n); fixed-shape products,
+    so a matrix's bits never depend on how many share the call."""
+    k, n, _ = E.shape
+    if k == 0:
+        return np.zeros((n, n))
+    Et = E.reshape(k, n * n)
+    c = Et @ M.reshape(n * n)
+    out: np.ndarray = (c @ Et).reshape(n, n)
+    return out
+
+
+def cross_problem(
+    spectrum: Spectrum | str, adversary: str, learner: str, B: np.ndarray, H: np.ndarray, Q: np.ndarray
+) -> CrossProblem:
+    """The problem of a learner basis ``B`` (D_L, n, n) of family ``learner`` against
+    adversary directions ``H`` (N, n, n) of family ``adversary``, both stored in the
+    coordinates of ``A = Q J Q'`` (``Q`` orthogonal (n, n)): each matrix is rotated to
+    Jordan coordinates and projected onto its family's structured basis, then written in
+    the elementary working basis of :func:`pipeline.models.observed.family_basis`
+    ``(spectrum, "full")`` (a permutation of the entries, exact)."""
+    _check_family(adversary)
+    _check_family(learner)
+    sp = _spectrum(spectrum)
+    n = sp.n
+    Q = np.asarray(Q, dtype=float)
+    EL = learner_basis_structured(sp, learner).E
+    EF = learner_basis_structured(sp, adversary).E
+    fw = family_basis(sp.text, "full")
+    Ew = np.asarray(fw.E).reshape(n * n, n * n)
+    DL, N = int(B.shape[0]), int(H.shape[0])
+    P = np.zeros((n * n, DL))
+    for i in range(DL):
+        P[:, i] = Ew @ _snap(EL, Q.T @ B[i] @ Q).reshape(n * n)
+    h = np.zeros((N, n * n))
+    for q in range(N):
+        h[q] = Ew @ _snap(EF, Q.T @ H[q] @ Q).reshape(n * n)
+    whole = contained_on(sp, adversary, learner, np.arange(n)) if EF.shape[0] else True
+    return CrossProblem(Problem(sp.text, "full", P, None, h, fw.d_star, Q), whole)
+
+
+def cross_bounded(problem: CrossProblem) -> NDArray[np.bool_]:
+    """``bounded[d, draw]`` (D_L + 1, N): ``H|V_u`` in ``span(B_1|V_u .. B_d|V_u)``
+    (the rank criterion of MATH section 1.4, decided as the observed kernel does)."""
+    return bounded_table(problem.problem.P, problem.problem.h, problem.problem.d_star)
+
+
+def cross_log2_risk(problem: CrossProblem, T: int) -> NDArray[np.float64]:
+    """``log2 r_T(d)`` for d = 0..D_L, shape (N, D_L + 1); ``-inf`` where the risk is
+    exactly 0 (``T = 1``, ``H = 0``, or ``d = D_L`` when ``F`` lies in ``L``)."""
+    p = problem.problem
+    fac = risk_factor(p.text, "full", p.P, int(T))
+    out = np.array(log2_risk(fac, None, p.h), dtype=np.float64)
+    if problem.whole and p.D:
+        out[:, p.D] = -np.inf
+    return out
+
+
+def learner_matrices(spectrum: Spectrum | str, learner: str, seed: int, basis: str = "jordan") -> np.ndarray:
+    """The learner's orthonormal basis ``B_1 .. B_D`` (D, n, n) in the coordinates of
+    ``A``: a Haar-random orthonormal basis of the family (MATH section 1.5), from the
+    stream ``("observed.learner", spectrum, learner)`` — for ``block``, ``full`` and
+    ``similarity`` exactly :func:`pipeline.models.observed.learner_basis`."""
+    from pipeline.models.observed import basis_change, learner_basis
+    from pipeline.models.spectra import random_orthogonal
+    from pipeline.models.streams import cell_rng
+
+    _check_family(learner)
+    sp = _spectrum(spectrum)
+    if learner != "diagonal":
+        return learner_basis(sp.text, learner, seed, basis)
+    E = diagonal_basis(sp).E
+    P = random_orthogonal(E.shape[0], cell_rng(seed, "observed.learner", sp.text, learner))
+    BJ = np.einsum("ji,jkl->ikl", P, E)
+    Q = basis_change(sp, basis, seed)
+    return np.asarray(np.einsum("ij,...jk,lk->...il", Q, BJ, Q)) if basis != "jordan" else BJ

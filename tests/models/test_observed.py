@@ -41,6 +41,14 @@ def _cube(spectra, T, draws=3, basis="jordan", d="all", seed=7, families=FAMS, *
     return coords, static, s
 
 
+def _kernel(coords, static, s):
+    """The kernel's output for the default learner (``learner_family = same``), with the
+    learner_family axis (size 1) dropped: the layout of MATH section 1.3's cube."""
+    out = OBSERVED.kernel(coords, static, s)
+    assert all(v.shape[2] == 1 for v in out.values())
+    return {k: v[:, :, 0] for k, v in out.items()}
+
+
 def _stored(static, text, fam):
     sp = parse_spectrum(text)
     n = sp.n
@@ -204,7 +212,7 @@ def test_similarity_of_repeated_diagonal_is_empty():
     coords, static, s = _cube(["1.0^[1,1]"], [1, 10, 1000], draws=2, families=("similarity",))
     assert int(static["family_dim"].item()) == 0 and int(static["critical_d_theory"].item()) == 0
     assert np.all(static["perturbation"].values[..., :2, :2] == 0)
-    out = OBSERVED.kernel(coords, static, s)
+    out = _kernel(coords, static, s)
     assert list(coords["d"]) == [0]
     assert np.all(out["risk"] == 0) and np.all(np.isneginf(out["log10_risk"]))
     assert np.all(out["bounded"])
@@ -239,7 +247,7 @@ def test_kernel_matches_float_loop_small_T(basis):
     spectra = ["1.0^2, 0.5", "1.05@30, 0.3", "0.9^2, -0.5"]
     Ts = [1, 2, 5, 40]
     coords, static, s = _cube(spectra, Ts, draws=2, basis=basis)
-    out = OBSERVED.kernel(coords, static, s)
+    out = _kernel(coords, static, s)
     for i, text in enumerate(spectra):
         for j, fam in enumerate(FAMS):
             A, B, H = _stored(static, text, fam)
@@ -258,7 +266,7 @@ def test_basis_invariance():
     """The exact risk does not depend on the basis of A (same coefficient draws)."""
     c1, s1, st1 = _cube(["1.0^2, 0.5", "1.02@60, 0.4"], [100, 10**4], draws=2)
     c2, s2, st2 = _cube(["1.0^2, 0.5", "1.02@60, 0.4"], [100, 10**4], draws=2, basis="random")
-    o1, o2 = OBSERVED.kernel(c1, s1, st1), OBSERVED.kernel(c2, s2, st2)
+    o1, o2 = _kernel(c1, s1, st1), _kernel(c2, s2, st2)
     np.testing.assert_allclose(o1["log10_risk"], o2["log10_risk"], rtol=1e-10, atol=1e-10)
     assert np.array_equal(o1["bounded"], o2["bounded"])
 
@@ -285,7 +293,7 @@ HARD = [
 @pytest.mark.parametrize("text, fam, T", HARD)
 def test_hard_cells_against_mpmath(text, fam, T):
     coords, static, s = _cube([text], [T], draws=2, families=(fam,))
-    out = OBSERVED.kernel(coords, static, s)
+    out = _kernel(coords, static, s)
     A, B, H = _stored(static, text, fam)
     D = B.shape[0]
     l10 = out["log10_risk"][0, 0, : D + 1, 0, :]
@@ -323,7 +331,7 @@ def test_precision_is_converged():
 
 def test_overflowing_risk_keeps_finite_log():
     coords, static, s = _cube(["1.05, 0.5"], [20000], draws=1, families=("full",))
-    out = OBSERVED.kernel(coords, static, s)
+    out = _kernel(coords, static, s)
     l10 = out["log10_risk"][0, 0, :, 0, 0]
     D = 4
     assert np.all(np.isfinite(l10[:D])) and l10[0] > 400
@@ -389,7 +397,7 @@ def test_critical_d_rank_and_bounded(terms, fam, seed):
 def test_block_invariance_bits():
     spectra = ["1.0^2, 0.5", "1.05@30, 0.3^2", "1.0^[1,1]"]
     coords, static, s = _cube(spectra, [2, 100, 10**6], draws=4, basis="random")
-    full = OBSERVED.kernel(coords, static, s)
+    full = _kernel(coords, static, s)
     sub = dict(coords)
     sub["spectrum"] = coords["spectrum"][1:]
     sub["family"] = coords["family"][::2]
@@ -397,7 +405,7 @@ def test_block_invariance_bits():
     sub["T"] = coords["T"][1:]
     sub["draw"] = coords["draw"][2:3]
     st_sub = static.sel(spectrum=sub["spectrum"], family=sub["family"], draw=sub["draw"])
-    part = OBSERVED.kernel(sub, st_sub, s)
+    part = _kernel(sub, st_sub, s)
     sl = (slice(1, None), slice(None, None, 2), slice(3, 9), slice(1, None), slice(2, 3))
     for name in ("risk", "log10_risk", "kl_rate"):
         assert np.array_equal(part[name], full[name][sl], equal_nan=True)
@@ -408,14 +416,16 @@ def test_variables_and_static_layout():
     coords, static, s = _cube(["1.0^2, 0.5", "1.05@30, 0.3^2"], [10], draws=2)
     specs = OBSERVED.variables(s)
     assert set(specs) == {"risk", "log10_risk", "kl_rate", "bounded"}
-    assert specs["bounded"].dims == ("spectrum", "family", "d", "draw") and specs["bounded"].dtype == "bool"
+    assert specs["bounded"].dims == ("spectrum", "family", "learner_family", "d", "draw")
+    assert specs["bounded"].dtype == "bool"
     assert "risk_stderr" in OBSERVED.variables(_settings(method="montecarlo"))
     for v in specs.values():
         assert v.long_name and v.units
     for name in list(static.data_vars) + list(static.coords):
         assert static[name].attrs.get("long_name") and "units" in static[name].attrs, name
     assert static["spectrum"].dtype == object and all(type(x) is str for x in static["spectrum"].values)
-    assert static["critical_d_theory"].dtype == np.int64 and static["family_dim"].dtype == np.int64
+    assert static["critical_d_theory"].dtype == np.float64 and static["family_dim"].dtype == np.int64
+    assert static["learner_dim"].dtype == np.int64 and static["learnable"].dtype == bool
     assert static["learner_basis"].shape == (2, 3, 16, 4, 4)
     lb = static["learner_basis"].sel(spectrum="1.0^2, 0.5", family="block").values
     assert np.all(np.isnan(lb[5:])) and np.all(np.isnan(lb[:5, 3:, :])) and not np.isnan(lb[:5, :3, :3]).any()
@@ -450,13 +460,13 @@ def test_resolve_axes_rules():
 
 def test_montecarlo_agrees_with_exact():
     coords, static, s = _cube(["1.0, 0.5"], [30], draws=2, families=("full",), method="montecarlo", mc_samples=4000)
-    mc = OBSERVED.kernel(coords, static, s)
-    ex = OBSERVED.kernel(coords, static, _settings())
+    mc = _kernel(coords, static, s)
+    ex = _kernel(coords, static, _settings())
     D = 4
     z = (mc["risk"][..., :D, :, :] - ex["risk"][..., :D, :, :]) / mc["risk_stderr"][..., :D, :, :]
     assert np.all(np.abs(z) < 5), z
     assert np.all(mc["risk"][0, 0, D] < 1e-20)
-    mc2 = OBSERVED.kernel(dict(coords, draw=coords["draw"][1:]), static.sel(draw=[1]), s)
+    mc2 = _kernel(dict(coords, draw=coords["draw"][1:]), static.sel(draw=[1]), s)
     assert np.array_equal(mc2["risk"], mc["risk"][..., 1:], equal_nan=True)
 
 

@@ -169,9 +169,9 @@ def test_correction_zero_restriction_is_learnt_at_zero(text):
 
 def test_cube_fields_mask():
     c = pm.criticality("1.0^2, 0.5", "block", "diagonal")
-    assert c.cube_fields() == (False, 0) and c.critical_d is None and c.growth_exponent == 3.0
+    assert c.cube_fields() == (False, math.inf) and c.critical_d is None and c.growth_exponent == 3.0
     c = pm.criticality("1.0, 0.5", "block", "diagonal")
-    assert c.cube_fields() == (True, 1) and c.learner_dimension == 2
+    assert c.cube_fields() == (True, 1.0) and c.learner_dimension == 2
 
 
 # the workflow's spectra: (adversary, learner) -> critical_d, or ("never", g)

@@ -1,10 +1,25 @@
 """Experiment ``observed``: best-in-class risk of fully observed linear systems.
 
-Cube axes ``(spectrum, family, d, T, draw)``; see MATH.md section 1.
+Cube axes ``(spectrum, family, learner_family, d, T, draw)``; see MATH.md section 1.
+``family`` is the adversary's family (MATH section 1.3); ``learner_family`` the family
+the learner's basis spans (MATH section 1.5): ``same`` (the default, the cell's
+``family``: the cube of MATH section 1.3, bit for bit as before the axis existed),
+``block``, ``full``, ``similarity`` or ``diagonal``.
+
+Static part: ``learner_basis`` (spectrum, family, component, row, col) is the ``same``
+learner's basis (the adversary family's own Haar basis); ``learner_family_basis``
+(spectrum, learner_family, learner_component, row, col) the basis of each named learner
+family (NaN for ``same``, whose basis is ``learner_basis`` of the cell's family);
+``perturbation`` (spectrum, family, draw, row, col). ``learner_dim``,
+``critical_d_theory`` and ``learnable`` are per (spectrum, family, learner_family):
+``critical_d_theory`` is ``+inf`` exactly where ``learnable`` is False ("never").
+Cells with ``d > learner_dim`` hold NaN (the only NaN of a cube) and
+``bounded = True``.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +28,7 @@ import numpy as np
 from pipeline.core import AxisRule, SettingRule, Settings, VariableSpec
 from pipeline.errors import ConfigError
 from pipeline.models import observed as om
+from pipeline.models import parametrisation as pm
 from pipeline.models.spectra import (
     FAMILIES,
     SpectrumError,
@@ -28,7 +44,14 @@ if TYPE_CHECKING:  # imported in static(): `emergence run` reads workflows befor
     from pipeline.experiments.base import DrawnFigure, ThresholdOptions
 
 BASES = ("jordan", "random")
-UNDEFINED = "d > family_dim (no learner with that many parameters)"
+UNDEFINED = "d > learner_dim (no learner with that many parameters)"
+SAME = "same"
+LEARNER_FAMILIES = (SAME, *pm.LEARNER_FAMILIES)
+
+
+def resolved_learner(family: str, learner_family: str) -> str:
+    """The learner's family of a cell: ``learner_family``, or ``family`` for ``same``."""
+    return family if learner_family == SAME else learner_family
 
 
 def _check_nan_only_where_undefined(
@@ -36,16 +59,18 @@ def _check_nan_only_where_undefined(
 ) -> None:
     """NaN is the mark of d > family_dim; anywhere else it is a kernel fault."""
     d = np.asarray(coords["d"])
-    defined = d[None, None, :] <= static["family_dim"].values[:, :, None]
+    dims = static["learner_dim"].transpose("spectrum", "family", "learner_family").values
+    defined = d[None, None, None, :] <= dims[:, :, :, None]
     for name, values in out.items():
-        if values.dtype.kind != "f" or values.ndim != 5:
+        if values.dtype.kind != "f" or values.ndim != 6:
             continue
-        bad = np.argwhere(np.isnan(values) & defined[:, :, :, None, None])
+        bad = np.argwhere(np.isnan(values) & defined[:, :, :, :, None, None])
         if bad.size:
-            i, j, k, t, q = bad[0]
+            i, j, l, k, t, q = bad[0]
             cell = {
                 "spectrum": str(coords["spectrum"][i]),
                 "family": str(coords["family"][j]),
+                "learner_family": str(coords["learner_family"][l]),
                 "d": int(d[k]),
                 "T": int(coords["T"][t]),
                 "draw": int(coords["draw"][q]),
@@ -94,21 +119,73 @@ def _check_basis(value: Any) -> str | None:
     return None
 
 
-def _str_array(values) -> np.ndarray:
+def _str_array(values: Any) -> np.ndarray:
     out = np.empty(len(values), dtype=object)
     for i, v in enumerate(values):
         out[i] = str(v)
     return out
 
 
+def _names(axes: Mapping[str, np.ndarray], settings: Settings) -> tuple[list[str], list[str], list[str]]:
+    """The checked spectrum, family and learner_family names of a grid."""
+    spectra = [str(s) for s in np.asarray(axes["spectrum"], dtype=object).ravel()]
+    for s in spectra:
+        err = _check_spectrum(s)
+        if err:
+            raise ConfigError("grid.spectrum", s, err)
+    families = [str(f) for f in np.asarray(axes["family"], dtype=object).ravel()]
+    for f in families:
+        if f not in FAMILIES:
+            raise ConfigError("grid.family", f, f"must be one of {', '.join(FAMILIES)}")
+    learners = [str(f) for f in np.asarray(axes.get("learner_family", [SAME]), dtype=object).ravel()]
+    for f in learners:
+        if f not in LEARNER_FAMILIES:
+            raise ConfigError("grid.learner_family", f, f"must be one of {', '.join(LEARNER_FAMILIES)}")
+    if settings.method == "montecarlo" and any(f != SAME for f in learners):
+        bad = next(f for f in learners if f != SAME)
+        raise ConfigError("grid.learner_family", bad, 'method = "montecarlo" takes only learner_family = "same"')
+    return spectra, families, learners
+
+
+def _resolve_d(d: np.ndarray, spectra: list[str], families: list[str], learners: list[str]) -> np.ndarray:
+    """``d = "all"``: ``0 .. max learner_dim`` over the grid; else the checked integers."""
+    if (d.ndim == 0 and d.dtype == object and d.item() == "all") or (
+        d.ndim == 0 and d.dtype.kind in "US" and str(d) == "all"
+    ):
+        dmax = max(
+            (
+                pm.learner_dimension(parse_spectrum(s), resolved_learner(f, lf))
+                for s in spectra
+                for f in families
+                for lf in learners
+            ),
+            default=0,
+        )
+        return np.arange(dmax + 1, dtype=np.int64)
+    vals = np.atleast_1d(d).ravel()
+    for v in vals:
+        if _check_d(v.item() if hasattr(v, "item") else v):
+            raise ConfigError("grid.d", v, 'must be integers >= 0 or "all"')
+    out: np.ndarray = vals.astype(np.int64)
+    return out
+
+
 class ObservedExperiment:
     name = "observed"
-    axes = ("spectrum", "family", "d", "T", "draw")
+    axes = ("spectrum", "family", "learner_family", "d", "T", "draw")
     axis_rules: Mapping[str, AxisRule] = {
         "spectrum": AxisRule(
             "spectrum", "str", "eigenvalue spectrum of A (docs/theory.md §1.1 notation)", "1", check=_check_spectrum
         ),
         "family": AxisRule("family", "str", "perturbation family", "1", choices=FAMILIES),
+        "learner_family": AxisRule(
+            "learner_family",
+            "str",
+            "learner's family (same: the adversary's family)",
+            "1",
+            choices=LEARNER_FAMILIES,
+            default=(SAME,),
+        ),
         "d": AxisRule("d", "int", "learner parameter count d", "parameters", check=_check_d),
         "T": AxisRule("T", "int", "horizon T", "steps", check=_check_T),
         "draw": AxisRule("draw", "int", "adversary draw index", "1", check=_check_draw),
@@ -118,34 +195,14 @@ class ObservedExperiment:
     # -- configuration -----------------------------------------------------
 
     def resolve_axes(self, axes: dict[str, np.ndarray], settings: Settings) -> dict[str, np.ndarray]:
+        """Checked, resolved axes: the names, ``d = "all"`` to ``0..max learner_dim``, the
+        draw count to indices, ``learner_family`` defaulting to ``same``."""
         out = dict(axes)
-        spectra = [str(s) for s in np.asarray(axes["spectrum"], dtype=object).ravel()]
-        for s in spectra:
-            err = _check_spectrum(s)
-            if err:
-                raise ConfigError("grid.spectrum", s, err)
-        families = [str(f) for f in np.asarray(axes["family"], dtype=object).ravel()]
-        for f in families:
-            if f not in FAMILIES:
-                raise ConfigError("grid.family", f, f"must be one of {', '.join(FAMILIES)}")
+        spectra, families, learners = _names(axes, settings)
         out["spectrum"] = _str_array(spectra)
         out["family"] = _str_array(families)
-
-        d = np.asarray(axes["d"])
-        if (d.ndim == 0 and d.dtype == object and d.item() == "all") or (
-            d.ndim == 0 and d.dtype.kind in "US" and str(d) == "all"
-        ):
-            dmax = max(
-                (family_dimension(parse_spectrum(s), f) for s in spectra for f in families),
-                default=0,
-            )
-            out["d"] = np.arange(dmax + 1, dtype=np.int64)
-        else:
-            vals = np.atleast_1d(d).ravel()
-            for v in vals:
-                if _check_d(v.item() if hasattr(v, "item") else v):
-                    raise ConfigError("grid.d", v, 'must be integers >= 0 or "all"')
-            out["d"] = vals.astype(np.int64)
+        out["learner_family"] = _str_array(learners)
+        out["d"] = _resolve_d(np.asarray(axes["d"]), spectra, families, learners)
 
         draw = np.atleast_1d(np.asarray(axes["draw"], dtype=object)).ravel()
         if draw.size != 1 or _check_draw(draw[0]):
@@ -159,12 +216,13 @@ class ObservedExperiment:
                 raise ConfigError("grid.T", v, "must be an integer >= 1")
         out["T"] = T.astype(np.int64)
         basis = settings.extra.get("basis", "jordan")
-        if _check_basis(basis):
-            raise ConfigError("basis", basis, _check_basis(basis))
+        problem = _check_basis(basis)
+        if problem:
+            raise ConfigError("basis", basis, problem)
         return out
 
     def variables(self, settings: Settings) -> dict[str, VariableSpec]:
-        cube = ("spectrum", "family", "d", "T", "draw")
+        cube = ("spectrum", "family", "learner_family", "d", "T", "draw")
         exact = settings.method != "montecarlo"
         how = "exact" if exact else "Monte Carlo estimate of the"
         out = {
@@ -189,7 +247,7 @@ class ObservedExperiment:
                 nan_means=UNDEFINED,
             ),
             "bounded": VariableSpec(
-                ("spectrum", "family", "d", "draw"),
+                ("spectrum", "family", "learner_family", "d", "draw"),
                 "best-in-class risk bounded in T",
                 "1",
                 dtype="bool",
@@ -214,36 +272,82 @@ class ObservedExperiment:
         basis = settings.extra.get("basis", "jordan")
         spectra = [str(s) for s in coords["spectrum"]]
         families = [str(f) for f in coords["family"]]
+        learners = [str(f) for f in coords["learner_family"]]
         draws = np.asarray(coords["draw"], dtype=np.int64)
         sps = [parse_spectrum(s) for s in spectra]
         nmax = max(sp.n for sp in sps)
         dims = {(i, j): family_dimension(sp, f) for i, sp in enumerate(sps) for j, f in enumerate(families)}
+        ldims = {
+            (i, k): pm.learner_dimension(sp, lf)
+            for i, sp in enumerate(sps)
+            for k, lf in enumerate(learners)
+            if lf != SAME
+        }
         Dmax = max(dims.values(), default=0)
-        S, Fm, N = len(sps), len(families), len(draws)
+        Lmax = max(ldims.values(), default=0)
+        S, Fm, Lm, N = len(sps), len(families), len(learners), len(draws)
         system = np.full((S, nmax, nmax), np.nan)
         pert = np.full((S, Fm, N, nmax, nmax), np.nan)
         lb = np.full((S, Fm, Dmax, nmax, nmax), np.nan)
-        crit = np.zeros((S, Fm), dtype=np.int64)
+        lfb = np.full((S, Lm, Lmax, nmax, nmax), np.nan)
+        crit = np.zeros((S, Fm, Lm), dtype=np.float64)
+        learnable = np.ones((S, Fm, Lm), dtype=bool)
+        ldim = np.zeros((S, Fm, Lm), dtype=np.int64)
         fdim = np.zeros((S, Fm), dtype=np.int64)
         for i, sp in enumerate(sps):
             n = sp.n
             system[i, :n, :n] = om.system(sp, basis, seed)
             for j, f in enumerate(families):
                 D = dims[i, j]
-                crit[i, j] = critical_d_theory(sp, f)
                 fdim[i, j] = D
                 pert[i, j, :, :n, :n] = om.perturbations(sp.text, f, seed, draws, basis)
                 if D:
                     lb[i, j, :D, :n, :n] = om.learner_basis(sp.text, f, seed, basis)
+                for k, lf in enumerate(learners):
+                    learner = resolved_learner(f, lf)
+                    c = critical_d_theory(sp, f) if learner == f else pm.critical_d(sp, f, learner)
+                    learnable[i, j, k] = c is not None
+                    crit[i, j, k] = math.inf if c is None else float(c)
+                    ldim[i, j, k] = pm.learner_dimension(sp, learner)
+            for k, lf in enumerate(learners):
+                if lf != SAME and ldims[i, k]:
+                    lfb[i, k, : ldims[i, k], :n, :n] = pm.learner_matrices(sp, lf, seed, basis)
         sc = _str_array(spectra)
         ds = xr.Dataset(
             {
                 "critical_d_theory": (
-                    ("spectrum", "family"),
+                    ("spectrum", "family", "learner_family"),
                     crit,
-                    {"long_name": "theory critical parameter count d* (docs/theory.md §1.4)", "units": "parameters"},
+                    {
+                        "long_name": "theory critical parameter count (docs/theory.md §1.4, §1.5)",
+                        "units": "parameters",
+                        "description": "+inf where learnable is False: no d <= learner_dim bounds the risk",
+                    },
                 ),
-                "family_dim": (("spectrum", "family"), fdim, {"long_name": "family dimension D", "units": "1"}),
+                "learnable": (
+                    ("spectrum", "family", "learner_family"),
+                    learnable,
+                    {"long_name": "theory: some d <= learner_dim bounds the risk (docs/theory.md §1.5)", "units": "1"},
+                ),
+                "learner_dim": (
+                    ("spectrum", "family", "learner_family"),
+                    ldim,
+                    {"long_name": "learner family dimension D_L (largest meaningful d)", "units": "parameters"},
+                ),
+                "family_dim": (
+                    ("spectrum", "family"),
+                    fdim,
+                    {"long_name": "adversary family dimension D", "units": "1"},
+                ),
+                "learner_family_basis": (
+                    ("spectrum", "learner_family", "learner_component", "row", "col"),
+                    lfb,
+                    {
+                        "long_name": "learner's orthonormal basis B_i of each named learner family (NaN-padded;"
+                        " all NaN for same, whose basis is learner_basis of the cell's family)",
+                        "units": "1",
+                    },
+                ),
                 "system": (
                     ("spectrum", "row", "col"),
                     system,
@@ -263,10 +367,12 @@ class ObservedExperiment:
             coords={
                 "spectrum": sc,
                 "family": _str_array(families),
+                "learner_family": _str_array(learners),
                 "draw": draws,
                 "row": np.arange(nmax, dtype=np.int64),
                 "col": np.arange(nmax, dtype=np.int64),
                 "component": np.arange(Dmax, dtype=np.int64),
+                "learner_component": np.arange(Lmax, dtype=np.int64),
                 "n": (
                     "spectrum",
                     np.array([sp.n for sp in sps], dtype=np.int64),
@@ -291,6 +397,8 @@ class ObservedExperiment:
             ("row", {"long_name": "matrix row", "units": "1"}),
             ("col", {"long_name": "matrix column", "units": "1"}),
             ("component", {"long_name": "learner basis index i - 1", "units": "1"}),
+            ("learner_family", {"long_name": "learner's family (same: the adversary's family)", "units": "1"}),
+            ("learner_component", {"long_name": "learner family basis index i - 1", "units": "1"}),
         ):
             ds[name].attrs.update(attrs)
         return ds
@@ -303,12 +411,14 @@ class ObservedExperiment:
         montecarlo = settings.method == "montecarlo"
         spectra = [str(s) for s in coords["spectrum"]]
         families = [str(f) for f in coords["family"]]
+        learners = [str(f) for f in coords["learner_family"]]
         dvals = np.asarray(coords["d"], dtype=np.int64)
         Tvals = np.asarray(coords["T"], dtype=np.int64)
         draws = np.asarray(coords["draw"], dtype=np.int64)
-        shape = (len(spectra), len(families), len(dvals), len(Tvals), len(draws))
+        S, Fm, Lm = len(spectra), len(families), len(learners)
+        shape = (S, Fm, Lm, len(dvals), len(Tvals), len(draws))
         log2r = np.full(shape, np.nan)
-        bnd = np.ones((len(spectra), len(families), len(dvals), len(draws)), dtype=bool)
+        bnd = np.ones((S, Fm, Lm, len(dvals), len(draws)), dtype=bool)
         risk_mc = np.full(shape, np.nan) if montecarlo else None
         stderr = np.full(shape, np.nan) if montecarlo else None
 
@@ -326,25 +436,37 @@ class ObservedExperiment:
                 D = int(st["family_dim"].values)
                 B = np.asarray(st["learner_basis"].values, dtype=float)[:D, :n, :n]
                 H = np.asarray(st["perturbation"].sel(draw=draws).values, dtype=float)[:, :n, :n]
-                prob = om.problem_from_matrices(text, fam, B, H, Q)
-                valid = dvals <= D
-                dsel = np.where(valid, dvals, 0)
-                bt = om.bounded(prob)  # (D+1, N)
-                bnd[i, j] = np.where(valid[:, None], bt[dsel], True)
-                for k, T in enumerate(Tvals):
-                    fac = om.risk_factor(text, fam, prob.P, int(T))
-                    lr = om.log2_risk(fac, prob.Pinv, prob.h)  # (N, D+1)
-                    log2r[i, j, :, k, :] = np.where(valid[:, None], lr[:, dsel].T, np.nan)
-                    if montecarlo:
-                        for q, dr in enumerate(draws):
-                            deltas = _deltas(fac, prob, B, q, n)
-                            rng = cell_rng(seed, "observed.montecarlo", text, fam, int(dr), int(T))
-                            mean, se = om.montecarlo_risk(A, deltas, int(T), int(settings.mc_samples), rng)
-                            risk_mc[i, j, :, k, q] = np.where(valid, mean[dsel], np.nan)
-                            stderr[i, j, :, k, q] = np.where(valid, se[dsel], np.nan)
+                for k, lf in enumerate(learners):
+                    learner = resolved_learner(fam, lf)
+                    if learner == fam:  # the adversary's own family: MATH section 1.3, as before the axis
+                        self._same_cells(
+                            (i, j, k),
+                            text,
+                            fam,
+                            B,
+                            H,
+                            Q,
+                            A,
+                            (dvals, Tvals, draws),
+                            settings,
+                            log2r,
+                            bnd,
+                            risk_mc,
+                            stderr,
+                        )
+                        continue
+                    DL = int(st["learner_dim"].sel(learner_family=lf).values)
+                    BL = np.asarray(st_s["learner_family_basis"].sel(learner_family=lf).values, dtype=float)
+                    cp = pm.cross_problem(sp, fam, learner, BL[:DL, :n, :n], H, Q)
+                    valid = dvals <= DL
+                    dsel = np.where(valid, dvals, 0)
+                    bnd[i, j, k] = np.where(valid[:, None], pm.cross_bounded(cp)[dsel], True)
+                    for t, T in enumerate(Tvals):
+                        lr = pm.cross_log2_risk(cp, int(T))  # (N, DL+1)
+                        log2r[i, j, k, :, t, :] = np.where(valid[:, None], lr[:, dsel].T, np.nan)
 
         out: dict[str, np.ndarray] = {"bounded": bnd}
-        if montecarlo:
+        if risk_mc is not None and stderr is not None:
             risk = risk_mc
             with np.errstate(divide="ignore"):
                 log10 = np.log10(risk)
@@ -355,34 +477,80 @@ class ObservedExperiment:
             log10 = log2r * LOG10_2
         out["risk"] = risk
         out["log10_risk"] = log10
-        out["kl_rate"] = risk / 2.0
+        out["kl_rate"] = np.asarray(risk / 2.0)
         _check_nan_only_where_undefined(out, coords, static)
         return out
 
+    @staticmethod
+    def _same_cells(
+        at: tuple[int, int, int],
+        text: str,
+        fam: str,
+        B: np.ndarray,
+        H: np.ndarray,
+        Q: np.ndarray,
+        A: np.ndarray,
+        axes: tuple[np.ndarray, np.ndarray, np.ndarray],
+        settings: Settings,
+        log2r: np.ndarray,
+        bnd: np.ndarray,
+        risk_mc: np.ndarray | None,
+        stderr: np.ndarray | None,
+    ) -> None:
+        """Fill the cells of one (spectrum, family, learner_family) whose learner is the
+        adversary's family (MATH section 1.3): the learner basis ``B`` (D, n, n) and the
+        draws ``H`` (N, n, n) as stored, ``Q`` (n, n) the basis change of ``A`` (n, n)."""
+        i, j, k = at
+        dvals, Tvals, draws = axes
+        seed = int(settings.seed)
+        n = A.shape[0]
+        D = B.shape[0]
+        prob = om.problem_from_matrices(text, fam, B, H, Q)
+        valid = dvals <= D
+        dsel = np.where(valid, dvals, 0)
+        bt = om.bounded(prob)  # (D+1, N)
+        bnd[i, j, k] = np.where(valid[:, None], bt[dsel], True)
+        for t, T in enumerate(Tvals):
+            fac = om.risk_factor(text, fam, prob.P, int(T))
+            lr = om.log2_risk(fac, prob.Pinv, prob.h)  # (N, D+1)
+            log2r[i, j, k, :, t, :] = np.where(valid[:, None], lr[:, dsel].T, np.nan)
+            if risk_mc is not None and stderr is not None:
+                for q, dr in enumerate(draws):
+                    deltas = _deltas(fac, prob, B, q, n)
+                    rng = cell_rng(seed, "observed.montecarlo", text, fam, int(dr), int(T))
+                    mean, se = om.montecarlo_risk(A, deltas, int(T), int(settings.mc_samples), rng)
+                    risk_mc[i, j, k, :, t, q] = np.where(valid, mean[dsel], np.nan)
+                    stderr[i, j, k, :, t, q] = np.where(valid, se[dsel], np.nan)
+
     def estimate_seconds(self, coords: Mapping[str, np.ndarray], settings: Settings) -> float:
-        """One exact factorisation per (spectrum, family, T), shared by every d and draw
+        """One exact factorisation per (spectrum, family, learner_family, T), shared by every d and draw
         (~3e-7 D^3 s in the fixed-point kernel, D the family dimension), plus ~2 us per cell;
         Monte Carlo simulates D + 1 residuals per draw over T steps (~5 ns per sample, step and
         matrix entry)."""
         total = 1e-3
         families = [str(f) for f in coords["family"]]
+        learners = [str(f) for f in coords.get("learner_family", [SAME])]
         cells_per = len(coords["d"]) * len(coords["draw"])
         for text in coords["spectrum"]:
             sp = parse_spectrum(str(text))
             for family in families:
-                D = family_dimension(sp, family)
-                if settings.method == "montecarlo":
-                    steps = float(np.sum(coords["T"]))
-                    total += 5e-9 * settings.mc_samples * steps * (D + 1) * sp.n**2 * len(coords["draw"])
-                else:
-                    total += len(coords["T"]) * (3e-7 * D**3 + 2e-6 * cells_per)
+                for lf in learners:
+                    D = pm.learner_dimension(sp, resolved_learner(family, lf))
+                    if settings.method == "montecarlo":
+                        steps = float(np.sum(coords["T"]))
+                        total += 5e-9 * settings.mc_samples * steps * (D + 1) * sp.n**2 * len(coords["draw"])
+                    else:
+                        total += len(coords["T"]) * (3e-7 * D**3 + 2e-6 * cells_per)
         return total
 
     def adapt(self, ds: xr.Dataset) -> xr.Dataset:
-        """Cubes of the first format stored the theory d* as ``critical_d``."""
+        """Cubes of the first format stored the theory d* as ``critical_d``; cubes from
+        before the ``learner_family`` axis read as ``learner_family = same``."""
+        from pipeline.experiments.observed.thresholds import with_learner_axis
+
         if "critical_d" in ds and "critical_d_theory" not in ds:
             ds = ds.rename_vars({"critical_d": "critical_d_theory"})
-        return ds
+        return with_learner_axis(ds)
 
     # -- reading ---------------------------------------------------------------
 

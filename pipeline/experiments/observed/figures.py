@@ -3,7 +3,16 @@
 * ``<wf>_risk_<spectrum>``: log10 risk (median over draws) over (d, T), one panel per family,
   lines at the measured and theory critical counts;
 * ``<wf>_bounded``: fraction of draws bounded over (spectrum, d), one panel per family,
-  theory ``d*`` marked.
+  theory ``d*`` marked;
+
+these two for the ``learner_family = same`` slice (the cube of MATH §1.3). With other
+learner families (MATH §1.5):
+
+* ``<wf>_learners_<spectrum>``: log10 risk (median over draws) at the largest ``T``
+  against ``d``, one panel per adversary family, one line per learner family, the
+  predicted critical ``d`` marked on each line (or "never" in its legend);
+* ``<wf>_learnable``: a table of predicted and measured critical ``d`` ("never")
+  across (spectrum, adversary, learner).
 """
 
 from __future__ import annotations
@@ -26,17 +35,108 @@ RISK_LABEL = r"$\log_{10} r_T(d)$ (per unit squared perturbation, units of $q$)"
 
 
 def figures(ds: xr.Dataset, th: xr.Dataset) -> list[DrawnFigure]:
-    ds = ds.sortby(["d", "T"])
+    """Every figure of an observed cube (see the module docstring)."""
+    from pipeline.experiments.observed.thresholds import with_learner_axis
+
+    ds = with_learner_axis(ds).sortby(["d", "T"])
     wf = pl.workflow_stem(str(th.attrs.get("workflow_name") or "cube"))
     partial = ds.attrs.get(PARTIAL_ATTR)
     spectrum_stems = pl.stems(ds["spectrum"].values)
+    learners = [str(x) for x in ds["learner_family"].values]
     out = []
     with pl.style():
-        for spectrum in ds["spectrum"].values:
-            stem = pl.join_stem(wf, "risk", spectrum_stems[str(spectrum)])
-            out.append(_risk_map(ds, th, str(spectrum), stem, partial))
-        out.append(_bounded(ds, th, pl.join_stem(wf, "bounded"), partial))
+        if "same" in learners:
+            same, th_same = ds.sel(learner_family="same", drop=True), th.sel(learner_family="same", drop=True)
+            for spectrum in ds["spectrum"].values:
+                stem = pl.join_stem(wf, "risk", spectrum_stems[str(spectrum)])
+                out.append(_risk_map(same, th_same, str(spectrum), stem, partial))
+            out.append(_bounded(same, th_same, pl.join_stem(wf, "bounded"), partial))
+        if any(lf != "same" for lf in learners):
+            for spectrum in ds["spectrum"].values:
+                stem = pl.join_stem(wf, "learners", spectrum_stems[str(spectrum)])
+                out.append(_learner_lines(ds, th, str(spectrum), stem, partial))
+            out.append(_learnable_table(th, pl.join_stem(wf, "learnable"), partial))
     return out
+
+
+def _count(value: float) -> str:
+    return "never" if math.isinf(value) else ("?" if math.isnan(value) else f"{value:.0f}")
+
+
+def _learner_lines(ds: xr.Dataset, th: xr.Dataset, spectrum: str, stem: str, partial: str | None) -> DrawnFigure:
+    """Risk at the largest T against d per learner family, one panel per adversary family."""
+    families = [str(f) for f in ds["family"].values]
+    learners = [str(x) for x in ds["learner_family"].values]
+    d = ds["d"].values.astype(np.float64)
+    Tmax = int(ds["T"].values.max())
+    values = ds["log10_risk"].sel(spectrum=spectrum, T=Tmax).transpose("family", "learner_family", "d", "draw").values
+    med = _median_over_draws(values)
+    colours = pl.sequential_colours(len(learners), "viridis")
+    fig = pl.figure(max(4.3 * len(families) + 1.2, 6.5), 3.9)
+    axes = fig.subplots(1, len(families), squeeze=False, sharey=True)[0]
+    finite = med[np.isfinite(med)]
+    floor = float(finite.min()) - 1.0 if finite.size else -1.0
+    for i, (ax, family) in enumerate(zip(axes, families, strict=True)):
+        for k, (lf, colour) in enumerate(zip(learners, colours, strict=True)):
+            sel = {"spectrum": spectrum, "family": family, "learner_family": lf}
+            predicted = float(th["critical_d_theory"].sel(sel))
+            y = np.where(np.isneginf(med[i, k]), floor, med[i, k])  # r_T = 0 exactly drawn at the floor
+            label = f"{lf} learner: predicted critical $d$ = {_count(predicted)}"
+            ax.plot(d, y, marker="o", ms=3.5, lw=1.4, color=colour, label=label)
+            if math.isfinite(predicted) and predicted in d:
+                at = int(np.flatnonzero(d == predicted)[0])
+                ax.plot([predicted], [y[at]], marker="*", ms=15, color=colour, mec="black", ls="none")
+                ax.axvline(predicted, color=colour, ls=":", lw=1.0)
+        ax.set_title(f"adversary: {family} family (dim {int(th['family_dim'].sel(spectrum=spectrum, family=family))})")
+        ax.set_xlabel(D_LABEL)
+        pl.legend_if_any(ax, loc="lower left", framealpha=0.85, fontsize=pl.FONT - 3)
+    axes[0].set_ylabel(rf"$\log_{{10}} r_T(d)$ at $T = {Tmax:g}$ (median over draws)")
+    text = pl.title(f"{th.attrs.get('workflow_name', '')}: learner families for spectrum {spectrum}", partial)
+    fig.suptitle(text)
+    caption = (
+        f"log10 of the best-in-class risk r_T(d) at the largest horizon T = {Tmax:g} (median over "
+        f"{ds.sizes['draw']} draws) against the learner's parameter count d for spectrum '{spectrum}', one "
+        "panel per adversary family and one line per learner family; stars mark the predicted critical d "
+        "of docs/theory.md §1.5, from which the risk drops to O(1); a learner marked never stays huge up "
+        "to its whole dimension. Points at the bottom of a panel are r_T = 0 exactly."
+    )
+    return DrawnFigure(stem, text, caption, fig)
+
+
+def _learnable_table(th: xr.Dataset, stem: str, partial: str | None) -> DrawnFigure:
+    """Predicted (and measured) critical d across (spectrum, adversary, learner)."""
+    spectra = [str(s) for s in th["spectrum"].values]
+    families = [str(f) for f in th["family"].values]
+    learners = [str(x) for x in th["learner_family"].values]
+    cols = [(f, lf) for f in families for lf in learners]
+    fig = pl.figure(max(1.35 * len(cols) + 2.8, 6.0), max(2.6, 0.5 * len(spectra) + 1.9))
+    ax = fig.subplots()
+    colour = np.zeros((len(spectra), len(cols), 3))
+    for r, s in enumerate(spectra):
+        for c, (f, lf) in enumerate(cols):
+            sel = {"spectrum": s, "family": f, "learner_family": lf}
+            predicted = float(th["critical_d_theory"].sel(sel))
+            got = float(th["critical_d"].sel(sel))
+            agree = predicted == got
+            colour[r, c] = (0.51, 0.88, 0.67) if math.isfinite(predicted) else (0.96, 0.60, 0.55)
+            if not agree:
+                colour[r, c] = (0.97, 0.86, 0.44)
+            text = _count(predicted) if agree else f"{_count(predicted)}\n(measured {_count(got)})"
+            ax.text(c, r, text, ha="center", va="center", fontsize=pl.FONT - 1)
+    ax.imshow(colour, aspect="auto")
+    ax.set_xticks(range(len(cols)), [f"{f}\nvs {lf}" for f, lf in cols], fontsize=pl.FONT - 2)
+    ax.set_yticks(range(len(spectra)), spectra)
+    ax.set_xlabel("adversary family vs learner family")
+    ax.set_ylabel("spectrum")
+    text = pl.title(f"{th.attrs.get('workflow_name', '')}: critical d by parametrisation", partial)
+    fig.suptitle(text)
+    caption = (
+        "Predicted critical parameter count (docs/theory.md §1.5) for every spectrum, adversary family and "
+        "learner family: green, learnable from that d on (measured from the cube's exact bounded test, "
+        "equal to the prediction); red, never: no number of the learner's parameters bounds the risk; "
+        "yellow: measured and predicted differ (both shown)."
+    )
+    return DrawnFigure(stem, text, caption, fig)
 
 
 def _median_over_draws(values: np.ndarray) -> np.ndarray:
