@@ -62,5 +62,5 @@ def test_workflow_plans_use_the_experiments_estimates():
     assert cheap.plan.chunks[3] == 1 and cheap.plan.tasks_total == 1  # requested tiny blocks, grouped
     per_block = parse_workflow(hidden(chunks={"k": 1, "blocks_per_task": 1}))
     assert per_block.plan.tasks_total == per_block.plan.total == 6
-    heavy = parse_workflow(observed(spectrum=["1.0^8, 0.5^8"], family=["full"], T=[100, 10**4, 10**6]))
-    assert heavy.plan.total > 1  # a few expensive cells still use every worker
+    heavy = parse_workflow(observed(spectrum=["1.0^16, 0.5^16"], family=["full"], T=[100, 10**4, 10**6]))
+    assert heavy.plan.total > 1  # a few expensive cells (n = 32, D = 1024: ~30 s) still use every worker
