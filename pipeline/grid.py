@@ -163,17 +163,14 @@ def plan_blocks(
         return BlockPlan(axes, shape, _fill(shape, axes, requested, max_cells))
     total = estimate({a: slice(0, n) for a, n in zip(axes, shape, strict=True)})
     worth_splitting = total > MIN_PARALLEL * PARALLEL_SECONDS
-    chosen = None
-    for cells in (max_cells >> j for j in range(max_cells.bit_length())):
-        plan = BlockPlan(axes, shape, _fill(shape, axes, requested, cells))
-        biggest = max(_sampled_costs(plan, estimate))
-        if biggest <= TARGET_BLOCK_SECONDS and (plan.total >= MIN_PARALLEL or not worth_splitting):
-            chosen = plan
-            break
-        chosen = plan
-        if all(c == requested.get(a, 1) or c == 1 for a, c in zip(axes, plan.chunks, strict=True)):
-            break  # nothing left to split
-    assert chosen is not None
+    sizes = _fill(shape, axes, requested, max_cells)
+    chosen = BlockPlan(axes, shape, sizes)
+    biggest = max(_sampled_costs(chosen, estimate))
+    while biggest > TARGET_BLOCK_SECONDS or (worth_splitting and chosen.total < MIN_PARALLEL):
+        split = _cheapest_split(chosen, requested, estimate, biggest)
+        if split is None:
+            break  # no halving makes blocks cheaper: it would only repeat the work their cells share
+        chosen, biggest = split
     mean = float(np.mean(_sampled_costs(chosen, estimate)))
     group = int(TASK_SECONDS / max(mean, 1e-9))
     if worth_splitting or chosen.total > MIN_PARALLEL:
@@ -182,6 +179,34 @@ def plan_blocks(
         group = min(group, max_blocks_per_task)
     task_blocks = _fill(chosen.nblocks, axes, {}, max(1, group))
     return BlockPlan(axes, shape, chosen.chunks, task_blocks)
+
+
+SPLIT_GAIN = 0.9
+"""A halving must bring the costliest block below this fraction of its cost to be worth it:
+cells that share one expensive computation (an observed factorisation per horizon, shared by
+every ``d`` and draw) are not split apart, which would repeat it in every block."""
+
+
+def _cheapest_split(
+    plan: BlockPlan, requested: Mapping[str, int], estimate: CostEstimate, biggest: float
+) -> tuple[BlockPlan, float] | None:
+    """The plan with one free axis's chunk halved that most reduces the costliest block (the
+    earliest such axis among near-equal ones, so trailing axes stay whole), or ``None``."""
+    trials: list[tuple[float, int, BlockPlan]] = []
+    for i, axis in enumerate(plan.axes):
+        if axis in requested or plan.chunks[i] == 1:
+            continue
+        chunks = list(plan.chunks)
+        chunks[i] = -(-chunks[i] // 2)
+        trial = BlockPlan(plan.axes, plan.shape, tuple(chunks))
+        trials.append((max(_sampled_costs(trial, estimate)), i, trial))
+    if not trials:
+        return None
+    best = min(cost for cost, _, _ in trials)
+    if best > SPLIT_GAIN * biggest:
+        return None
+    cost, _, trial = min((t for t in trials if t[0] <= best * 1.05), key=lambda t: t[1])
+    return trial, cost
 
 
 def _fill(shape: tuple[int, ...], axes: tuple[str, ...], requested: Mapping[str, int], budget: int) -> tuple[int, ...]:

@@ -47,6 +47,24 @@ def test_expensive_cells_spread_over_many_blocks():
     assert plan.task_blocks == (1, 1)
 
 
+def test_shared_work_is_not_split_apart():
+    """An expensive computation shared by every d and draw of one T (the observed
+    factorisation): blocks split along T only; splitting d or draw would repeat it."""
+
+    def factorisation_per_T(region):
+        cells = math.prod(s.stop - s.start for s in region.values())
+        return 8.0 * (region["T"].stop - region["T"].start) + 1e-5 * cells
+
+    plan = plan_blocks(("s", "d", "T", "draw"), (1, 1025, 10, 100), {}, factorisation_per_T)
+    assert plan.chunks == (1, 1025, 1, 100) and plan.total == 10
+    total = sum(factorisation_per_T(plan.slices(k)) for k in plan)
+    assert (
+        total
+        <= factorisation_per_T({"s": slice(0, 1), "d": slice(0, 1025), "T": slice(0, 10), "draw": slice(0, 100)})
+        * 1.001
+    )
+
+
 def test_cheap_sweeps_make_no_tiny_blocks_and_group_requested_ones():
     plan = plan_blocks(("s", "d"), (4, 64), {}, flat(1e-9))
     assert plan.total == 1  # nothing worth splitting
