@@ -7,10 +7,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from pipeline import plots
 from pipeline import thresholding as thr
 from pipeline.config import load_workflow, parse_workflow
 from pipeline.cubes import open_cube
 from pipeline.errors import ConfigError
+from pipeline.experiments import get_experiment
 from pipeline.models.hidden import kalman
 from tests.helpers import (
     REPO,
@@ -70,8 +72,6 @@ def test_one_term_spectrum_is_the_scalar_experiment():
         scalar = direct(hidden("s", lam=[lam], **(grid | {"T": T})))
         text = hidden_spectrum("v", spectrum=[str(lam)], **(grid | {"T": T}))
         wf = parse_workflow(text)
-        from pipeline.experiments import get_experiment
-
         exp = get_experiment(wf.experiment)
         st = exp.static(wf.coords, wf.settings)
         spec = exp.kernel(wf.coords, st, wf.settings)
@@ -89,8 +89,6 @@ def test_one_term_spectrum_is_the_scalar_experiment():
 
 def test_static_part_pads_and_counts():
     wf = parse_workflow(hidden_spectrum(spectrum=["1.0", "1.0^2", "1.0, 0.5"]))
-    from pipeline.experiments import get_experiment
-
     st = get_experiment(wf.experiment).static(wf.coords, wf.settings)
     assert st["n"].values.tolist() == [1, 2, 2]
     assert st["n_unstable"].values.tolist() == [1, 2, 1]
@@ -142,6 +140,12 @@ def test_real_run_thresholds_and_chunking_invariance(tmp_path, shared_cluster):
     np.testing.assert_array_equal(emp, expected.broadcast_like(emp).transpose(*emp.dims))
     lines = thr.format_table(th)
     assert "1.0^2 | best_fir | 2 | 2 | 2 / 2, 2 / 2" in lines
+    # no growth-exponent or critical-k disagreement on this grid (k* slopes need longer T)
+    assert not [d for d in get_experiment("hidden_spectrum").disagreements(th) if "k* slope" not in d]
+
+    drawn = {d.stem: d for d in plots.draw(ds, th)}
+    assert {"hspec_kstar_1.0p2", "hspec_kstar_1.0_0.5", "hspec_risk_best_fir", "hspec_summary"} <= set(drawn)
+    assert len([s for s in drawn if "_kstar_" in s]) == ds.sizes["spectrum"]
 
     split = SMALL + "\n[chunks]\nspectrum = 1\nnoise_ratio = 1\nk = 3\nT = 2\n"
     run_quietly(split, tmp_path / "b.zarr", shared_cluster)
@@ -165,3 +169,11 @@ def test_shipped_workflow_maps_the_issue_spectra():
     assert set(wf.coords["learner"].tolist()) == {"truncated_kalman", "best_fir"}
     assert wf.coords["noise_ratio"].min() == pytest.approx(0.1) and wf.coords["noise_ratio"].max() == pytest.approx(100)
     assert wf.coords["k"].max() <= 64 and wf.coords["T"].max() <= 10**8
+
+
+def test_growth_rule_flags_misses_and_accepts_exponential():
+    from pipeline.experiments.hidden_spectrum.report import growth_disagrees
+
+    assert not growth_disagrees(2.8, 3.0, 0.5) and growth_disagrees(2.4, 3.0, 0.5)
+    assert not growth_disagrees(1e6, float("inf"), 0.5) and growth_disagrees(3.0, float("inf"), 0.5)
+    assert not growth_disagrees(float("nan"), 0.0, 0.5)
