@@ -140,7 +140,7 @@ def _rel(path: Path, base: Path) -> str:
 
 
 def _plot_command(result: WorkflowResult, out_dir: Path, tau: float) -> str:
-    tau_part = f" --tau {tau:g}" if result.experiment == "hidden" and tau != 1.0 else ""
+    tau_part = f" --tau {tau:g}" if result.experiment in ("hidden", "hidden_spectrum") and tau != 1.0 else ""
     return f"emergence plot {result.store.as_posix()} --out {(out_dir / result.name).as_posix()}{tau_part}"
 
 
