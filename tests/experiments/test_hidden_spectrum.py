@@ -177,3 +177,19 @@ def test_growth_rule_flags_misses_and_accepts_exponential():
     assert not growth_disagrees(2.8, 3.0, 0.5) and growth_disagrees(2.4, 3.0, 0.5)
     assert not growth_disagrees(1e6, float("inf"), 0.5) and growth_disagrees(3.0, float("inf"), 0.5)
     assert not growth_disagrees(float("nan"), 0.0, 0.5)
+
+
+@pytest.mark.slow
+def test_montecarlo_agrees_with_exact(tmp_path, shared_cluster):
+    text = hidden_spectrum(
+        "mc", spectrum=["1.0", "1.0^2"], noise_ratio=[1.0], k=[1, 2, 3], T=[2, 5, 50], seed=1, mc_samples=4000
+    )
+    run_quietly(text, tmp_path / "exact.zarr", shared_cluster)
+    run_quietly(text.replace("seed = 1", 'seed = 1\nmethod = "montecarlo"'), tmp_path / "mc.zarr", shared_cluster)
+    exact, mc = open_cube(tmp_path / "exact.zarr").load(), open_cube(tmp_path / "mc.zarr").load()
+    assert "risk_stderr" in mc and "risk_stderr" not in exact
+    live = (mc["k"] < mc["T"]).broadcast_like(mc["risk"])
+    assert (mc["risk_stderr"].where(live) > 0).sum() == int(live.sum())
+    z = ((mc["risk"] - exact["risk"]) / mc["risk_stderr"]).where(live)
+    assert float(abs(z).max()) < 5
+    assert (mc["risk"].where(~live).fillna(0) == 0).all()

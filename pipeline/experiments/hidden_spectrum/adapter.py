@@ -255,8 +255,8 @@ class HiddenSpectrumExperiment:
     def estimate_seconds(self, coords: Mapping[str, np.ndarray], settings: Settings) -> float:
         """From the model's measured costs (one process, n <= 6): ~67 us per best_fir cell and
         ~43 us per truncated_kalman cell, independent of T; cells with k >= T are free. Monte
-        Carlo simulates every trajectory to the largest T (~1 us per sample, step and filter,
-        a rough figure for n <= 6); ~1 ms per kernel call. Larger n is costlier (n^3 ball
+        Carlo simulates every trajectory to the largest T (~0.4 us per sample, step and filter,
+        measured on spectra 1.0 and 1.0^2); ~1 ms per kernel call. Larger n is costlier (n^3 ball
         arithmetic): the per-cell figure is scaled by (n / 4)^3 beyond n = 4."""
         k = np.asarray(coords["k"], dtype=np.int64)
         T = np.asarray(coords["T"], dtype=np.int64)
@@ -266,7 +266,7 @@ class HiddenSpectrumExperiment:
         learners = [str(v) for v in coords["learner"]]
         if settings.method == "montecarlo":
             filters = sum(k.size * (T.size if lr == "best_fir" else 1) for lr in learners)
-            return 1e-3 + 1e-6 * settings.mc_samples * float(T.max()) * (1 + filters) * R * scale
+            return 1e-3 + 0.4e-6 * settings.mc_samples * float(T.max()) * (1 + filters) * R * scale
         per_cell = sum(67e-6 if lr == "best_fir" else 43e-6 for lr in learners)
         return 1e-3 + per_cell * live * R * scale
 
