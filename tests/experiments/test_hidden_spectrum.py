@@ -143,6 +143,10 @@ def test_real_run_thresholds_and_chunking_invariance(tmp_path, shared_cluster):
     # no growth-exponent or critical-k disagreement on this grid (k* slopes need longer T)
     assert not [d for d in get_experiment("hidden_spectrum").disagreements(th) if "k* slope" not in d]
 
+    said = get_experiment("hidden_spectrum").summary(ds, th)
+    assert "spectrum 1.0^2, truncated_kalman: risk grows like T^3 at every k (theory T^3)" in said
+    assert "spectrum 1.0, 0.5, best_fir: risk bounded in T from k = 1 taps (theory n_u = 1)" in said
+
     drawn = {d.stem: d for d in plots.draw(ds, th)}
     assert {"hspec_kstar_1.0p2", "hspec_kstar_1.0_0.5", "hspec_risk_best_fir", "hspec_summary"} <= set(drawn)
     assert len([s for s in drawn if "_kstar_" in s]) == ds.sizes["spectrum"]

@@ -113,7 +113,13 @@ def summary(ds: xr.Dataset, th: xr.Dataset) -> list[str]:
         for learner in th["learner"].values:
             unit = {"spectrum": s, "learner": learner}
             ck = float(th["critical_k"].sel(unit))
-            g = th["growth_exponent"].sel(unit).min("k").max("noise_ratio")
-            what = "bounded in T from k = " + _k(ck) if math.isfinite(ck) else "never bounded in T"
-            out.append(f"spectrum {s}, {learner}: risk {what}; smallest growth exponent at any k {float(g):.3g}")
+            g = float(th["growth_exponent"].sel(unit).min("k").max("noise_ratio"))
+            if math.isfinite(ck):
+                what = f"bounded in T from k = {_k(ck)} taps (theory n_u = {int(th['n_unstable'].sel(spectrum=s))})"
+            elif g > EXPONENTIAL_ABOVE:
+                what = "grows exponentially in T at every k"
+            else:
+                theory = float(th["growth_exponent_theory"].sel(unit).min("k"))
+                what = f"grows like T^{g:.2g} at every k (theory T^{theory:g})"
+            out.append(f"spectrum {s}, {learner}: risk {what}")
     return out
