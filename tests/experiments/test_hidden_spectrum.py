@@ -55,6 +55,15 @@ def test_bad_values_name_key_value_and_rule(changes, key, words):
     assert "\n" not in str(err.value)
 
 
+def test_lam_beside_spectrum_is_an_unknown_axis_and_the_variant_can_be_named():
+    with pytest.raises(ConfigError) as err:
+        parse_workflow(SMALL.replace("[grid]\n", "[grid]\nlam = [1.0]\n"))
+    assert err.value.key == "grid.lam" and "spectrum" in str(err.value)
+    named = parse_workflow(SMALL.replace('experiment = "hidden"', 'experiment = "hidden_spectrum"'))
+    assert named.experiment == "hidden_spectrum"
+    assert all((named.coords[a] == parse_workflow(SMALL).coords[a]).all() for a in named.coords)
+
+
 def test_stable_double_block_is_allowed():
     """Assumption 4.1 concerns only |lam| >= 1: two blocks of a stable eigenvalue are fine."""
     assert parse_workflow(hidden_spectrum(spectrum=["1.0, 0.5^[1,1]"])).coords["spectrum"].tolist() == [
