@@ -17,7 +17,7 @@ import numpy as np
 from pipeline.cluster import ClusterSpec, cluster_spec
 from pipeline.core import AxisRule, Settings
 from pipeline.errors import ConfigError, UsageError
-from pipeline.experiments import get_experiment, known_experiments
+from pipeline.experiments import get_experiment, known_experiments, resolve_experiment
 from pipeline.experiments.base import Experiment
 from pipeline.grid import BlockPlan, geom_axis, linspace_axis, plan_blocks, range_axis
 
@@ -126,7 +126,7 @@ def _experiment(raw: Mapping[str, Any]) -> Experiment:
         raise ConfigError("experiment", None, f"is required: one of {known_experiments()}")
     if not isinstance(experiment_name, str) or experiment_name not in known_experiments():
         raise ConfigError("experiment", experiment_name, f"must be one of {known_experiments()}")
-    experiment = get_experiment(experiment_name)
+    experiment = get_experiment(resolve_experiment(experiment_name, raw.get("grid")))
     allowed = set(COMMON_KEYS) | set(experiment.extra_settings)
     for key in raw:
         if key not in allowed:
@@ -152,7 +152,7 @@ def _settings(raw: Mapping[str, Any], experiment: Experiment) -> Settings:
             raise ConfigError(key, value, problem)
         extra[key] = value
     return Settings(
-        experiment=raw["experiment"],
+        experiment=experiment.name,
         name=name,
         seed=seed,
         method=method,

@@ -29,6 +29,13 @@ HIDDEN_GRID: dict[str, Any] = {
     "k": {"range": [1, 6]},
     "T": [1, 2, 10, 1000, 100000],
 }
+HIDDEN_SPECTRUM_GRID: dict[str, Any] = {
+    "spectrum": ["1.0", "1.0^2", "1.0, 0.5", "0.9"],
+    "noise_ratio": [0.5, 4.0],
+    "learner": ["truncated_kalman", "best_fir"],
+    "k": {"range": [1, 4]},
+    "T": [1, 3, 1000, 100000, 1000000],
+}
 OBSERVED_GRID: dict[str, Any] = {
     "spectrum": ["1.0^2, 0.5", "1.05@30"],
     "family": ["block", "similarity"],
@@ -41,6 +48,12 @@ OBSERVED_GRID: dict[str, Any] = {
 def hidden(name: str = "small", chunks: Mapping[str, int] | None = None, **changes: Any) -> str:
     """TOML text of a small hidden workflow; ``changes`` replace grid axes or top-level keys."""
     return _workflow("hidden", name, HIDDEN_GRID, chunks, changes)
+
+
+def hidden_spectrum(name: str = "hspec", chunks: Mapping[str, int] | None = None, **changes: Any) -> str:
+    """TOML text of a small hidden workflow over spectra (``experiment = "hidden"`` with a
+    ``spectrum`` axis); ``changes`` replace grid axes or top-level keys."""
+    return _workflow("hidden", name, HIDDEN_SPECTRUM_GRID, chunks, changes)
 
 
 def observed(name: str = "obs", chunks: Mapping[str, int] | None = None, **changes: Any) -> str:

@@ -17,8 +17,23 @@ if TYPE_CHECKING:
 
 _REGISTRY = {
     "hidden": ("pipeline.experiments.hidden.adapter", "HIDDEN"),
+    "hidden_spectrum": ("pipeline.experiments.hidden_spectrum.adapter", "HIDDEN_SPECTRUM"),
     "observed": ("pipeline.experiments.observed.adapter", "OBSERVED"),
 }
+
+
+# A workflow's ``experiment`` may name a family whose variant its grid picks: the hidden
+# experiment with a ``spectrum`` axis (in place of ``lam``) is ``hidden_spectrum``.
+_VARIANTS: dict[str, tuple[str, str]] = {"hidden": ("spectrum", "hidden_spectrum")}
+
+
+def resolve_experiment(name: str, grid: object) -> str:
+    """The registry key a workflow runs: ``name``, or its variant when ``grid`` (the
+    workflow's ``[grid]`` table) has the variant's distinguishing axis."""
+    variant = _VARIANTS.get(name)
+    if variant is not None and isinstance(grid, dict) and variant[0] in grid:
+        return variant[1]
+    return name
 
 
 def known_experiments() -> list[str]:

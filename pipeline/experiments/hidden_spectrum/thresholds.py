@@ -1,0 +1,157 @@
+"""Thresholds of a hidden-spectrum cube, each beside its theory (MATH §5.4).
+
+``growth_exponent`` (spectrum, noise_ratio, learner, k) and ``growth_exponent_theory``
+(spectrum, learner, k)
+    ``d log R / d log T`` between the two largest horizons of the cube; theory ``2m - 1``
+    for ``truncated_kalman`` at ``rho(A) = 1``, ``2 max(m_lam - k_lam) - 1`` for ``best_fir``
+    below ``n_u`` taps, 0 where bounded, ``+inf`` for exponential growth.
+``critical_k`` (spectrum, learner), ``critical_k_theory`` (spectrum, learner)
+    the exact rank test (static part of the cube) and its theory ``n_u`` (``+inf``: never).
+``critical_k_empirical`` (spectrum, noise_ratio, learner)
+    smallest ``k`` of the cube from which on every ``growth_exponent`` is below
+    ``growth_tol`` (NaN: none).
+``k_star`` (spectrum, noise_ratio, learner, T, tau), ``k_star_slope`` (spectrum, noise_ratio,
+learner, tau) and ``k_star_slope_theory`` (spectrum, noise_ratio, learner)
+    as in the scalar experiment, with the Kalman closed-loop radius ``rho(F)`` in place of
+    the pole ``a``: theory ``(2m - 1) / (2 ln(1/rho(F)))`` for ``truncated_kalman``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from pipeline.experiments.hidden.thresholds import ASYMPTOTIC_REGIME_RULE, slope_in_regime
+from pipeline.measure import first_from_which, first_k_below, growth_exponent, growth_horizons, measured, static, theory
+from pipeline.models import hidden_spectrum as model
+from pipeline.models.spectra import parse_spectrum
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from pipeline.experiments.base import ThresholdOptions
+
+CUBE = ("spectrum", "noise_ratio", "learner", "k", "T")
+
+
+def thresholds(ds: xr.Dataset, options: ThresholdOptions) -> xr.Dataset:
+    """The thresholds dataset of a hidden-spectrum cube (see the module docstring)."""
+    import xarray as xr
+
+    taus = options.taus
+    tol = float(options.growth_tol)
+    ds = ds.sortby(["k", "T"])
+    spectra = [str(s) for s in ds["spectrum"].values]
+    learners = [str(v) for v in ds["learner"].values]
+    k, T = ds["k"].values, ds["T"].values
+    ratios = ds["noise_ratio"].values.astype(np.float64)
+    risk = ds["risk"].transpose(*CUBE).values
+    rho = ds["closed_loop_radius"].transpose("spectrum", "noise_ratio").values.astype(np.float64)
+    max_modulus = np.array([parse_spectrum(s).spectral_radius for s in spectra])
+
+    t1, t2 = growth_horizons(T)
+    g = growth_exponent(ds["log10_risk"]).transpose("spectrum", "noise_ratio", "learner", "k").values
+    g_theory = np.array(
+        [[[model.growth_exponent_theory(s, lr, int(kk)) for kk in k] for lr in learners] for s in spectra]
+    )
+    below = np.abs(g) <= tol
+    crit_emp = np.full(g.shape[:3], np.nan)
+    for i, j, li in np.ndindex(*crit_emp.shape):
+        crit_emp[i, j, li] = first_from_which(below[i, j, li], np.isfinite(g[i, j, li]), k.astype(np.float64))
+
+    k_star = np.stack([first_k_below(risk, k, tau, axis=3) for tau in taus], axis=-1)  # s nr L T tau
+    slope = np.full((*k_star.shape[:3], len(taus)), np.nan)
+    regime = np.zeros(k_star.shape, dtype=bool)
+    for i, j, li, ti in np.ndindex(*slope.shape):
+        # the stable-state memory term of the rule uses the largest eigenvalue modulus
+        lam_like = float(max_modulus[i])
+        slope[i, j, li, ti], regime[i, j, li, :, ti] = slope_in_regime(
+            k_star[i, j, li, :, ti], T, float(rho[i, j]), float(k.min()), lam_like
+        )
+    slope_theory = np.empty((len(spectra), ratios.size, len(learners)))
+    for i, s in enumerate(spectra):
+        tk = model.kstar_slope_theory(s, ratios, ds.attrs.get("observation", "sum"))
+        for li, lr in enumerate(learners):
+            slope_theory[i, :, li] = tk if lr == "truncated_kalman" else 0.0
+
+    d4 = ("spectrum", "noise_ratio", "learner", "k")
+    out = xr.Dataset(
+        {
+            "growth_exponent": measured(
+                g, f"growth exponent d log R / d log T between T = {t1:.6g} and {t2:.6g}", "1", d4
+            ),
+            "growth_exponent_theory": theory(
+                g_theory,
+                "theory growth exponent (MATH §5.4): 2m - 1 for truncated_kalman at rho(A) = 1, "
+                "2 max(m_lam - k_lam) - 1 for best_fir below n_u taps, 0 where bounded, +inf exponential",
+                "1",
+                ("spectrum", "learner", "k"),
+            ),
+            "critical_k_empirical": measured(
+                crit_emp,
+                f"smallest k from which on every growth exponent is <= {tol:g} (NaN: none)",
+                "taps",
+                ("spectrum", "noise_ratio", "learner"),
+            ),
+            "critical_k": static(
+                ds["critical_k"].transpose("spectrum", "learner").values,
+                "critical k by the exact rank test (+inf: never)",
+                "taps",
+                ("spectrum", "learner"),
+            ),
+            "critical_k_theory": theory(
+                ds["critical_k_theory"].transpose("spectrum", "learner").values,
+                "theory critical k: n_u for best_fir, 0 or never (+inf) for truncated_kalman",
+                "taps",
+                ("spectrum", "learner"),
+            ),
+            "k_star": measured(
+                k_star,
+                "smallest filter length k of the cube with R_T <= tau (NaN: none)",
+                "taps",
+                ("spectrum", "noise_ratio", "learner", "T", "tau"),
+            ),
+            "k_star_in_regime": measured(
+                regime,
+                "horizon used in the k_star_slope fit (asymptotic regime)",
+                "1",
+                ("spectrum", "noise_ratio", "learner", "T", "tau"),
+                rule=ASYMPTOTIC_REGIME_RULE,
+            ),
+            "k_star_slope": measured(
+                slope,
+                "least-squares slope of k_star against ln T in the asymptotic regime",
+                "taps per e-fold of T",
+                ("spectrum", "noise_ratio", "learner", "tau"),
+                rule=ASYMPTOTIC_REGIME_RULE,
+            ),
+            "k_star_slope_theory": theory(
+                slope_theory,
+                "theory slope of k* in ln T: truncated_kalman (2m - 1) / (2 ln(1/rho(F))), "
+                "0 if n_u = 0, +inf if rho(A) > 1; best_fir 0",
+                "taps per e-fold of T",
+                ("spectrum", "noise_ratio", "learner"),
+            ),
+            "closed_loop_radius": static(rho, "rho(F) of the Kalman closed loop", "1", ("spectrum", "noise_ratio")),
+            "n_unstable": static(ds["n_unstable"].values, "n_u", "1", ("spectrum",)),
+            "max_marginal_block": static(ds["max_marginal_block"].values, "m", "1", ("spectrum",)),
+        },
+        coords={
+            "spectrum": ds["spectrum"],
+            "noise_ratio": ds["noise_ratio"],
+            "learner": ds["learner"],
+            "k": ds["k"],
+            "T": ds["T"],
+            "tau": ("tau", np.asarray(taus, dtype=np.float64), {"long_name": "risk level tau"}),
+        },
+    )
+    out.attrs.update(
+        {
+            "asymptotic_regime_rule": ASYMPTOTIC_REGIME_RULE,
+            "taus": list(map(float, taus)),
+            "growth_tol": tol,
+            "growth_horizons": [t1, t2],
+        }
+    )
+    return out
