@@ -102,7 +102,7 @@ def regenerate(
     data_dir.mkdir(parents=True, exist_ok=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     results = []
-    for (_, wf), status in zip(loaded, statuses, strict=True):
+    for (path, wf), status in zip(loaded, statuses, strict=True):
         store = data_dir / f"{wf.name}.zarr"
         result = WorkflowResult(path, wf.name, wf.experiment, store, status.state)
         if status.state == "complete":

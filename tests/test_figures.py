@@ -146,3 +146,20 @@ def test_gallery_refuses_a_folder_it_did_not_make(tmp_path):
         figures.regenerate(tmp_path / "wf", tmp_path / "data", tmp_path / "site")
     assert (tmp_path / "site" / "index.md").read_text() == "my own page"
     assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.slow
+def test_every_workflow_is_named_by_its_own_file(tmp_path, shared_cluster):
+    """With several workflows, each cube's lines and index entry name its own file."""
+    (tmp_path / "wf").mkdir()
+    (tmp_path / "wf" / "a.toml").write_text(TINY.replace('name = "tiny"', 'name = "first"'))
+    (tmp_path / "wf" / "b.toml").write_text(TINY.replace('name = "tiny"', 'name = "second"'))
+    said: list[str] = []
+    results = figures.regenerate(
+        tmp_path / "wf", tmp_path / "data", tmp_path / "out", where=shared_cluster, say=said.append
+    )
+    assert [(r.path.name, r.name) for r in results] == [("a.toml", "first"), ("b.toml", "second")]
+    assert any(line.startswith(f"{tmp_path / 'wf' / 'a.toml'}: cube") and "first.zarr" in line for line in said)
+    assert any(line.startswith(f"{tmp_path / 'wf' / 'b.toml'}: cube") and "second.zarr" in line for line in said)
+    md = (tmp_path / "out" / "index.md").read_text()
+    assert str(tmp_path / "wf" / "a.toml") in md and str(tmp_path / "wf" / "b.toml") in md
