@@ -76,6 +76,15 @@ LINEAR_DECADES = 60.0
 systems reach 10^17000), symmetric-log, so both the O(1) and the huge risks stay legible."""
 
 
+def risk_mesh(ax: Any, x_edges: np.ndarray, y_edges: np.ndarray, log10_risk: np.ndarray, lo: float, hi: float) -> Any:
+    """``log10_risk`` (Y, X) drawn on ``ax`` in the risk colours over ``[lo, hi]``; cells below
+    ``lo`` (exact zeros) in the "below range" colour, NaN cells left blank."""
+    z = np.ma.masked_invalid(zeros_below(log10_risk, lo))
+    return ax.pcolormesh(
+        x_edges, y_edges, z, norm=risk_norm(lo, hi), cmap=risk_colours(), shading="flat", rasterized=True
+    )
+
+
 def risk_norm(lo: float, hi: float) -> Any:
     """The colour normalisation of log10 risk over ``[lo, hi]`` (nothing clipped)."""
     from matplotlib.colors import Normalize, SymLogNorm

@@ -62,15 +62,7 @@ def _risk_map(
     mesh = None
     for i, ratio in enumerate(ratios):
         ax = axes.flat[i]
-        mesh = ax.pcolormesh(
-            Te,
-            ke,
-            pl.zeros_below(data[i], lo),
-            norm=pl.risk_norm(lo, hi),
-            cmap=pl.risk_colours(),
-            shading="flat",
-            rasterized=True,
-        )
+        mesh = pl.risk_mesh(ax, Te, ke, data[i], lo, hi)
         ax.set_xscale("log")
         measured = th["k_star"].sel(lam=lam, noise_ratio=ratio, learner=learner, tau=tau).values
         ax.step(T, measured, where="mid", color="white", lw=1.6, label=rf"measured $k^*$ ($R_T \leq {tau:g}$)")

@@ -112,15 +112,7 @@ def _risk_map(ds: xr.Dataset, th: xr.Dataset, learner: str, stem: str, partial: 
     mesh = None
     for i, s in enumerate(spectra):
         ax = axes.flat[i]
-        mesh = ax.pcolormesh(
-            Te,
-            ke,
-            pl.zeros_below(data[i], lo),
-            norm=pl.risk_norm(lo, hi),
-            cmap=pl.risk_colours(),
-            shading="flat",
-            rasterized=True,
-        )
+        mesh = pl.risk_mesh(ax, Te, ke, data[i], lo, hi)
         ax.set_xscale("log")
         ck = float(ds["critical_k"].sel(spectrum=s, learner=learner))
         if math.isfinite(ck) and ck <= k.max():

@@ -158,10 +158,7 @@ def _risk_map(ds: xr.Dataset, th: xr.Dataset, spectrum: str, stem: str, partial:
     de, Te = pl.edges(d, log=False), pl.edges(T, log=True)
     mesh = None
     for i, (ax, family) in enumerate(zip(axes, families, strict=True)):
-        z = np.ma.masked_invalid(pl.zeros_below(med[i], lo))
-        mesh = ax.pcolormesh(
-            de, Te, z, norm=pl.risk_norm(lo, hi), cmap=pl.risk_colours(), shading="flat", rasterized=True
-        )
+        mesh = pl.risk_mesh(ax, de, Te, med[i], lo, hi)
         ax.set_yscale("log")
         sel = {"spectrum": spectrum, "family": family}
         crit = float(th["critical_d"].sel(sel))
