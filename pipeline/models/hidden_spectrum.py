@@ -273,6 +273,30 @@ def kstar_slope_theory(spectrum: Spectrum | str, noise_ratio: npt.ArrayLike, obs
     return (2 * m - 1) / (2.0 * np.log(1.0 / rho))
 
 
+def closed_loop_period(F: npt.ArrayLike, k_max: int) -> float:
+    """Longest oscillation period, in taps, of the dominant modes of the closed loop ``F`` (n, n).
+
+    A mode ``mu`` is dominant when it stays within a factor 2 of the slowest one over the
+    filter lengths ``k <= k_max``: ``(|mu| / rho(F))^k_max >= 1/2``. With ``theta`` the
+    arguments of the dominant modes in ``(0, pi]``, the periods are ``2 pi / theta`` and, where
+    dominant modes beat against each other, ``2 pi / |theta_i - theta_j|``; the result is the
+    longest, ``0`` when every dominant eigenvalue is a positive real (no oscillation). The
+    truncation risk of a length-``k`` filter carries the factor ``|sum_i c_i mu_i^k|^2``, whose
+    near-zeros recur with this period, so ``k*(T; tau)`` is a staircase that deviates from its
+    ``ln T`` asymptote by about one period (docs/theory.md §5).
+    """
+    mu = np.linalg.eigvals(np.asarray(F, dtype=np.float64))
+    mod = np.abs(mu)
+    rho = float(mod.max()) if mu.size else 0.0
+    if rho == 0.0:
+        return 0.0
+    theta = np.abs(np.angle(mu[mod >= rho * 0.5 ** (1.0 / max(int(k_max), 1))]))
+    theta = np.unique(np.round(theta[theta > 1e-9], 12))
+    gaps = np.abs(theta[:, None] - theta[None, :])[np.triu_indices(theta.size, 1)]
+    freqs = np.concatenate([theta, gaps[gaps > 1e-9]])
+    return float(2.0 * np.pi / freqs.min()) if freqs.size else 0.0
+
+
 # ---------------------------------------------------------------------------
 # Observation and observability
 # ---------------------------------------------------------------------------

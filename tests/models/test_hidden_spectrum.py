@@ -518,6 +518,42 @@ def test_kstar_slope_numerically(text, r):
     assert slope == pytest.approx(float(hs.kstar_slope_theory(text, [r])[0]), rel=0.1)
 
 
+@pytest.mark.parametrize("text,r", [("1.0^2", 3.16), ("1.0^3", 10.0), ("1.0@60^2", 31.6)])
+def test_kstar_slope_follows_theory_over_long_horizons(text, r):
+    """Jordan blocks: over T = 1e3 .. 4e15 the staircase k*(T) averages to the theory slope
+    within 1.5% although it strays from its asymptote by about one closed-loop period."""
+    theory = float(hs.kstar_slope_theory(text, [r])[0])
+    T = np.unique(np.round(np.geomspace(1e3, 4e15, 60)).astype(np.int64))
+    k = np.arange(1, int(theory * np.log(T[-1])) + 60)
+    lg = hs.risk_block(text, [r], "truncated_kalman", k, T)["log10_risk"][0]
+    period = hs.closed_loop_period(hs.kalman_filter(text, r).F, int(k[-1]))
+    assert period > 5  # complex dominant closed-loop modes: the staircase case
+    for tau in (1.0, 0.01):
+        below = lg <= math.log10(tau)
+        assert below.any(axis=0).all()
+        kstar = k[np.argmax(below, axis=0)].astype(np.float64)
+        assert np.polyfit(np.log(T), kstar, 1)[0] == pytest.approx(theory, rel=0.015)
+        deviation = kstar - theory * np.log(T)
+        assert 0.5 * period < np.ptp(deviation) < 2 * period
+
+
+def test_closed_loop_period():
+    def rotation(rho, theta):
+        return rho * np.array([[math.cos(theta), -math.sin(theta)], [math.sin(theta), math.cos(theta)]])
+
+    assert hs.closed_loop_period(np.diag([0.9, 0.5]), 64) == 0.0
+    assert hs.closed_loop_period(np.diag([-0.9, 0.5]), 64) == pytest.approx(2.0)
+    assert hs.closed_loop_period(rotation(0.8, 0.5), 64) == pytest.approx(2 * math.pi / 0.5)
+    assert hs.closed_loop_period(np.zeros((3, 3)), 64) == 0.0
+    # two dominant pairs beat (periods 2 pi / 1.2 and 2 pi / 0.9 -> 2 pi / 0.3)...
+    two = np.zeros((4, 4))
+    two[:2, :2], two[2:, 2:] = rotation(0.8, 1.2), rotation(0.8 * (1 - 1e-4), 0.9)
+    assert hs.closed_loop_period(two, 64) == pytest.approx(2 * math.pi / 0.3)
+    # ...unless the second decays away over k <= k_max
+    two[2:, 2:] = rotation(0.7, 0.9)
+    assert hs.closed_loop_period(two, 64) == pytest.approx(2 * math.pi / 1.2)
+
+
 def test_best_fir_bounded_at_critical_k():
     """k >= n_u: R_T converges as T grows (1e6 .. 1e8), for marginal and rho > 1 parts."""
     for text in ("1.0^3", "1.0@60^2", "1.0, -1.0, 0.5", "1.02, 0.5"):

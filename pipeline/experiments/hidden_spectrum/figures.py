@@ -20,6 +20,7 @@ import numpy as np
 from pipeline import plotting as pl
 from pipeline.core import PARTIAL_ATTR
 from pipeline.experiments.base import DrawnFigure
+from pipeline.experiments.hidden.report import SLOPE_RTOL, STEP_TAPS
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -138,6 +139,21 @@ def _risk_map(ds: xr.Dataset, th: xr.Dataset, learner: str, stem: str, partial: 
     return DrawnFigure(stem, text, caption, fig)
 
 
+def _agreement_band(th: xr.Dataset, tau: float, theory: np.ndarray) -> np.ndarray:
+    """Half-width of the band of slopes that agree with ``theory`` (spectrum, noise_ratio):
+    ``max(10% of theory, (1.5 + P) / ln(span))``, ``span`` the fitted window's Tmax / Tmin."""
+    T = th["T"].values.astype(np.float64)
+    mask = th["k_star_in_regime"].sel(learner="truncated_kalman", tau=tau).transpose("spectrum", "noise_ratio", "T")
+    period = th["closed_loop_period"].transpose("spectrum", "noise_ratio").values
+    band = np.full(theory.shape, np.nan)
+    for i, j in np.ndindex(*band.shape):
+        used = mask.values[i, j].astype(bool)
+        if used.any():
+            span = math.log(max(T[used].max() / T[used].min(), math.e))
+            band[i, j] = max(SLOPE_RTOL * abs(theory[i, j]), (STEP_TAPS + period[i, j]) / span)
+    return band
+
+
 def _summary(th: xr.Dataset, tau: float, stem: str, partial: str | None) -> DrawnFigure:
     spectra = [str(s) for s in th["spectrum"].values]
     x = np.arange(len(spectra))
@@ -160,11 +176,14 @@ def _summary(th: xr.Dataset, tau: float, stem: str, partial: str | None) -> Draw
         sel2 = {"learner": "truncated_kalman", "tau": tau}
         theory = th["k_star_slope_theory"].sel(learner="truncated_kalman").transpose("spectrum", "noise_ratio").values
         meas = th["k_star_slope"].sel(sel2).transpose("spectrum", "noise_ratio").values
+        band = _agreement_band(th, tau, theory)
         colours = pl.sequential_colours(len(spectra), "tab10")
         for i, s in enumerate(spectra):
             ok = np.isfinite(theory[i]) & np.isfinite(meas[i])
             if ok.any():
-                ax_s.plot(theory[i][ok], meas[i][ok], "o", color=colours[i], label=s)
+                ax_s.errorbar(
+                    theory[i][ok], meas[i][ok], yerr=band[i][ok], fmt="o", color=colours[i], capsize=3, label=s
+                )
                 shown += [float(v) for v in theory[i][ok]] + [float(v) for v in meas[i][ok]]
         top = max(shown, default=1.0) * 1.08
         ax_s.plot([0, top], [0, top], "k--", lw=1, label="measured = theory")
@@ -179,7 +198,8 @@ def _summary(th: xr.Dataset, tau: float, stem: str, partial: str | None) -> Draw
         "Left: critical filter length of the best FIR per spectrum: theory n_u (bars), the exact rank test "
         "(dots) and the empirical value (smallest k from which the growth exponent at the largest horizons "
         "is near 0; squares, one per noise ratio). Right: measured slope of k* in ln T of the truncated "
-        f"Kalman filter (tau = {tau:g}) against the theory (2m-1)/(2 ln(1/rho(F))); spectra with rho(A) > 1 "
-        "(slope +inf) or no fit are left out."
+        f"Kalman filter (tau = {tau:g}) against the theory (2m-1)/(2 ln(1/rho(F))), with bars of the "
+        "agreement band (10% of the theory or 1.5 + P taps over the fitted window, P the closed-loop "
+        "period; docs/theory.md §5); spectra with rho(A) > 1 (slope +inf) or no fit are left out."
     )
     return DrawnFigure(stem, text, caption, fig)

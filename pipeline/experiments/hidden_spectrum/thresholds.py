@@ -14,6 +14,10 @@
 learner, tau) and ``k_star_slope_theory`` (spectrum, noise_ratio, learner)
     as in the scalar experiment, with the Kalman closed-loop radius ``rho(F)`` in place of
     the pole ``a``: theory ``(2m - 1) / (2 ln(1/rho(F)))`` for ``truncated_kalman``.
+``closed_loop_period`` (spectrum, noise_ratio)
+    the longest oscillation period in taps of the dominant modes of ``F = A - K C``
+    (:func:`pipeline.models.hidden_spectrum.closed_loop_period`, from the cube's stored
+    matrices): the resolution of ``k*`` beyond its integer step.
 """
 
 from __future__ import annotations
@@ -35,6 +39,21 @@ if TYPE_CHECKING:
 CUBE = ("spectrum", "noise_ratio", "learner", "k", "T")
 
 
+def closed_loop_periods(ds: xr.Dataset, k_max: int) -> np.ndarray:
+    """``closed_loop_period`` of ``F = A - K C`` per (spectrum, noise_ratio), from the cube's
+    NaN-padded ``system``, ``observation_matrix`` and ``kalman_gain``; shape (S, R), taps."""
+    A = ds["system"].transpose("spectrum", "row", "col").values
+    C = ds["observation_matrix"].transpose("spectrum", "col").values
+    K = ds["kalman_gain"].transpose("spectrum", "noise_ratio", "row").values
+    n = ds["n"].values
+    out = np.empty(K.shape[:2])
+    for i, j in np.ndindex(*out.shape):
+        m = int(n[i])
+        F = A[i, :m, :m] - np.outer(K[i, j, :m], C[i, :m])
+        out[i, j] = model.closed_loop_period(F, k_max)
+    return out
+
+
 def thresholds(ds: xr.Dataset, options: ThresholdOptions) -> xr.Dataset:
     """The thresholds dataset of a hidden-spectrum cube (see the module docstring)."""
     import xarray as xr
@@ -49,6 +68,7 @@ def thresholds(ds: xr.Dataset, options: ThresholdOptions) -> xr.Dataset:
     risk = ds["risk"].transpose(*CUBE).values
     rho = ds["closed_loop_radius"].transpose("spectrum", "noise_ratio").values.astype(np.float64)
     max_modulus = np.array([parse_spectrum(s).spectral_radius for s in spectra])
+    period = closed_loop_periods(ds, int(k.max()))
 
     t1, t2 = growth_horizons(T)
     g = growth_exponent(ds["log10_risk"]).transpose("spectrum", "noise_ratio", "learner", "k").values
@@ -134,6 +154,12 @@ def thresholds(ds: xr.Dataset, options: ThresholdOptions) -> xr.Dataset:
                 ("spectrum", "noise_ratio", "learner"),
             ),
             "closed_loop_radius": static(rho, "rho(F) of the Kalman closed loop", "1", ("spectrum", "noise_ratio")),
+            "closed_loop_period": static(
+                period,
+                "longest oscillation period of the dominant closed-loop modes (0: none)",
+                "taps",
+                ("spectrum", "noise_ratio"),
+            ),
             "n_unstable": static(ds["n_unstable"].values, "n_u", "1", ("spectrum",)),
             "max_marginal_block": static(ds["max_marginal_block"].values, "m", "1", ("spectrum",)),
         },
