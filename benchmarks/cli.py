@@ -26,11 +26,15 @@ ORDER = (
     "block_overhead_ms",
     "bytes_on_disk_per_cell",
     "done_scan_seconds_1e5",
+    "done_scan_seconds_1e5_s3",
     "observed_horizon_cost_ratio",
     "observed_cells_per_s",
     "observed_speedup_n16_full",
     "observed_speedup_n16_block",
     "observed_cells_per_s_n16",
+    "hidden_spectrum_cells_per_s_truncated_kalman",
+    "hidden_spectrum_cells_per_s_best_fir",
+    "hidden_spectrum_horizon_cost_ratio",
 )
 
 
@@ -47,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=None,
         metavar="GROUP",
-        choices=("hidden", "observed", "pipeline", "blocks"),
+        choices=("hidden", "observed", "hidden_spectrum", "pipeline", "blocks"),
         help="run only these groups (debugging)",
     )
     return p
@@ -55,10 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from benchmarks import blocks, kernels, pipeline_runs
+    from benchmarks import blocks, hidden_spectrum, kernels, pipeline_runs
 
     quick = bool(args.quick)
-    groups = set(args.only or ("hidden", "observed", "pipeline", "blocks"))
+    groups = set(args.only or ("hidden", "observed", "hidden_spectrum", "pipeline", "blocks"))
     info = machine()
     info["mode"] = "quick" if quick else "full"
     figures: list[Figure] = []
@@ -84,6 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "observed" in groups:
             step("observed kernel", lambda: kernels.observed_figures(quick))
             step("observed kernel at n = 16 vs the fixed-point path", lambda: kernels.observed_speedup_figures(quick))
+        if "hidden_spectrum" in groups:
+            step("hidden-state kernel over spectra", lambda: hidden_spectrum.figures(quick))
         if "pipeline" in groups:
             runner = pipeline_runs.Runner()
             try:
@@ -97,6 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "blocks" in groups:
             step("many small blocks (subprocess runs)", lambda: blocks.many_blocks(quick))
             step("done-state scan of 10^5 blocks", lambda: blocks.done_scan(quick))
+            step("done-state scan of 10^5 blocks on loopback S3", lambda: blocks.done_scan_s3(quick))
 
     elapsed = time.perf_counter() - started
     figures.sort(key=lambda f: ORDER.index(f.name) if f.name in ORDER else len(ORDER))

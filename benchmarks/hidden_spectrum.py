@@ -1,5 +1,6 @@
 """Kernel figures for ``pipeline.models.hidden_spectrum``: cells per second per learner and the
-horizon cost ratio ``T = 1e8`` vs ``T = 1e2`` (standalone; ``measure(quick)`` returns a dict).
+horizon cost ratio ``T = 1e8`` vs ``T = 1e2``: ``figures(quick)`` for ``python -m benchmarks``
+(group ``hidden_spectrum``), ``measure(quick)`` the raw dict, and standalone
 
     python -m benchmarks.hidden_spectrum [--quick]
 
@@ -16,6 +17,8 @@ import time
 from typing import Any
 
 import numpy as np
+
+from benchmarks.harness import Figure
 
 SPECTRA = ("1.0", "1.0^2", "1.0^3", "1.0@60", "1.0, 0.5^2", "0.9^2")
 WORKFLOW = ("1.0", "1.0^2", "1.0^3", "1.0@60", "1.0@60^2", "1.0, -1.0", "1.0, 0.5^2", "0.9^2", "1.02")
@@ -88,6 +91,47 @@ def measure(quick: bool) -> dict[str, Any]:
                 total_s += cells / rate
         out["workflow_cells"] = total_cells
         out["workflow_seconds_one_process"] = total_s
+    return out
+
+
+HORIZON_COST_TARGET = 1.5
+
+
+def figures(quick: bool) -> list[Figure]:
+    """``hidden_spectrum_cells_per_s_<learner>`` (report) and ``hidden_spectrum_horizon_cost_ratio``
+    (the larger of the two learners', target <= 1.5), from :func:`measure`."""
+    from pipeline.models.spectra import parse_spectrum
+
+    res = measure(quick)
+    n_max = max(parse_spectrum(s).n for s in res["spectra"])
+    grid = (
+        f"{len(res['spectra'])} spectra with n <= {n_max} ({', '.join(res['spectra'])}) x "
+        f"{len(res['noise_ratios'])} noise ratios x k 1..64 x {len(res['T'])} T in 10..1e8 = "
+        f"{res['grid_cells']:,} cells, one process, Kalman solutions included"
+    )
+    out = [
+        Figure(
+            f"hidden_spectrum_cells_per_s_{learner}",
+            res[f"cells_per_s_{learner}"],
+            "cells/s",
+            note=f"{grid}; {res[f'computed_cells_per_s_{learner}']:.0f}/s counting only cells with T > k",
+            details={"cells": res["grid_cells"]},
+        )
+        for learner in ("truncated_kalman", "best_fir")
+    ]
+    ratios = {lr: res[f"horizon_cost_ratio_{lr}"] for lr in ("truncated_kalman", "best_fir")}
+    out.append(
+        Figure(
+            "hidden_spectrum_horizon_cost_ratio",
+            max(ratios.values()),
+            "x",
+            "<=",
+            HORIZON_COST_TARGET,
+            note="same spectra and k, T = 1e8 alone vs T = 1e2 alone: "
+            + ", ".join(f"{lr} {v:.2f}" for lr, v in ratios.items()),
+            details=ratios,
+        )
+    )
     return out
 
 

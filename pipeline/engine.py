@@ -33,7 +33,18 @@ from pipeline.where import Where
 from pipeline.wording import count
 
 COMPACT_SECONDS = 10.0
-"""How often the driver folds the tasks' done-marks into the ledger (``store.compact_done``)."""
+COMPACT_TASKS = 4096
+"""The driver folds the tasks' done-marks into the ledger (``store.compact_done``) once
+``COMPACT_SECONDS`` have passed or ``COMPACT_TASKS`` tasks have finished since the last fold,
+so a killed run leaves at most about that many marks standing for readers to list (listing
+is what a reader pays for; on object stores it is one request per 1,000 marks)."""
+
+
+def fold_due(seconds_since: float, tasks_since: int) -> bool:
+    """Whether the driver folds the marks now (see ``COMPACT_SECONDS`` and ``COMPACT_TASKS``)."""
+    return seconds_since > COMPACT_SECONDS or tasks_since >= COMPACT_TASKS
+
+
 REPLACEMENT_SUFFIX = ".next"
 """``--overwrite`` builds the new cube at ``<out>.next`` and moves it to ``<out>`` when complete."""
 
@@ -217,7 +228,7 @@ def _run_blocks(
         mininterval=0.5,
         smoothing=0.1,
     )
-    compacted = time.monotonic()
+    compacted, unfolded = time.monotonic(), 0
     try:
         for future in as_completed(futures):
             task = futures[future]
@@ -229,9 +240,10 @@ def _run_blocks(
                 report.failed[as_key_string(task)] = f"{type(exc).__name__}: {exc}".splitlines()[0]
             bar.update(state.plan.task_block_count(task))
             future.release()
-            if time.monotonic() - compacted > COMPACT_SECONDS:
+            unfolded += 1
+            if fold_due(time.monotonic() - compacted, unfolded):
                 store.compact_done(location)
-                compacted = time.monotonic()
+                compacted, unfolded = time.monotonic(), 0
     except KeyboardInterrupt:
         for f in futures:
             f.cancel()

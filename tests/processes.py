@@ -1,4 +1,5 @@
-"""Real ``dask scheduler`` and ``dask worker`` processes on loopback, for tests."""
+"""Real processes on loopback for tests and benchmarks: ``dask scheduler`` and ``dask worker``,
+and an S3-compatible object store (moto)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,3 +99,50 @@ class DaskProcesses:
         for proc in [*self.workers, self.scheduler]:
             if proc is not None and proc.poll() is None:
                 self.kill(proc)
+
+
+S3_BUCKET = "cubes"
+
+
+@contextlib.contextmanager
+def loopback_s3() -> Iterator[dict[str, str]]:
+    """A moto S3 server process on 127.0.0.1 with the bucket ``cubes``, and ``os.environ``
+    pointed at it while the context lasts (yields the variables set)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    env = {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        import s3fs
+
+        deadline = time.time() + 30
+        while True:
+            try:
+                s3fs.S3FileSystem(skip_instance_cache=True).mkdir(S3_BUCKET)
+                break
+            except Exception:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.2)
+        yield env
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()

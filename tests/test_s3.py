@@ -5,16 +5,15 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import xarray as xr
 
 from tests.helpers import REPO, assert_cubes_identical, done_count, emergence, run_quietly, write_workflow
+from tests.processes import loopback_s3
 
 pytestmark = pytest.mark.slow
 
@@ -37,44 +36,8 @@ learner = 1
 @pytest.fixture(scope="module")
 def s3_env():
     """A moto S3 server process on 127.0.0.1 and the environment that points at it."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    env = {
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-    }
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        import s3fs
-
-        deadline = time.time() + 30
-        while True:
-            try:
-                s3fs.S3FileSystem(skip_instance_cache=True).mkdir("cubes")
-                break
-            except Exception:
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.2)
+    with loopback_s3() as env:
         yield env
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        os.killpg(server.pid, signal.SIGKILL)
-        server.wait()
 
 
 def test_s3_run_kill_resume_equals_local(s3_env, tmp_path):

@@ -154,6 +154,17 @@ def _agreement_band(th: xr.Dataset, tau: float, theory: np.ndarray) -> np.ndarra
     return band
 
 
+def _left_out(spectra: list[str], theory: np.ndarray, meas: np.ndarray) -> list[str]:
+    """One line per spectrum the slope panel cannot draw, saying why."""
+    out = []
+    for i, s in enumerate(spectra):
+        if np.isinf(theory[i]).all():
+            out.append(f"not drawn: {s} (rho(A) > 1: k* linear in T, slope in ln T +inf)")
+        elif not (np.isfinite(theory[i]) & np.isfinite(meas[i])).any():
+            out.append(f"not drawn: {s} (no k* fit in the cube)")
+    return out
+
+
 def _summary(th: xr.Dataset, tau: float, stem: str, partial: str | None) -> DrawnFigure:
     spectra = [str(s) for s in th["spectrum"].values]
     x = np.arange(len(spectra))
@@ -187,6 +198,11 @@ def _summary(th: xr.Dataset, tau: float, stem: str, partial: str | None) -> Draw
                 shown += [float(v) for v in theory[i][ok]] + [float(v) for v in meas[i][ok]]
         top = max(shown, default=1.0) * 1.08
         ax_s.plot([0, top], [0, top], "k--", lw=1, label="measured = theory")
+        left_out = _left_out(spectra, theory, meas)
+        if left_out:
+            ax_s.text(
+                0.98, 0.02, "\n".join(left_out), transform=ax_s.transAxes, ha="right", va="bottom", fontsize=pl.FONT - 2
+            )
     ax_s.set_xlabel(r"theory slope $(2m-1)/(2\ln(1/\rho(F)))$")
     ax_s.set_ylabel(rf"measured slope of $k^*$ in $\ln T$ ($\tau = {tau:g}$)")
     ax_s.set_title("truncated Kalman: k* slope, one point per noise ratio")
@@ -197,7 +213,8 @@ def _summary(th: xr.Dataset, tau: float, stem: str, partial: str | None) -> Draw
     caption = (
         "Left: critical filter length of the best FIR per spectrum: theory n_u (bars), the exact rank test "
         "(dots) and the empirical value (smallest k from which the growth exponent at the largest horizons "
-        "is near 0; squares, one per noise ratio). Right: measured slope of k* in ln T of the truncated "
+        "is near 0, censored at the cube's smallest k; squares, one per noise ratio). Right: measured "
+        "slope of k* in ln T of the truncated "
         f"Kalman filter (tau = {tau:g}) against the theory (2m-1)/(2 ln(1/rho(F))), with bars of the "
         "agreement band (10% of the theory or 1.5 + P taps over the fitted window, P the closed-loop "
         "period; docs/theory.md §5); spectra with rho(A) > 1 (slope +inf) or no fit are left out."
