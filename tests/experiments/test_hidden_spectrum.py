@@ -151,8 +151,8 @@ def test_real_run_thresholds_and_chunking_invariance(tmp_path, shared_cluster):
     np.testing.assert_array_equal(emp, expected.broadcast_like(emp).transpose(*emp.dims))
     lines = thr.format_table(th)
     assert "1.0^2 | best_fir | 2 | 2 | 2 / 2, 2 / 2" in lines
-    # no growth-exponent or critical-k disagreement on this grid (k* slopes need longer T)
-    assert not [d for d in get_experiment("hidden_spectrum").disagreements(th) if "k* slope" not in d]
+    # no growth-exponent, critical-k or k* slope disagreement on this grid
+    assert get_experiment("hidden_spectrum").disagreements(th) == []
 
     said = get_experiment("hidden_spectrum").summary(ds, th)
     assert "spectrum 1.0^2, truncated_kalman: risk grows like T^3 at every k (theory T^3)" in said
