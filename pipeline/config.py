@@ -19,12 +19,16 @@ from pipeline.core import AxisRule, Settings
 from pipeline.errors import ConfigError, UsageError
 from pipeline.experiments import get_experiment, known_experiments, resolve_experiment
 from pipeline.experiments.base import Experiment
-from pipeline.grid import BlockPlan, geom_axis, linspace_axis, plan_blocks, range_axis
+from pipeline.grid import TASK_SECONDS, BlockPlan, geom_axis, linspace_axis, plan_blocks, range_axis
 
 DEFAULT_MAX_CELLS = 10**9
 METHODS = ("exact", "montecarlo")
 BLOCKS_PER_TASK = "blocks_per_task"
 """``[chunks] blocks_per_task = N``: at most N blocks per task (default: as cheap blocks need)."""
+TASK_SECONDS_KEY = "task_seconds"
+"""``[chunks] task_seconds = S``: cheap blocks are grouped into tasks of about S seconds of
+estimated work (default ``grid.TASK_SECONDS``; larger suits clusters of hundreds of workers)."""
+MAX_TASK_SECONDS = 3600.0
 COMMON_KEYS = ("experiment", "name", "seed", "method", "mc_samples", "grid", "chunks", "cluster")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -97,7 +101,7 @@ def parse_workflow(text: str, max_cells: int = DEFAULT_MAX_CELLS, source: str = 
     experiment = _experiment(raw)
     settings = _settings(raw, experiment)
     coords = _coords(raw, experiment, settings)
-    chunks, max_blocks_per_task = _chunks(raw, experiment)
+    chunks, max_blocks_per_task, task_seconds = _chunks(raw, experiment)
     cluster = raw.get("cluster", {})
     if not isinstance(cluster, dict):
         raise ConfigError("cluster", cluster, "must be a table (see README, Running on a cluster)")
@@ -108,7 +112,7 @@ def parse_workflow(text: str, max_cells: int = DEFAULT_MAX_CELLS, source: str = 
     def estimate(region: Mapping[str, slice]) -> float:
         return experiment.estimate_seconds({a: coords[a][sl] for a, sl in region.items()}, settings)
 
-    plan = plan_blocks(experiment.axes, shape, chunks, estimate, max_blocks_per_task)
+    plan = plan_blocks(experiment.axes, shape, chunks, estimate, max_blocks_per_task, task_seconds=task_seconds)
     return Workflow(
         settings=settings,
         coords=coords,
@@ -184,17 +188,24 @@ def _coords(raw: Mapping[str, Any], experiment: Experiment, settings: Settings) 
     return coords
 
 
-def _chunks(raw: Mapping[str, Any], experiment: Experiment) -> tuple[dict[str, int], int | None]:
-    """The ``[chunks]`` table: cells per block along named axes, and the optional blocks per task."""
+def _chunks(raw: Mapping[str, Any], experiment: Experiment) -> tuple[dict[str, int], int | None, float]:
+    """The ``[chunks]`` table: cells per block along named axes, the optional blocks per task
+    and the seconds of estimated work per task."""
     chunks_raw = raw.get("chunks", {})
     if not isinstance(chunks_raw, dict):
         raise ConfigError("chunks", chunks_raw, "must be a table of axis = cells per block")
     chunks: dict[str, int] = {}
     max_blocks_per_task = None
+    task_seconds = TASK_SECONDS
     for key, value in chunks_raw.items():
+        if key == TASK_SECONDS_KEY:
+            task_seconds = _task_seconds(value)
+            continue
         if key != BLOCKS_PER_TASK and key not in experiment.axes:
             raise ConfigError(
-                f"chunks.{key}", value, f"unknown axis; axes are {list(experiment.axes)} (or {BLOCKS_PER_TASK})"
+                f"chunks.{key}",
+                value,
+                f"unknown axis; axes are {list(experiment.axes)} (or {BLOCKS_PER_TASK}, {TASK_SECONDS_KEY})",
             )
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"chunks.{key}", value, "must be an integer >= 1")
@@ -202,7 +213,16 @@ def _chunks(raw: Mapping[str, Any], experiment: Experiment) -> tuple[dict[str, i
             max_blocks_per_task = value
         else:
             chunks[key] = value
-    return chunks, max_blocks_per_task
+    return chunks, max_blocks_per_task, task_seconds
+
+
+def _task_seconds(value: object) -> float:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= MAX_TASK_SECONDS
+    if not ok:
+        raise ConfigError(
+            f"chunks.{TASK_SECONDS_KEY}", value, f"must be a number of seconds > 0 and <= {MAX_TASK_SECONDS:g}"
+        )
+    return float(value)  # type: ignore[arg-type]
 
 
 def _check_size(axes: Sequence[str], shape: tuple[int, ...], max_cells: int) -> None:

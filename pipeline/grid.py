@@ -153,12 +153,15 @@ def plan_blocks(
     estimate: CostEstimate | None = None,
     max_blocks_per_task: int | None = None,
     max_cells: int = DEFAULT_BLOCK_CELLS,
+    task_seconds: float = TASK_SECONDS,
 ) -> BlockPlan:
     """The block plan: requested chunk sizes kept; other axes filled from the last axis
     backwards up to the largest block that the cost ``estimate`` keeps within
     ``TARGET_BLOCK_SECONDS`` (and that leaves ``MIN_PARALLEL`` blocks when the sweep is worth
-    splitting); cheap blocks grouped into tasks of about ``TASK_SECONDS``
-    (at most ``max_blocks_per_task``). Without an estimate, blocks of ``max_cells`` cells."""
+    splitting); cheap blocks grouped into tasks of about ``task_seconds`` (estimated seconds,
+    default ``TASK_SECONDS``; at most ``max_blocks_per_task`` blocks, and never so few tasks
+    that a sweep worth splitting leaves workers idle). Without an estimate, blocks of
+    ``max_cells`` cells."""
     if estimate is None:
         return BlockPlan(axes, shape, _fill(shape, axes, requested, max_cells))
     total = estimate({a: slice(0, n) for a, n in zip(axes, shape, strict=True)})
@@ -172,7 +175,7 @@ def plan_blocks(
             break  # no halving makes blocks cheaper: it would only repeat the work their cells share
         chosen, biggest = split
     mean = float(np.mean(_sampled_costs(chosen, estimate)))
-    group = int(TASK_SECONDS / max(mean, 1e-9))
+    group = int(task_seconds / max(mean, 1e-9))
     if worth_splitting or chosen.total > MIN_PARALLEL:
         group = min(group, max(1, chosen.total // MIN_PARALLEL))
     if max_blocks_per_task is not None:

@@ -77,6 +77,10 @@ BAD = {
     "bare scalar axis": (GOOD.replace("lam = [1.0]", "lam = 1.0"), "grid.lam"),
     "chunks unknown axis": (GOOD + "[chunks]\nfoo = 2\n", "chunks.foo"),
     "chunks zero": (GOOD + "[chunks]\nk = 0\n", "chunks.k"),
+    "task seconds zero": (GOOD + "[chunks]\ntask_seconds = 0\n", "chunks.task_seconds"),
+    "task seconds nan": (GOOD + "[chunks]\ntask_seconds = nan\n", "chunks.task_seconds"),
+    "task seconds text": (GOOD + '[chunks]\ntask_seconds = "2 s"\n', "chunks.task_seconds"),
+    "task seconds a day": (GOOD + "[chunks]\ntask_seconds = 86400\n", "chunks.task_seconds"),
     "mc_samples too small": ("mc_samples = 1\n" + GOOD, "mc_samples"),
     "grid not a table": ('experiment = "hidden"\nname = "t"\ngrid = 3\n', "grid"),
 }

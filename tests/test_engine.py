@@ -103,6 +103,7 @@ chunk_choice = st.fixed_dictionaries(
         "k": st.integers(1, 6),
         "T": st.integers(1, 5),
         "blocks_per_task": st.integers(1, 8),
+        "task_seconds": st.sampled_from([1e-6, 0.25, 5.0]),
     },
 )
 

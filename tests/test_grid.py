@@ -73,6 +73,13 @@ def test_cheap_sweeps_make_no_tiny_blocks_and_group_requested_ones():
     assert math.prod(tiny.task_blocks) * 1e-4 <= TASK_SECONDS * 1.01
     capped = plan_blocks(("s", "d"), (100, 100), {"s": 1, "d": 1}, lambda r: 1e-4, max_blocks_per_task=1)
     assert capped.tasks_total == 10_000
+    # a cluster's larger tasks: ten times the seconds, a tenth of the tasks, never below MIN_PARALLEL
+    costlier = plan_blocks(("s", "d"), (100, 100), {"s": 1, "d": 1}, lambda r: 1e-2)  # 100 s in all
+    big = plan_blocks(("s", "d"), (100, 100), {"s": 1, "d": 1}, lambda r: 1e-2, task_seconds=10 * TASK_SECONDS)
+    assert big.chunks == costlier.chunks and big.tasks_total <= costlier.tasks_total / 8
+    assert big.tasks_total >= MIN_PARALLEL
+    huge = plan_blocks(("s", "d"), (100, 100), {"s": 1, "d": 1}, lambda r: 1e-4, task_seconds=3600)
+    assert huge.tasks_total >= MIN_PARALLEL
 
 
 def test_workflow_plans_use_the_experiments_estimates():
@@ -80,5 +87,9 @@ def test_workflow_plans_use_the_experiments_estimates():
     assert cheap.plan.chunks[3] == 1 and cheap.plan.tasks_total == 1  # requested tiny blocks, grouped
     per_block = parse_workflow(hidden(chunks={"k": 1, "blocks_per_task": 1}))
     assert per_block.plan.tasks_total == per_block.plan.total == 6
+    many = {"noise_ratio": {"geom": [0.01, 100.0], "num": 100}, "k": {"range": [1, 100]}}
+    small_tasks = parse_workflow(hidden(chunks={"noise_ratio": 1, "k": 1}, **many)).plan
+    large_tasks = parse_workflow(hidden(chunks={"noise_ratio": 1, "k": 1, "task_seconds": 2.5}, **many)).plan
+    assert large_tasks.chunks == small_tasks.chunks and large_tasks.tasks_total < small_tasks.tasks_total
     heavy = parse_workflow(observed(spectrum=["1.0^16, 0.5^16"], family=["full"], T=[100, 10**4, 10**6]))
     assert heavy.plan.total > 1  # a few expensive cells (n = 32, D = 1024: ~30 s) still use every worker
