@@ -9,9 +9,11 @@ through this interface and the registry (``pipeline.experiments``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import importlib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -103,3 +105,55 @@ class Experiment(Protocol):
     def figures(self, ds: xr.Dataset, th: xr.Dataset, tau: float) -> list[DrawnFigure]:
         """Every figure of the cube (``tau``: the level for ``k*`` where the experiment has one)."""
         ...
+
+
+# -- pieces the experiments share ----------------------------------------------
+
+
+def positive(v: float) -> str | None:
+    """Axis check: ``v > 0``."""
+    return None if v > 0 else "must be > 0"
+
+
+def at_least_one(v: int) -> str | None:
+    """Axis check: an integer ``>= 1``."""
+    return None if v >= 1 else "must be an integer >= 1"
+
+
+def str_array(values: Iterable[Any]) -> np.ndarray:
+    """A 1-D object array of ``str`` (string coordinates of any length)."""
+    items = [str(v) for v in values]
+    out = np.empty(len(items), dtype=object)
+    out[:] = items
+    return out
+
+
+class PackageReaders:
+    """The reading half of :class:`Experiment`, delegated to the experiment's own modules
+    ``<package>.thresholds``, ``.report`` and ``.figures``, each imported when first read (the
+    engine and the workers import only the adapter). ``adapt`` keeps a cube as it is."""
+
+    package: str
+    """The experiment's package, e.g. ``"pipeline.experiments.hidden"``."""
+
+    def _module(self, name: str) -> ModuleType:
+        return importlib.import_module(f"{self.package}.{name}")
+
+    def adapt(self, ds: xr.Dataset) -> xr.Dataset:
+        return ds
+
+    def thresholds(self, ds: xr.Dataset, options: ThresholdOptions) -> xr.Dataset:
+        out: xr.Dataset = self._module("thresholds").thresholds(ds, options)
+        return out
+
+    def table(self, th: xr.Dataset) -> list[str]:
+        return list(self._module("report").table(th))
+
+    def disagreements(self, th: xr.Dataset) -> list[str]:
+        return list(self._module("report").disagreements(th))
+
+    def summary(self, ds: xr.Dataset, th: xr.Dataset) -> list[str]:
+        return list(self._module("report").summary(ds, th))
+
+    def figures(self, ds: xr.Dataset, th: xr.Dataset, tau: float) -> list[DrawnFigure]:
+        return list(self._module("figures").figures(ds, th, tau))

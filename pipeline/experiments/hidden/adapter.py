@@ -13,31 +13,23 @@ import numpy as np
 
 from pipeline.core import AxisRule, SettingRule, Settings, VariableSpec
 from pipeline.errors import ConfigError
+from pipeline.experiments.base import PackageReaders, at_least_one, positive
 from pipeline.models import hidden as model
 
 if TYPE_CHECKING:  # imported where used: `emergence run` reads workflows before importing xarray
     import xarray as xr
 
-    from pipeline.experiments.base import DrawnFigure, ThresholdOptions
 
-
-def _positive(v: float) -> str | None:
-    return None if v > 0 else "must be > 0"
-
-
-def _at_least_one(v: int) -> str | None:
-    return None if v >= 1 else "must be an integer >= 1"
-
-
-class HiddenExperiment:
+class HiddenExperiment(PackageReaders):
     name = "hidden"
+    package = "pipeline.experiments.hidden"
     axes = ("lam", "noise_ratio", "learner", "k", "T")
     axis_rules: Mapping[str, AxisRule] = {
         "lam": AxisRule("lam", "float", "state coefficient lam of x_{t+1} = lam x_t + w_t", "1"),
-        "noise_ratio": AxisRule("noise_ratio", "float", "observation-noise ratio r/q", "1", check=_positive),
+        "noise_ratio": AxisRule("noise_ratio", "float", "observation-noise ratio r/q", "1", check=positive),
         "learner": AxisRule("learner", "str", "learner (FIR filter on y)", "1", choices=model.LEARNERS),
-        "k": AxisRule("k", "int", "filter length k", "taps", check=_at_least_one),
-        "T": AxisRule("T", "int", "horizon T", "steps", check=_at_least_one),
+        "k": AxisRule("k", "int", "filter length k", "taps", check=at_least_one),
+        "T": AxisRule("T", "int", "horizon T", "steps", check=at_least_one),
     }
     extra_settings: Mapping[str, SettingRule] = {}
 
@@ -127,36 +119,6 @@ class HiddenExperiment:
             )
         cost = sum(per * (25e-9 * k.size + (3e-9 * k.sum() if lr == "best_fir" else 0.0)) for lr in learners)
         return 1e-3 + float(cost)
-
-    def adapt(self, ds: xr.Dataset) -> xr.Dataset:
-        return ds
-
-    # -- reading ---------------------------------------------------------------
-
-    def thresholds(self, ds: xr.Dataset, options: ThresholdOptions) -> xr.Dataset:
-        from pipeline.experiments.hidden import thresholds
-
-        return thresholds.thresholds(ds, options)
-
-    def table(self, th: xr.Dataset) -> list[str]:
-        from pipeline.experiments.hidden import report
-
-        return report.table(th)
-
-    def disagreements(self, th: xr.Dataset) -> list[str]:
-        from pipeline.experiments.hidden import report
-
-        return report.disagreements(th)
-
-    def summary(self, ds: xr.Dataset, th: xr.Dataset) -> list[str]:
-        from pipeline.experiments.hidden import report
-
-        return report.summary(ds, th)
-
-    def figures(self, ds: xr.Dataset, th: xr.Dataset, tau: float) -> list[DrawnFigure]:
-        from pipeline.experiments.hidden import figures
-
-        return figures.figures(ds, th, tau)
 
 
 HIDDEN = HiddenExperiment()

@@ -21,23 +21,15 @@ import numpy as np
 
 from pipeline.core import AxisRule, SettingRule, Settings, VariableSpec
 from pipeline.errors import ConfigError
+from pipeline.experiments.base import PackageReaders, at_least_one, positive, str_array
 from pipeline.models import hidden_spectrum as model
 from pipeline.models.spectra import SpectrumError, parse_spectrum
 
 if TYPE_CHECKING:  # imported where used: `emergence run` reads workflows before importing xarray
     import xarray as xr
 
-    from pipeline.experiments.base import DrawnFigure, ThresholdOptions
 
 DIMS = ("spectrum", "noise_ratio", "learner", "k", "T")
-
-
-def _positive(v: float) -> str | None:
-    return None if v > 0 else "must be > 0"
-
-
-def _at_least_one(v: int) -> str | None:
-    return None if v >= 1 else "must be an integer >= 1"
 
 
 def _check_spectrum(value: Any) -> str | None:
@@ -57,28 +49,22 @@ def _check_observation(value: Any) -> str | None:
     return None
 
 
-def _str_array(values: Any) -> np.ndarray:
-    out = np.empty(len(values), dtype=object)
-    for i, v in enumerate(values):
-        out[i] = str(v)
-    return out
-
-
 def _inf_if_none(v: int | None) -> float:
     return float("inf") if v is None else float(v)
 
 
-class HiddenSpectrumExperiment:
+class HiddenSpectrumExperiment(PackageReaders):
     name = "hidden_spectrum"
+    package = "pipeline.experiments.hidden_spectrum"
     axes = DIMS
     axis_rules: Mapping[str, AxisRule] = {
         "spectrum": AxisRule(
             "spectrum", "str", "eigenvalue spectrum of A (docs/theory.md §1.1 notation)", "1", check=_check_spectrum
         ),
-        "noise_ratio": AxisRule("noise_ratio", "float", "observation-noise ratio r/q", "1", check=_positive),
+        "noise_ratio": AxisRule("noise_ratio", "float", "observation-noise ratio r/q", "1", check=positive),
         "learner": AxisRule("learner", "str", "learner (FIR filter on y)", "1", choices=model.LEARNERS),
-        "k": AxisRule("k", "int", "filter length k", "taps", check=_at_least_one),
-        "T": AxisRule("T", "int", "horizon T", "steps", check=_at_least_one),
+        "k": AxisRule("k", "int", "filter length k", "taps", check=at_least_one),
+        "T": AxisRule("T", "int", "horizon T", "steps", check=at_least_one),
     }
     extra_settings: Mapping[str, SettingRule] = {"observation": SettingRule("sum", _check_observation)}
 
@@ -97,7 +83,7 @@ class HiddenSpectrumExperiment:
                 model.check_observable(s, settings.extra["observation"])
             except model.ObservabilityError as exc:
                 raise ConfigError("grid.spectrum", s, str(exc)) from None
-        out["spectrum"] = _str_array(spectra)
+        out["spectrum"] = str_array(spectra)
         return out
 
     def variables(self, settings: Settings) -> dict[str, VariableSpec]:
@@ -214,9 +200,9 @@ class HiddenSpectrumExperiment:
                 ),
             },
             coords={
-                "spectrum": _str_array(spectra),
+                "spectrum": str_array(spectra),
                 "noise_ratio": ratios,
-                "learner": _str_array(learners),
+                "learner": str_array(learners),
                 "k": ks,
                 "row": np.arange(n_max),
                 "col": np.arange(n_max),
@@ -278,36 +264,6 @@ class HiddenSpectrumExperiment:
             for _ in learners:
                 cost += R * ((0.5e-3 + 0.4e-3 * n) + (40e-6 + 4.4e-6 * n * n) * steps)
         return 1e-3 + cost
-
-    def adapt(self, ds: xr.Dataset) -> xr.Dataset:
-        return ds
-
-    # -- reading ---------------------------------------------------------------
-
-    def thresholds(self, ds: xr.Dataset, options: ThresholdOptions) -> xr.Dataset:
-        from pipeline.experiments.hidden_spectrum import thresholds
-
-        return thresholds.thresholds(ds, options)
-
-    def table(self, th: xr.Dataset) -> list[str]:
-        from pipeline.experiments.hidden_spectrum import report
-
-        return report.table(th)
-
-    def disagreements(self, th: xr.Dataset) -> list[str]:
-        from pipeline.experiments.hidden_spectrum import report
-
-        return report.disagreements(th)
-
-    def summary(self, ds: xr.Dataset, th: xr.Dataset) -> list[str]:
-        from pipeline.experiments.hidden_spectrum import report
-
-        return report.summary(ds, th)
-
-    def figures(self, ds: xr.Dataset, th: xr.Dataset, tau: float) -> list[DrawnFigure]:
-        from pipeline.experiments.hidden_spectrum import figures
-
-        return figures.figures(ds, th, tau)
 
 
 HIDDEN_SPECTRUM = HiddenSpectrumExperiment()

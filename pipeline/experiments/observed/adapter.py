@@ -27,6 +27,7 @@ import numpy as np
 
 from pipeline.core import AxisRule, SettingRule, Settings, VariableSpec
 from pipeline.errors import ConfigError
+from pipeline.experiments.base import PackageReaders, str_array
 from pipeline.models import observed as om
 from pipeline.models import parametrisation as pm
 from pipeline.models.spectra import (
@@ -41,7 +42,7 @@ from pipeline.models.streams import cell_rng
 if TYPE_CHECKING:  # imported in static(): `emergence run` reads workflows before importing xarray
     import xarray as xr
 
-    from pipeline.experiments.base import DrawnFigure, ThresholdOptions
+    from pipeline.experiments.base import DrawnFigure
 
 BASES = ("jordan", "random")
 UNDEFINED = "d > learner_dim (no learner with that many parameters)"
@@ -119,13 +120,6 @@ def _check_basis(value: Any) -> str | None:
     return None
 
 
-def _str_array(values: Any) -> np.ndarray:
-    out = np.empty(len(values), dtype=object)
-    for i, v in enumerate(values):
-        out[i] = str(v)
-    return out
-
-
 def _names(axes: Mapping[str, np.ndarray], settings: Settings) -> tuple[list[str], list[str], list[str]]:
     """The checked spectrum, family and learner_family names of a grid."""
     spectra = [str(s) for s in np.asarray(axes["spectrum"], dtype=object).ravel()]
@@ -170,8 +164,9 @@ def _resolve_d(d: np.ndarray, spectra: list[str], families: list[str], learners:
     return out
 
 
-class ObservedExperiment:
+class ObservedExperiment(PackageReaders):
     name = "observed"
+    package = "pipeline.experiments.observed"
     axes = ("spectrum", "family", "learner_family", "d", "T", "draw")
     axis_rules: Mapping[str, AxisRule] = {
         "spectrum": AxisRule(
@@ -199,9 +194,9 @@ class ObservedExperiment:
         draw count to indices, ``learner_family`` defaulting to ``same``."""
         out = dict(axes)
         spectra, families, learners = _names(axes, settings)
-        out["spectrum"] = _str_array(spectra)
-        out["family"] = _str_array(families)
-        out["learner_family"] = _str_array(learners)
+        out["spectrum"] = str_array(spectra)
+        out["family"] = str_array(families)
+        out["learner_family"] = str_array(learners)
         out["d"] = _resolve_d(np.asarray(axes["d"]), spectra, families, learners)
 
         draw = np.atleast_1d(np.asarray(axes["draw"], dtype=object)).ravel()
@@ -312,7 +307,7 @@ class ObservedExperiment:
             for k, lf in enumerate(learners):
                 if lf != SAME and ldims[i, k]:
                     lfb[i, k, : ldims[i, k], :n, :n] = pm.learner_matrices(sp, lf, seed, basis)
-        sc = _str_array(spectra)
+        sc = str_array(spectra)
         ds = xr.Dataset(
             {
                 "critical_d_theory": (
@@ -366,8 +361,8 @@ class ObservedExperiment:
             },
             coords={
                 "spectrum": sc,
-                "family": _str_array(families),
-                "learner_family": _str_array(learners),
+                "family": str_array(families),
+                "learner_family": str_array(learners),
                 "draw": draws,
                 "row": np.arange(nmax, dtype=np.int64),
                 "col": np.arange(nmax, dtype=np.int64),
@@ -553,32 +548,9 @@ class ObservedExperiment:
             ds = ds.rename_vars({"critical_d": "critical_d_theory"})
         return with_learner_axis(ds)
 
-    # -- reading ---------------------------------------------------------------
-
-    def thresholds(self, ds: xr.Dataset, options: ThresholdOptions) -> xr.Dataset:
-        from pipeline.experiments.observed import thresholds
-
-        return thresholds.thresholds(ds, options)
-
-    def table(self, th: xr.Dataset) -> list[str]:
-        from pipeline.experiments.observed import report
-
-        return report.table(th)
-
-    def disagreements(self, th: xr.Dataset) -> list[str]:
-        from pipeline.experiments.observed import report
-
-        return report.disagreements(th)
-
-    def summary(self, ds: xr.Dataset, th: xr.Dataset) -> list[str]:
-        from pipeline.experiments.observed import report
-
-        return report.summary(ds, th)
-
     def figures(self, ds: xr.Dataset, th: xr.Dataset, tau: float) -> list[DrawnFigure]:
-        from pipeline.experiments.observed import figures
-
-        return figures.figures(ds, th)
+        """Every figure of the cube (no ``k*`` here: ``tau`` is not used)."""
+        return list(self._module("figures").figures(ds, th))
 
 
 def _deltas(fac, prob, B: np.ndarray, q: int, n: int) -> np.ndarray:
