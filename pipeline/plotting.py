@@ -21,6 +21,8 @@ UNDEFINED_COLOUR = "#d9d9d9"
 
 LOG10_RISK_LABEL = r"$\log_{10} R_T$  ($R_T$ in units of the process-noise variance $q$)"
 HORIZON_LABEL = r"horizon $T$ (steps)"
+K_LABEL = r"filter length $k$ (taps)"
+RATIO_LABEL = r"noise ratio $r/q$"
 
 
 def figure(width: float, height: float) -> Any:
@@ -120,6 +122,20 @@ def risk_colourbar(fig: Any, mesh: Any, axes: Any, has_zeros: bool, what: str = 
 def grid_shape(n: int, max_cols: int = 3) -> tuple[int, int]:
     cols = min(n, max_cols)
     return math.ceil(n / cols), cols
+
+
+def label_panel_grid(axes: Any, used: int, cols: int, xlabel: str, ylabel: str) -> None:
+    """On a ``rows x cols`` grid of shared-axis panels of which the first ``used`` are drawn:
+    hide the rest, label the x axis of the lowest drawn panel of each column and the y axis
+    of the first column."""
+    for ax in axes.flat[used:]:
+        ax.set_visible(False)
+    for i, ax in enumerate(axes.flat[:used]):
+        if i + cols >= used:
+            ax.tick_params(labelbottom=True)
+            ax.set_xlabel(xlabel)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(ylabel)
 
 
 def sequential_colours(n: int, name: str = "plasma") -> list[Any]:

@@ -10,7 +10,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,9 +22,6 @@ from pipeline.models import hidden as model
 
 if TYPE_CHECKING:
     import xarray as xr
-
-K_LABEL = r"filter length $k$ (taps)"
-RATIO_LABEL = r"noise ratio $r/q$"
 
 
 def figures(ds: xr.Dataset, th: xr.Dataset, tau: float) -> list[DrawnFigure]:
@@ -74,14 +72,7 @@ def _risk_map(
         ax.set_title(rf"$r/q = {ratio:.3g}$  ($a = {a:.3f}$)")
         ax.set_ylim(ke[0], ke[-1])
         ax.set_xlim(Te[0], Te[-1])
-    for ax in axes.flat[len(ratios) :]:
-        ax.set_visible(False)
-    for i, ax in enumerate(axes.flat[: len(ratios)]):
-        if i + cols >= len(ratios):  # lowest visible panel of its column
-            ax.tick_params(labelbottom=True)
-            ax.set_xlabel(pl.HORIZON_LABEL)
-    for ax in axes[:, 0]:
-        ax.set_ylabel(K_LABEL)
+    pl.label_panel_grid(axes, len(ratios), cols, pl.HORIZON_LABEL, pl.K_LABEL)
     pl.legend_if_any(axes.flat[0], loc="upper left", framealpha=0.85)
     pl.risk_colourbar(fig, mesh, axes, has_zeros=bool(np.isneginf(data).any()))
     text = pl.title(f"{th.attrs.get('workflow_name', '')}: log10 risk of {learner}, lam = {lam:g}", partial)
@@ -100,37 +91,58 @@ def _risk_map(
     return DrawnFigure(stem, text, caption, fig)
 
 
-def _kstar(th: xr.Dataset, lam: float, tau: float, stem: str, partial: str | None) -> DrawnFigure:
+def kstar_panels(
+    th: xr.Dataset,
+    select: Mapping[str, Any],
+    tau: float,
+    theory_curve: Callable[[Any, str, np.ndarray], np.ndarray | None],
+    theory_label: str,
+) -> tuple[Any, bool]:
+    """A figure of ``k*(T; tau)``, one panel per learner and one step line per noise ratio, of
+    the thresholds at ``select`` (the system's coordinates); ``theory_curve(ratio, learner,
+    k_star)`` gives a dashed theory line over ``T`` (NaN where not drawn) or ``None``.
+    Returns the figure and whether any theory line was drawn."""
     from matplotlib.lines import Line2D
 
     learners = [str(v) for v in th["learner"].values]
     ratios = th["noise_ratio"].values
     T = th["T"].values.astype(np.float64)
+    kmax = float(th["k"].max())
     fig = pl.figure(max(5.2 * len(learners) + 1.8, 7.0), 4.2)
     axes = fig.subplots(1, len(learners), squeeze=False, sharey=True)[0]
     colours = pl.sequential_colours(len(ratios))
     theory_drawn = False
     for ax, learner in zip(axes, learners, strict=True):
         for ratio, colour in zip(ratios, colours, strict=True):
-            ks = th["k_star"].sel(lam=lam, noise_ratio=ratio, learner=learner, tau=tau).values
+            ks = th["k_star"].sel({**select, "noise_ratio": ratio, "learner": learner, "tau": tau}).values
             ax.step(T, ks, where="mid", color=colour, lw=1.6, label=f"{ratio:.3g}")
-            theory = th["k_star_theory"].sel(lam=lam, noise_ratio=ratio, tau=tau).values
-            if learner == "truncated_kalman" and np.isfinite(theory).any():
-                ax.plot(T, np.where(theory >= 0, theory, np.nan), color=colour, ls="--", lw=1.0)
+            line = theory_curve(ratio, learner, ks)
+            if line is not None:
+                ax.plot(T, line, color=colour, ls="--", lw=1.0)
                 theory_drawn = True
         ax.set_xscale("log")
         ax.set_xlabel(pl.HORIZON_LABEL)
         ax.set_title(learner.replace("_", " "))
         ax.grid(alpha=0.3)
+        ax.set_ylim(0, kmax + 1)
     axes[0].set_ylabel(rf"$k^*$ = smallest $k$ with $R_T \leq {tau:g}$ (taps)")
     handles, labels = axes[0].get_legend_handles_labels()
     if theory_drawn:
         handles.append(Line2D([], [], color="grey", ls="--"))
-        labels.append("theory (docs/theory.md §2.4)")
-    fig.legend(handles, labels, title=RATIO_LABEL, loc="outside right center")
+        labels.append(theory_label)
+    fig.legend(handles, labels, title=pl.RATIO_LABEL, loc="outside right center")
+    return fig, theory_drawn
+
+
+def _kstar(th: xr.Dataset, lam: float, tau: float, stem: str, partial: str | None) -> DrawnFigure:
+    def theory_curve(ratio: Any, learner: str, ks: np.ndarray) -> np.ndarray | None:
+        theory = th["k_star_theory"].sel(lam=lam, noise_ratio=ratio, tau=tau).values
+        if learner == "truncated_kalman" and np.isfinite(theory).any():
+            return np.where(theory >= 0, theory, np.nan)
+        return None
+
+    fig, theory_drawn = kstar_panels(th, {"lam": lam}, tau, theory_curve, "theory (docs/theory.md §2.4)")
     kmax = float(th["k"].max())
-    for ax in axes:
-        ax.set_ylim(0, kmax + 1)
     text = pl.title(
         f"{th.attrs.get('workflow_name', '')}: filter length needed for R_T ≤ {tau:g}, lam = {lam:g}", partial
     )
@@ -152,7 +164,7 @@ def _pole_slope(th: xr.Dataset, tau: float, stem: str, partial: str | None) -> D
     for lam, colour in zip(th["lam"].values, colours, strict=True):
         ax_a.plot(ratios, th["a"].sel(lam=lam).values, "o-", color=colour, label=f"lam = {lam:g}")
     ax_a.set_xscale("log")
-    ax_a.set_xlabel(RATIO_LABEL)
+    ax_a.set_xlabel(pl.RATIO_LABEL)
     ax_a.set_ylabel(r"Kalman predictor pole $a = \lambda - K$")
     ax_a.set_title("pole of the Kalman predictor")
     ax_a.grid(alpha=0.3)
@@ -179,7 +191,7 @@ def _pole_slope(th: xr.Dataset, tau: float, stem: str, partial: str | None) -> D
                 shown += [float(v) for v in slope]
     ax_s.set_xscale("log")
     ax_s.set_ylim(*pl.positive_range(shown))
-    ax_s.set_xlabel(RATIO_LABEL)
+    ax_s.set_xlabel(pl.RATIO_LABEL)
     ax_s.set_ylabel(r"slope of $k^*$ in $\ln T$ (taps per e-fold of $T$)")
     ax_s.set_title(rf"growth of $k^*$ with $\ln T$ ($\tau = {tau:g}$)")
     ax_s.grid(alpha=0.3)

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -66,6 +67,23 @@ def slope_in_regime(
     return float(np.polyfit(np.log(T[mask]), y, 1)[0]), mask
 
 
+def k_star_slopes(
+    risk: np.ndarray, k: np.ndarray, T: np.ndarray, taus: Sequence[float], pole: np.ndarray, lam: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``k_star`` (U, R, L, N, tau), its ``slope_in_regime`` (U, R, L, tau) and the fit's
+    horizons (U, R, L, N, tau), from ``risk`` (U, R, L, K, N) over systems U, noise ratios R,
+    learners L, filter lengths ``k`` (K,) and horizons ``T`` (N,); ``pole`` (U, R) is the
+    Kalman closed loop's pole or radius, ``lam`` (U,) the largest eigenvalue modulus."""
+    k_star = np.stack([first_k_below(risk, k, tau, axis=3) for tau in taus], axis=-1)
+    slope = np.full((*k_star.shape[:3], len(taus)), np.nan)
+    regime = np.zeros(k_star.shape, dtype=bool)
+    for i, j, li, ti in np.ndindex(*slope.shape):
+        slope[i, j, li, ti], regime[i, j, li, :, ti] = slope_in_regime(
+            k_star[i, j, li, :, ti], T, float(pole[i, j]), float(k.min()), float(lam[i])
+        )
+    return k_star, slope, regime
+
+
 def thresholds(ds: xr.Dataset, options: ThresholdOptions) -> xr.Dataset:
     """The thresholds dataset of a hidden cube (see the module docstring)."""
     import xarray as xr
@@ -78,13 +96,7 @@ def thresholds(ds: xr.Dataset, options: ThresholdOptions) -> xr.Dataset:
     k, T = ds["k"].values, ds["T"].values
     a = ds["a"].transpose("lam", "noise_ratio").values.astype(np.float64)
 
-    k_star = np.stack([first_k_below(risk, k, tau, axis=3) for tau in taus], axis=-1)  # lam nr L T tau
-    slope = np.full((*k_star.shape[:3], len(taus)), np.nan)
-    regime = np.zeros(k_star.shape, dtype=bool)
-    for i, j, li, ti in np.ndindex(*slope.shape):
-        slope[i, j, li, ti], regime[i, j, li, :, ti] = slope_in_regime(
-            k_star[i, j, li, :, ti], T, float(a[i, j]), float(k.min()), float(lam[i])
-        )
+    k_star, slope, regime = k_star_slopes(risk, k, T, taus, a, lam)
 
     tau_arr = np.asarray(taus, dtype=np.float64)
     k_theory = np.where(

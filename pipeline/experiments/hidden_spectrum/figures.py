@@ -13,20 +13,18 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pipeline import plotting as pl
 from pipeline.core import PARTIAL_ATTR
 from pipeline.experiments.base import DrawnFigure
+from pipeline.experiments.hidden.figures import kstar_panels
 from pipeline.experiments.hidden.report import SLOPE_RTOL, STEP_TAPS
 
 if TYPE_CHECKING:
     import xarray as xr
-
-K_LABEL = r"filter length $k$ (taps)"
-RATIO_LABEL = r"noise ratio $r/q$"
 
 
 def figures(ds: xr.Dataset, th: xr.Dataset, tau: float) -> list[DrawnFigure]:
@@ -55,39 +53,18 @@ def _theory_line(T: np.ndarray, ks: np.ndarray, mask: np.ndarray, slope: float) 
 
 
 def _kstar(th: xr.Dataset, spectrum: str, tau: float, stem: str, partial: str | None) -> DrawnFigure:
-    from matplotlib.lines import Line2D
-
-    learners = [str(v) for v in th["learner"].values]
-    ratios = th["noise_ratio"].values
     T = th["T"].values.astype(np.float64)
-    fig = pl.figure(max(5.2 * len(learners) + 1.8, 7.0), 4.2)
-    axes = fig.subplots(1, len(learners), squeeze=False, sharey=True)[0]
-    colours = pl.sequential_colours(len(ratios))
-    theory_drawn = False
     kmax = float(th["k"].max())
-    for ax, learner in zip(axes, learners, strict=True):
-        for ratio, colour in zip(ratios, colours, strict=True):
-            sel = {"spectrum": spectrum, "noise_ratio": ratio, "learner": learner, "tau": tau}
-            ks = th["k_star"].sel(sel).values
-            ax.step(T, ks, where="mid", color=colour, lw=1.6, label=f"{ratio:.3g}")
-            if learner == "truncated_kalman":
-                mask = th["k_star_in_regime"].sel(sel).values.astype(bool)
-                slope = float(th["k_star_slope_theory"].sel(spectrum=spectrum, noise_ratio=ratio, learner=learner))
-                line = _theory_line(T, ks, mask, slope)
-                if line is not None:
-                    ax.plot(T, np.where((line >= 0) & (line <= kmax + 1), line, np.nan), color=colour, ls="--", lw=1)
-                    theory_drawn = True
-        ax.set_xscale("log")
-        ax.set_xlabel(pl.HORIZON_LABEL)
-        ax.set_title(learner.replace("_", " "))
-        ax.grid(alpha=0.3)
-        ax.set_ylim(0, kmax + 1)
-    axes[0].set_ylabel(rf"$k^*$ = smallest $k$ with $R_T \leq {tau:g}$ (taps)")
-    handles, labels = axes[0].get_legend_handles_labels()
-    if theory_drawn:
-        handles.append(Line2D([], [], color="grey", ls="--"))
-        labels.append("theory slope (2m-1)/(2 ln(1/rho(F)))")
-    fig.legend(handles, labels, title=RATIO_LABEL, loc="outside right center")
+
+    def theory_curve(ratio: Any, learner: str, ks: np.ndarray) -> np.ndarray | None:
+        if learner != "truncated_kalman":
+            return None
+        sel = {"spectrum": spectrum, "noise_ratio": ratio, "learner": learner}
+        mask = th["k_star_in_regime"].sel({**sel, "tau": tau}).values.astype(bool)
+        line = _theory_line(T, ks, mask, float(th["k_star_slope_theory"].sel(sel)))
+        return None if line is None else np.where((line >= 0) & (line <= kmax + 1), line, np.nan)
+
+    fig, _ = kstar_panels(th, {"spectrum": spectrum}, tau, theory_curve, "theory slope (2m-1)/(2 ln(1/rho(F)))")
     text = pl.title(f"{th.attrs.get('workflow_name', '')}: k* for R_T ≤ {tau:g}, spectrum {spectrum}", partial)
     fig.suptitle(text)
     caption = (
@@ -120,14 +97,7 @@ def _risk_map(ds: xr.Dataset, th: xr.Dataset, learner: str, stem: str, partial: 
             ax.axhline(ck - 0.5, color="white", ls="--", lw=1.4, label="critical k (rank test)")
         ax.set_title(f"{s}  (n_u = {int(ds['n_unstable'].sel(spectrum=s))})")
         ax.set_ylim(ke[0], ke[-1])
-    for ax in axes.flat[len(spectra) :]:
-        ax.set_visible(False)
-    for i, ax in enumerate(axes.flat[: len(spectra)]):
-        if i + cols >= len(spectra):
-            ax.tick_params(labelbottom=True)
-            ax.set_xlabel(pl.HORIZON_LABEL)
-    for ax in axes[:, 0]:
-        ax.set_ylabel(K_LABEL)
+    pl.label_panel_grid(axes, len(spectra), cols, pl.HORIZON_LABEL, pl.K_LABEL)
     pl.risk_colourbar(fig, mesh, axes, has_zeros=bool(np.isneginf(data).any()))
     text = pl.title(f"{th.attrs.get('workflow_name', '')}: log10 risk of {learner} at r/q = {ratio:g}", partial)
     fig.suptitle(text)

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipeline.experiments.hidden.thresholds import ASYMPTOTIC_REGIME_RULE, slope_in_regime
-from pipeline.measure import first_from_which, first_k_below, growth_exponent, growth_horizons, measured, static, theory
+from pipeline.experiments.hidden.thresholds import ASYMPTOTIC_REGIME_RULE, k_star_slopes
+from pipeline.measure import first_from_which, growth_exponent, growth_horizons, measured, static, theory
 from pipeline.models import hidden_spectrum as model
 from pipeline.models.spectra import parse_spectrum
 
@@ -80,15 +80,8 @@ def thresholds(ds: xr.Dataset, options: ThresholdOptions) -> xr.Dataset:
     for i, j, li in np.ndindex(*crit_emp.shape):
         crit_emp[i, j, li] = first_from_which(below[i, j, li], np.isfinite(g[i, j, li]), k.astype(np.float64))
 
-    k_star = np.stack([first_k_below(risk, k, tau, axis=3) for tau in taus], axis=-1)  # s nr L T tau
-    slope = np.full((*k_star.shape[:3], len(taus)), np.nan)
-    regime = np.zeros(k_star.shape, dtype=bool)
-    for i, j, li, ti in np.ndindex(*slope.shape):
-        # the stable-state memory term of the rule uses the largest eigenvalue modulus
-        lam_like = float(max_modulus[i])
-        slope[i, j, li, ti], regime[i, j, li, :, ti] = slope_in_regime(
-            k_star[i, j, li, :, ti], T, float(rho[i, j]), float(k.min()), lam_like
-        )
+    # the stable-state memory term of the regime rule uses the largest eigenvalue modulus
+    k_star, slope, regime = k_star_slopes(risk, k, T, taus, rho, max_modulus)
     slope_theory = np.empty((len(spectra), ratios.size, len(learners)))
     for i, s in enumerate(spectra):
         tk = model.kstar_slope_theory(s, ratios, ds.attrs.get("observation", "sum"))
