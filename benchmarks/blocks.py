@@ -10,6 +10,7 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from benchmarks.harness import Figure, alternate, check, emergence_command, median, run_timed
@@ -133,12 +134,12 @@ def _scan_workflow(blocks: int) -> str:
     )
 
 
-def _mark_everything(location: object, plan: object) -> None:
-    """Every task's one-byte mark, named as ``store.mark_done`` writes them."""
+def _mark(location: object, tasks: Iterable[tuple[int, ...]]) -> None:
+    """These tasks' one-byte marks, named as ``store.mark_done`` writes them."""
     from pipeline import store
 
     fs, root = location.fs()  # type: ignore[attr-defined]
-    marks = {f"{root}/{store.DONE_GROUP}/done/c." + ".".join(map(str, t)): b"\x01" for t in plan.task_keys()}  # type: ignore[attr-defined]
+    marks = {f"{root}/{store.DONE_GROUP}/done/c." + ".".join(map(str, t)): b"\x01" for t in tasks}
     if location.is_local:  # type: ignore[attr-defined]
         for path, data in marks.items():
             Path(path).write_bytes(data)
@@ -170,7 +171,7 @@ def done_scan(quick: bool) -> Figure:
     rerun = _rerun_command(root, location.url)
     try:
         resume.create_store(wf, location)
-        _mark_everything(location, wf.plan)
+        _mark(location, wf.plan.task_keys())
         assert store.count_done(location) == SCAN_BLOCKS
         standing = alternate({"info": lambda: check(run_timed(info)[1])}, 3 if quick else 5)
         t0 = time.perf_counter()
@@ -222,17 +223,15 @@ def done_scan_s3(quick: bool) -> Figure:
         resume.create_store(wf, location)
         created = time.perf_counter() - t0
         tasks = list(wf.plan.task_keys())
-        store.write_ledger(location, set(tasks), store._done_array(location).shape)
+        store.write_ledger(location, set(tasks), wf.plan.ntasks)
         assert store.count_done(location) == SCAN_BLOCKS
         folded = alternate(
             {"info": lambda: check(run_timed(info)[1]), "run": lambda: check(run_timed(rerun)[1])}, repeats
         )
-        fs, bucket_root = location.fs()
-        folder = f"{bucket_root}/{store.DONE_GROUP}/done"
         marked, t0 = 0, time.perf_counter()
         while time.perf_counter() - t0 < engine.COMPACT_SECONDS and marked < engine.COMPACT_TASKS:
             batch = tasks[marked : min(marked + 256, engine.COMPACT_TASKS)]
-            fs.pipe({f"{folder}/c." + ".".join(map(str, t)): b"\x01" for t in batch}, batch_size=256)
+            _mark(location, batch)
             marked += len(batch)
         put_rate = marked / (time.perf_counter() - t0)
         standing = alternate({"info": lambda: check(run_timed(info)[1])}, repeats)
