@@ -19,18 +19,21 @@ BOUNDED_BELOW = 0.1
 EXPONENTIAL_ABOVE = 5.0
 
 
+def slope_band(theory: float, span: float, resolution: float = STEP_TAPS) -> float:
+    """Half-width of the band of measured slopes that agree with ``theory``: 10% of a positive
+    theory or ``resolution`` taps over the fitted window (``span`` = Tmax / Tmin of the fit),
+    whichever is wider. ``resolution`` defaults to 1.5 taps: ``k*`` is an integer, and a single
+    one-tap step inside the window gives a least-squares slope of up to 1.5 / ln(span), so finer
+    differences are below the resolution of the measurement."""
+    taps = resolution / math.log(max(span, math.e))
+    return max(SLOPE_RTOL * theory, taps) if theory > 0 else taps
+
+
 def slope_disagrees(slope: float, theory: float, span: float, resolution: float = STEP_TAPS) -> bool:
-    """True when the measured slope misses the theory by more than 10% (of a positive theory)
-    AND by more than ``|slope - theory| * ln(span) > resolution`` taps over the fitted window
-    (``span`` = Tmax / Tmin of the fit). ``resolution`` defaults to 1.5 taps: ``k*`` is an
-    integer, and a single one-tap step inside the window gives a least-squares slope of up to
-    1.5 / ln(span), so finer differences are below the resolution of the measurement."""
+    """True when a finite measured slope lies outside :func:`slope_band` of a finite theory."""
     if not (math.isfinite(slope) and math.isfinite(theory)):
         return False
-    taps = abs(slope - theory) * math.log(max(span, math.e))
-    if theory > 0:
-        return abs(slope / theory - 1.0) > SLOPE_RTOL and taps > resolution
-    return taps > resolution
+    return abs(slope - theory) > slope_band(theory, span, resolution)
 
 
 def _units(th: xr.Dataset) -> list[tuple[float, float, str]]:

@@ -21,7 +21,7 @@ from pipeline import plotting as pl
 from pipeline.core import PARTIAL_ATTR
 from pipeline.experiments.base import DrawnFigure
 from pipeline.experiments.hidden.figures import kstar_panels
-from pipeline.experiments.hidden.report import SLOPE_RTOL, STEP_TAPS
+from pipeline.experiments.hidden.report import STEP_TAPS, slope_band
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -110,8 +110,8 @@ def _risk_map(ds: xr.Dataset, th: xr.Dataset, learner: str, stem: str, partial: 
 
 
 def _agreement_band(th: xr.Dataset, tau: float, theory: np.ndarray) -> np.ndarray:
-    """Half-width of the band of slopes that agree with ``theory`` (spectrum, noise_ratio):
-    ``max(10% of theory, (1.5 + P) / ln(span))``, ``span`` the fitted window's Tmax / Tmin."""
+    """:func:`slope_band` per (spectrum, noise_ratio) with the thresholds' resolution
+    ``1.5 + closed_loop_period`` over each fit's window (NaN where nothing was fitted)."""
     T = th["T"].values.astype(np.float64)
     mask = th["k_star_in_regime"].sel(learner="truncated_kalman", tau=tau).transpose("spectrum", "noise_ratio", "T")
     period = th["closed_loop_period"].transpose("spectrum", "noise_ratio").values
@@ -119,8 +119,7 @@ def _agreement_band(th: xr.Dataset, tau: float, theory: np.ndarray) -> np.ndarra
     for i, j in np.ndindex(*band.shape):
         used = mask.values[i, j].astype(bool)
         if used.any():
-            span = math.log(max(T[used].max() / T[used].min(), math.e))
-            band[i, j] = max(SLOPE_RTOL * abs(theory[i, j]), (STEP_TAPS + period[i, j]) / span)
+            band[i, j] = slope_band(float(theory[i, j]), T[used].max() / T[used].min(), STEP_TAPS + float(period[i, j]))
     return band
 
 
