@@ -1,0 +1,253 @@
+"""Noise streams and the simulation of ``x_{t+1} = A x_t + w_t`` in fixed time blocks.
+
+This module *defines the data* of MATH.md section 6.3 (changing a constant or an
+operation order here changes every simulated number):
+
+* **Coordinates.** ``A = Q J Q'`` with ``J`` the real Jordan matrix. The simulation runs
+  in Jordan coordinates, ``x_t = Q z_t`` and ``w_t = Q v_t``: for orthogonal ``Q``,
+  ``v ~ N(0, I)`` has the law of ``w``. Every chain (Jordan block) is then a recursion
+  driven by the chain coordinate below it.
+* **Streams.** Trajectories come in groups of :data:`GROUP`. Group ``g`` of a system
+  draws from its own stream ``cell_rng(seed, "fitted.noise", *key, g)`` (``key``: plain
+  values naming the system and the training set, e.g. ``(spectrum, fit)``); its ``k``-th
+  time block is the ``k``-th ``standard_normal((n, BLOCK, GROUP))`` of that stream, laid
+  out (coordinate, step, trajectory). So trajectory ``i`` is the same whatever ``m``, a
+  horizon ``T`` draws only the ``ceil(T / BLOCK)`` blocks it needs, and the trajectory of
+  horizon ``T`` is the prefix of every longer one. (A stream per single trajectory would
+  cost a seed derivation, ~12 us = 1100 draws, per trajectory: the draw rate of short
+  horizons would be set by that.)
+* **Recursion** (elementwise float64, one fixed order, so bits do not depend on the CPU
+  or on how many trajectories share an array)::
+
+      z_{t+1}[r] = ((lam_r z_t[r] + beta_r z_t[r']) + z_t[r + s]) + v_t[r]
+
+  ``lam_r`` the diagonal of ``J``; for a complex pair ``a +- i b``, ``beta = -b`` on the
+  first and ``+b`` on the second coordinate of a position and ``r'`` its partner (no such
+  term for a real chain); ``s = 1`` (real) or ``2`` (pair) the superdiagonal of the chain
+  (no such term on its last position). ``z_0 = 0``.
+* **Scaled form** (chains with modulus ``rho > 1``, which overflow float64 near
+  ``rho^T ~ 2^1000``): during time block ``k`` such a chain is held as
+  ``u_t = z_t 2^-e_k``, ``e_k = floor(k BLOCK log2 rho)`` (exact rational arithmetic),
+  its noise entering as ``v_t 2^-e_k`` and its state multiplied by ``2^(e_k - e_(k+1))``
+  between blocks (exact powers of two; noise far below the state's last bit underflows,
+  as it would be rounded away unscaled). Chains with ``rho <= 1`` have ``e = 0``: their
+  data is the plain recursion. The regressor ``z_t = u_t 2^e_k`` is exact.
+
+Only the regressors ``z_t`` are rounded; the data's targets are ``J z_t + v_t`` taken
+exactly (see :mod:`pipeline.models.fitted.statistics`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import cached_property
+
+import mpmath
+import numpy as np
+from numpy.typing import NDArray
+
+from pipeline.models.spectra import Spectrum, parse_spectrum
+from pipeline.models.streams import cell_rng
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+
+BLOCK = 16  # steps per time block (draws, rescaling)
+GROUP = 32  # trajectories per noise stream
+BATCH_GROUPS = 8  # groups simulated side by side (a batch of up to 256 trajectories); no effect on bits
+MAX_GROWTH_BITS = 256  # a chain may grow by at most 2^256 within one time block
+_STREAM = "fitted.noise"
+
+
+class UnsupportedSystem(ValueError):
+    """A system this sampler cannot simulate faithfully; the message is one line."""
+
+
+@dataclass(frozen=True)
+class Chain:
+    """One real Jordan block of ``J``: coordinates ``start .. start + dim - 1``.
+
+    ``size`` counts eigenvalues (``dim = size`` real, ``2 size`` for a pair ``real +- i imag``);
+    ``modulus`` is the eigenvalue's modulus as written in the spectrum.
+    """
+
+    start: int
+    size: int
+    real: float
+    imag: float
+    modulus: float
+
+    @property
+    def pair(self) -> bool:
+        return self.imag != 0.0
+
+    @property
+    def dim(self) -> int:
+        return 2 * self.size if self.pair else self.size
+
+    @property
+    def step(self) -> int:
+        """Offset of the superdiagonal (1 real, 2 pair)."""
+        return 2 if self.pair else 1
+
+    @cached_property
+    def growth(self) -> Fraction:
+        """``log2 rho`` to 2^-160 as an exact rational (0 when ``rho <= 1``); from mpmath,
+        so the exponent schedule is the same on every machine."""
+        if self.modulus <= 1.0:
+            return Fraction(0)
+        with mpmath.workprec(200):
+            value = mpmath.log(mpmath.mpf(self.modulus), 2)
+            return Fraction(int(mpmath.floor(value * mpmath.mpf(2) ** 160)), 1 << 160)
+
+
+def chains(spectrum: Spectrum | str) -> tuple[Chain, ...]:
+    """The chains of a spectrum's real Jordan matrix, in the order of its coordinates."""
+    sp = parse_spectrum(spectrum) if isinstance(spectrum, str) else spectrum
+    return tuple(Chain(b.start, b.m, b.real, b.imag, sp.groups[b.group].modulus) for b in sp.blocks)
+
+
+@dataclass(frozen=True)
+class Recursion:
+    """The elementwise form of ``z_{t+1} = J z_t + v_t`` for a tuple of chains (``n`` coordinates).
+
+    ``lam`` (n, 1) diagonal; ``beta`` (n, 1) and ``partner`` (n,) the pair coupling (``None``
+    without pairs); ``sup`` the superdiagonal as ``(first, stop, step)`` slices (rows
+    ``first .. stop - step - 1`` receive ``z[r + step]``).
+    """
+
+    n: int
+    lam: FloatArray
+    beta: FloatArray | None
+    partner: IntArray | None
+    sup: tuple[tuple[int, int, int], ...]
+    rates: tuple[Fraction, ...]  # log2 rho per coordinate (0: never rescaled)
+
+    @classmethod
+    def of(cls, chs: Sequence[Chain]) -> Recursion:
+        n = sum(c.dim for c in chs)
+        lam = np.zeros((n, 1))
+        beta = np.zeros((n, 1))
+        partner = np.arange(n, dtype=np.int64)
+        rates: list[Fraction] = [Fraction(0)] * n
+        sup = []
+        for c in chs:
+            if c.growth * BLOCK > MAX_GROWTH_BITS:
+                raise UnsupportedSystem(
+                    f"eigenvalue modulus {c.modulus:g}: grows by more than 2^{MAX_GROWTH_BITS} in {BLOCK} steps"
+                )
+            idx = slice(c.start, c.start + c.dim)
+            lam[idx] = c.real
+            rates[idx] = [c.growth] * c.dim
+            if c.pair:
+                first = np.arange(c.start, c.start + c.dim, 2)
+                beta[first, 0], beta[first + 1, 0] = -c.imag, c.imag
+                partner[first], partner[first + 1] = first + 1, first
+            if c.size > 1:
+                sup.append((c.start, c.start + c.dim, c.step))
+        paired = any(c.pair for c in chs)
+        return cls(n, lam, beta if paired else None, partner if paired else None, tuple(sup), tuple(rates))
+
+    def exponents(self, block: int) -> IntArray:
+        """``e_k`` (n,): the power of two a coordinate is scaled by during time block ``block``."""
+        if not self.scaled:
+            return np.zeros(self.n, dtype=np.int64)
+        return np.array([(r * block * BLOCK).__floor__() for r in self.rates], dtype=np.int64)
+
+    @property
+    def scaled(self) -> bool:
+        return any(r > 0 for r in self.rates)
+
+    def step(self, z: FloatArray, v: FloatArray, out: FloatArray, scratch: FloatArray) -> None:
+        """``out = J z + v`` in the module's operation order; ``z``, ``v``, ``out``, ``scratch`` (n, G)."""
+        np.multiply(self.lam, z, out=out)
+        if self.beta is not None and self.partner is not None:
+            np.multiply(self.beta, z[self.partner], out=scratch)
+            np.add(out, scratch, out=out)
+        for first, stop, s in self.sup:
+            np.add(out[first : stop - s], z[first + s : stop], out=out[first : stop - s])
+        np.add(out, v, out=out)
+
+
+def noise(seed: int, key: Sequence[object], n: int, groups: range, blocks: int) -> Iterator[FloatArray]:
+    """Standard normal noise of consecutive trajectory groups, one time block at a time.
+
+    Yields ``blocks`` arrays (n, BLOCK, GROUP * len(groups)): block ``k`` of group ``g`` is the
+    ``k``-th ``standard_normal((n, BLOCK, GROUP))`` of the stream ``cell_rng(seed,
+    "fitted.noise", *key, g)``, placed at trajectories ``(g - groups.start) GROUP ..``.
+    The yielded array is reused: copy it to keep it.
+    """
+    gens = [cell_rng(seed, _STREAM, *key, g) for g in groups]
+    out = np.empty((n, BLOCK, GROUP * len(gens)))
+    part = np.empty((n, BLOCK, GROUP))
+    for _k in range(blocks):
+        for j, gen in enumerate(gens):
+            gen.standard_normal(out=part)
+            out[:, :, j * GROUP : (j + 1) * GROUP] = part
+        yield out
+
+
+@dataclass(frozen=True)
+class Block:
+    """One time block of a batch of ``G`` trajectories (arrays reused by the next block).
+
+    ``z`` (n, BLOCK, G): regressors ``z_t 2^-e`` for ``t = index * BLOCK + s``; ``v`` (n, BLOCK, G):
+    the noise ``v_t`` (unscaled); ``e`` (n,): the coordinates' exponents in this block.
+    """
+
+    index: int
+    z: FloatArray
+    v: FloatArray
+    e: IntArray
+
+
+def simulate(
+    recursion: Recursion, seed: int, key: Sequence[object], first: int, count: int, steps: int
+) -> Iterator[Block]:
+    """Simulate trajectories ``first .. first + count - 1`` (``first`` a multiple of GROUP)
+    for ``ceil(steps / BLOCK)`` time blocks, yielding one :class:`Block` per time block."""
+    if first % GROUP:
+        raise ValueError(f"first trajectory {first} is not a multiple of the group size {GROUP}")
+    n = recursion.n
+    blocks = -(-int(steps) // BLOCK)
+    groups = range(first // GROUP, -(-(first + count) // GROUP))
+    z = np.zeros((n, BLOCK + 1, count))
+    scaled_v = np.empty((n, BLOCK, count)) if recursion.scaled else None
+    scratch = np.empty((n, count))
+    e = recursion.exponents(0)
+    for k, v_all in enumerate(noise(seed, key, n, groups, blocks)):
+        v = v_all[:, :, :count]
+        vin = v
+        if scaled_v is not None and np.any(e):
+            np.ldexp(v, -e[:, None, None], out=scaled_v)
+            vin = scaled_v
+        for s in range(BLOCK):
+            recursion.step(z[:, s], vin[:, s], z[:, s + 1], scratch)
+        yield Block(k, z[:, :BLOCK], v, e)
+        nxt = recursion.exponents(k + 1)
+        z[:, 0] = z[:, BLOCK]
+        if np.any(nxt != e):
+            np.ldexp(z[:, 0], (e - nxt)[:, None], out=z[:, 0])
+        e = nxt
+
+
+def trajectories(
+    spectrum: Spectrum | str, seed: int, key: Sequence[object], count: int, steps: int
+) -> tuple[FloatArray, FloatArray]:
+    """Unscaled ``z_t`` (count, steps + 1, n) and ``v_t`` (count, steps, n) of the first
+    ``count`` trajectories (tests and oracles: overflows where only the scaled form is finite)."""
+    rec = Recursion.of(chains(spectrum))
+    n = rec.n
+    zs = np.zeros((count, steps + 1, n))
+    vs = np.zeros((count, steps + 1, n))
+    batch = GROUP * BATCH_GROUPS
+    for first in range(0, count, batch):
+        c = min(batch, count - first)
+        for blk in simulate(rec, seed, key, first, c, steps + 1):
+            t0 = blk.index * BLOCK
+            t1 = min(steps + 1, t0 + BLOCK)
+            zs[first : first + c, t0:t1] = np.ldexp(blk.z[:, : t1 - t0], blk.e[:, None, None]).transpose(2, 1, 0)
+            vs[first : first + c, t0:t1] = blk.v[:, : t1 - t0].transpose(2, 1, 0)
+    return zs, vs[:, :steps]
