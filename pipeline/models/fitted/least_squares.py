@@ -207,12 +207,10 @@ def design(problem: FitProblem, z: FloatArray, v: FloatArray, d: int) -> tuple[F
     """Explicit design ``X`` (N n, d) and targets ``y`` (N n,) in float64 (oracles): rows
     ``(point, r)`` for regressors ``z`` (N, n) with noise ``v`` (N, n): ``X[(t, r), i] =
     (B_i z_t)[r]``, ``y = ((J - A0) z_t + v_t)[r]`` in Jordan coordinates."""
-    n = problem.n
     B = problem.matrices(problem.P[:, :d].T)  # (d, n, n)
     H0 = problem.matrices(problem.h)
-    X = np.einsum("irc,tc->tri", B, z).reshape(-1, d)
+    X = np.einsum("irc,tc->tri", B, z).reshape(z.shape[0] * problem.n, d)
     y = (z @ H0.T + v).reshape(-1)
-    del n
     return X, y
 
 
