@@ -35,6 +35,14 @@ ORDER = (
     "hidden_spectrum_cells_per_s_truncated_kalman",
     "hidden_spectrum_cells_per_s_best_fir",
     "hidden_spectrum_horizon_cost_ratio",
+    "fitted_draw_rate_stable_n8",
+    "fitted_draw_rate_stable_n4",
+    "fitted_draw_rate_jordan_n7",
+    "fitted_draw_rate_explosive_n7",
+    "fitted_draw_rate_figure1_grid",
+    "fitted_sharing_draws_saved",
+    "fitted_sharing_time_saved",
+    "fitted_figure1_kernel_vs_naive",
 )
 
 
@@ -51,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=None,
         metavar="GROUP",
-        choices=("hidden", "observed", "hidden_spectrum", "pipeline", "blocks"),
+        choices=("hidden", "observed", "hidden_spectrum", "fitted", "pipeline", "blocks"),
         help="run only these groups (debugging)",
     )
     return p
@@ -59,10 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from benchmarks import blocks, hidden_spectrum, kernels, pipeline_runs
+    from benchmarks import blocks, fitted, hidden_spectrum, kernels, pipeline_runs
 
     quick = bool(args.quick)
-    groups = set(args.only or ("hidden", "observed", "hidden_spectrum", "pipeline", "blocks"))
+    groups = set(args.only or ("hidden", "observed", "hidden_spectrum", "fitted", "pipeline", "blocks"))
     info = machine()
     info["mode"] = "quick" if quick else "full"
     figures: list[Figure] = []
@@ -90,6 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             step("observed kernel at n = 16 vs the fixed-point path", lambda: kernels.observed_speedup_figures(quick))
         if "hidden_spectrum" in groups:
             step("hidden-state kernel over spectra", lambda: hidden_spectrum.figures(quick))
+        if "fitted" in groups:
+            step("fitted learners: draw rate, prefix sharing", lambda: fitted.figures(quick))
         if "pipeline" in groups:
             runner = pipeline_runs.Runner()
             try:

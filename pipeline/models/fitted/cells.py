@@ -34,7 +34,7 @@ from pipeline.models.fitted.precision import working_precision
 from pipeline.models.fitted.problem import FitProblem
 from pipeline.models.fitted.risk import log10, risk_of
 from pipeline.models.fitted.sampler import chains
-from pipeline.models.fitted.statistics import Moments, moments
+from pipeline.models.fitted.statistics import Moments, moments, moments_many
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -48,6 +48,14 @@ def training_set(spectrum: str, seed: int, key: Sequence[object], T: Sequence[in
     names the system and the fit (e.g. ``(spectrum, fit)``), see
     :mod:`pipeline.models.fitted.sampler`."""
     return moments(chains(spectrum), seed, key, T, m)
+
+
+def training_sets(
+    spectrum: str, seed: int, keys: Sequence[Sequence[object]], T: Sequence[int], m: Sequence[int]
+) -> list[Moments]:
+    """:func:`training_set` for several keys (e.g. every fit of a block), simulated side by
+    side: the same numbers as one call per key, at a lower cost per draw."""
+    return moments_many(chains(spectrum), seed, keys, T, m)
 
 
 @dataclass(frozen=True)

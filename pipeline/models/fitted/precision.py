@@ -27,3 +27,8 @@ def working_precision(bits: int) -> Iterator[None]:
             yield
         finally:
             ctx.prec = old
+
+
+def ctx_bits() -> int:
+    """The current working precision (to hold the lock without changing it)."""
+    return int(ctx.prec)

@@ -20,6 +20,7 @@ import numpy as np
 from flint import arb, arb_mat
 from numpy.typing import NDArray
 
+from pipeline.models.fitted.precision import ctx_bits, working_precision
 from pipeline.models.fitted.problem import FitProblem
 from pipeline.models.observed import _arb_sigmabar, bounded_table, family_basis, log2_risk, log2_risk_general
 from pipeline.models.observed import risk_factor as _observed_factor
@@ -35,6 +36,10 @@ _LOG2_10 = float(np.log2(10.0))
 def _sigmabar(text: str, T: int, prec: int) -> Any:
     """``Sigmabar_T`` (n x n ``arb_mat``, block diagonal) at ``prec`` bits (call inside
     :func:`pipeline.models.fitted.precision.working_precision` with that precision)."""
+    from flint import ctx
+
+    if ctx.prec != prec:
+        raise RuntimeError(f"Sigmabar requested at {prec} bits inside a {ctx.prec}-bit context")
     sp = parse_spectrum(text)
     n = sp.n
     J = sp.jordan_matrix()
@@ -98,7 +103,8 @@ def bias_log2(problem: FitProblem, T: int) -> FloatArray:
     """``log2 r_T(d)`` for ``d = 0..D`` (D + 1,): the exact best-in-class risk of the first
     ``d`` learner directions (``-inf`` where it is exactly 0)."""
     fam, P, h, _ = _observed_form(problem)
-    fac = _observed_factor(problem.text, fam, P, int(T))
+    with working_precision(ctx_bits()):  # the observed kernel sets flint's precision itself: hold the lock
+        fac = _observed_factor(problem.text, fam, P, int(T))
     if problem.E is not None and problem.K == problem.D:
         out = np.asarray(log2_risk(fac, P.T.copy(), h[None, :])[0], dtype=np.float64)
     else:

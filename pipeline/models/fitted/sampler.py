@@ -42,7 +42,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import mpmath
 import numpy as np
@@ -56,7 +56,7 @@ IntArray = NDArray[np.int64]
 
 BLOCK = 16  # steps per time block (draws, rescaling)
 GROUP = 32  # trajectories per noise stream
-BATCH_GROUPS = 8  # groups simulated side by side (a batch of up to 256 trajectories); no effect on bits
+BATCH_GROUPS = 32  # groups simulated side by side (a batch of up to 1024 trajectories); no effect on bits
 MAX_GROWTH_BITS = 256  # a chain may grow by at most 2^256 within one time block
 _STREAM = "fitted.noise"
 
@@ -127,6 +127,11 @@ class Recursion:
 
     @classmethod
     def of(cls, chs: Sequence[Chain]) -> Recursion:
+        return _recursion(tuple(chs))
+
+    @classmethod
+    def build(cls, chs: tuple[Chain, ...]) -> Recursion:
+        """The recursion of ``chs`` (uncached; use :meth:`of`)."""
         n = sum(c.dim for c in chs)
         lam = np.zeros((n, 1))
         beta = np.zeros((n, 1))
@@ -171,21 +176,47 @@ class Recursion:
         np.add(out, v, out=out)
 
 
-def noise(seed: int, key: Sequence[object], n: int, groups: range, blocks: int) -> Iterator[FloatArray]:
-    """Standard normal noise of consecutive trajectory groups, one time block at a time.
+@lru_cache(maxsize=128)
+def _recursion(chs: tuple[Chain, ...]) -> Recursion:
+    return Recursion.build(chs)
 
-    Yields ``blocks`` arrays (n, BLOCK, GROUP * len(groups)): block ``k`` of group ``g`` is the
-    ``k``-th ``standard_normal((n, BLOCK, GROUP))`` of the stream ``cell_rng(seed,
-    "fitted.noise", *key, g)``, placed at trajectories ``(g - groups.start) GROUP ..``.
+
+@dataclass(frozen=True)
+class Segment:
+    """The first ``count`` (<= GROUP) trajectories of group ``group`` of the stream family ``key``."""
+
+    key: tuple[object, ...]
+    group: int
+    count: int
+
+
+def segments(key: Sequence[object], m: int) -> list[Segment]:
+    """The groups holding trajectories ``0 .. m - 1`` of ``key``, in order."""
+    k = tuple(key)
+    return [Segment(k, g, min(GROUP, m - g * GROUP)) for g in range(-(-int(m) // GROUP))]
+
+
+def noise(seed: int, n: int, parts: Sequence[Segment], blocks: int) -> Iterator[FloatArray]:
+    """Standard normal noise of trajectory groups side by side, one time block at a time.
+
+    Yields ``blocks`` arrays (n, BLOCK, sum of counts): block ``k`` of a segment is the first
+    ``count`` trajectories of the ``k``-th ``standard_normal((n, BLOCK, GROUP))`` of the stream
+    ``cell_rng(seed, "fitted.noise", *key, group)``; segments follow each other in order.
     The yielded array is reused: copy it to keep it.
     """
-    gens = [cell_rng(seed, _STREAM, *key, g) for g in groups]
-    out = np.empty((n, BLOCK, GROUP * len(gens)))
-    part = np.empty((n, BLOCK, GROUP))
+    gens = [cell_rng(seed, _STREAM, *p.key, p.group) for p in parts]
+    full = all(p.count == GROUP for p in parts)
+    stage = np.empty((len(parts), n, BLOCK, GROUP))
+    out = np.empty((n, BLOCK, sum(p.count for p in parts)))
+    starts = np.concatenate([[0], np.cumsum([p.count for p in parts])]).astype(int)
     for _k in range(blocks):
         for j, gen in enumerate(gens):
-            gen.standard_normal(out=part)
-            out[:, :, j * GROUP : (j + 1) * GROUP] = part
+            gen.standard_normal(out=stage[j])
+        if full:  # one transposing copy
+            out.reshape(n, BLOCK, len(parts), GROUP)[...] = stage.transpose(1, 2, 0, 3)
+        else:
+            for j, p in enumerate(parts):
+                out[:, :, starts[j] : starts[j + 1]] = stage[j, :, :, : p.count]
         yield out
 
 
@@ -203,22 +234,18 @@ class Block:
     e: IntArray
 
 
-def simulate(
-    recursion: Recursion, seed: int, key: Sequence[object], first: int, count: int, steps: int
-) -> Iterator[Block]:
-    """Simulate trajectories ``first .. first + count - 1`` (``first`` a multiple of GROUP)
-    for ``ceil(steps / BLOCK)`` time blocks, yielding one :class:`Block` per time block."""
-    if first % GROUP:
-        raise ValueError(f"first trajectory {first} is not a multiple of the group size {GROUP}")
+def simulate(recursion: Recursion, seed: int, parts: Sequence[Segment], steps: int) -> Iterator[Block]:
+    """Simulate the trajectories of ``parts`` side by side (in their order) for
+    ``ceil(steps / BLOCK)`` time blocks, yielding one :class:`Block` per time block. Every
+    operation is elementwise, so a trajectory's numbers do not depend on its neighbours."""
     n = recursion.n
+    count = sum(p.count for p in parts)
     blocks = -(-int(steps) // BLOCK)
-    groups = range(first // GROUP, -(-(first + count) // GROUP))
     z = np.zeros((n, BLOCK + 1, count))
     scaled_v = np.empty((n, BLOCK, count)) if recursion.scaled else None
     scratch = np.empty((n, count))
     e = recursion.exponents(0)
-    for k, v_all in enumerate(noise(seed, key, n, groups, blocks)):
-        v = v_all[:, :, :count]
+    for k, v in enumerate(noise(seed, n, parts, blocks)):
         vin = v
         if scaled_v is not None and np.any(e):
             np.ldexp(v, -e[:, None, None], out=scaled_v)
@@ -233,6 +260,22 @@ def simulate(
         e = nxt
 
 
+def batches(parts: Sequence[Segment], size: int) -> list[list[Segment]]:
+    """Consecutive runs of at most ``size`` trajectories (whole segments)."""
+    out: list[list[Segment]] = []
+    cur: list[Segment] = []
+    total = 0
+    for p in parts:
+        if cur and total + p.count > size:
+            out.append(cur)
+            cur, total = [], 0
+        cur.append(p)
+        total += p.count
+    if cur:
+        out.append(cur)
+    return out
+
+
 def trajectories(
     spectrum: Spectrum | str, seed: int, key: Sequence[object], count: int, steps: int
 ) -> tuple[FloatArray, FloatArray]:
@@ -242,12 +285,13 @@ def trajectories(
     n = rec.n
     zs = np.zeros((count, steps + 1, n))
     vs = np.zeros((count, steps + 1, n))
-    batch = GROUP * BATCH_GROUPS
-    for first in range(0, count, batch):
-        c = min(batch, count - first)
-        for blk in simulate(rec, seed, key, first, c, steps + 1):
+    first = 0
+    for batch in batches(segments(key, count), GROUP * BATCH_GROUPS):
+        c = sum(p.count for p in batch)
+        for blk in simulate(rec, seed, batch, steps + 1):
             t0 = blk.index * BLOCK
             t1 = min(steps + 1, t0 + BLOCK)
             zs[first : first + c, t0:t1] = np.ldexp(blk.z[:, : t1 - t0], blk.e[:, None, None]).transpose(2, 1, 0)
             vs[first : first + c, t0:t1] = blk.v[:, : t1 - t0].transpose(2, 1, 0)
+        first += c
     return zs, vs[:, :steps]

@@ -40,7 +40,17 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from pipeline.models.fitted.sampler import BATCH_GROUPS, BLOCK, GROUP, Block, Chain, Recursion, simulate
+from pipeline.models.fitted.sampler import (
+    BATCH_GROUPS,
+    BLOCK,
+    GROUP,
+    Block,
+    Chain,
+    Recursion,
+    batches,
+    segments,
+    simulate,
+)
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -199,8 +209,8 @@ class _Accumulator:
         K, Kc = layout.K, layout.comp.size
         self.hi = np.zeros((K, G))
         self.lo = np.zeros((Kc, G))
-        self.rec_hi = np.zeros((T.size, G, K))
-        self.rec_lo = np.zeros((T.size, G, Kc))
+        self.rec_hi = np.zeros((G, T.size, K))
+        self.rec_lo = np.zeros((G, T.size, Kc))
         self.rec_e = np.zeros((T.size, layout.n), dtype=np.int64)
         self.prod = np.empty((K, SUB * G))
         self.comp = _Compensation(layout, G) if Kc else None
@@ -242,8 +252,8 @@ class _Accumulator:
                 np.take(self.hi, c, axis=0, out=comp.new)
                 comp.add_error(self.lo, comp.old, pc[:, s], comp.new)
             for j in self.records.get(t0 + s + 1, ()):
-                self.rec_hi[j] = self.hi.T
-                self.rec_lo[j] = self.lo.T
+                self.rec_hi[:, j] = self.hi.T
+                self.rec_lo[:, j] = self.lo.T
                 self.rec_e[j] = self.e
 
 
@@ -258,19 +268,23 @@ class _TrajectorySums:
         self.lo = np.zeros((T.size, Kc))
         self.out_hi = np.zeros((T.size, m.size, K))
         self.out_lo = np.zeros((T.size, m.size, Kc))
+        self.where = {int(x): i for i, x in enumerate(m)}
         self.count = 0
 
-    def add(self, acc: _Accumulator, count: int) -> None:
+    def add(self, acc: _Accumulator, first: int, count: int) -> None:
+        """Add the records of batch trajectories ``first .. first + count - 1`` in order."""
         c = self.layout.comp
-        for g in range(count):
+        for g in range(first, first + count):
+            term = acc.rec_hi[g]
             if c.size:
                 old = self.hi[:, c]
-            np.add(self.hi, acc.rec_hi[:, g], out=self.hi)
+            np.add(self.hi, term, out=self.hi)
             if c.size:
-                err = _two_sum_error(old, acc.rec_hi[:, g][:, c], self.hi[:, c])
-                np.add(self.lo, acc.rec_lo[:, g] + err, out=self.lo)
+                err = _two_sum_error(old, term[:, c], self.hi[:, c])
+                np.add(self.lo, acc.rec_lo[g] + err, out=self.lo)
             self.count += 1
-            for i in np.flatnonzero(self.m == self.count):
+            i = self.where.get(self.count)
+            if i is not None:
                 self.out_hi[:, i] = self.hi
                 self.out_lo[:, i] = self.lo
 
@@ -296,6 +310,15 @@ def _unpack(layout: Layout, hi: FloatArray, lo: FloatArray) -> tuple[FloatArray,
 def moments(chains: Sequence[Chain], seed: int, key: Sequence[object], T: Sequence[int], m: Sequence[int]) -> Moments:
     """Simulate one training set to the largest ``T`` and ``m`` and return ``S``, ``W`` at
     every grid pair (``T``, ``m`` strictly increasing positive integers)."""
+    return moments_many(chains, seed, [key], T, m)[0]
+
+
+def moments_many(
+    chains: Sequence[Chain], seed: int, keys: Sequence[Sequence[object]], T: Sequence[int], m: Sequence[int]
+) -> list[Moments]:
+    """:func:`moments` of several training sets (one per ``key``), simulated side by side
+    (every operation is elementwise over trajectories, so each set's numbers are those of
+    its own call; sharing a batch only amortises per-step costs)."""
     Tg = np.asarray(T, dtype=np.int64)
     mg = np.asarray(m, dtype=np.int64)
     if Tg.ndim != 1 or mg.ndim != 1 or Tg.size == 0 or mg.size == 0:
@@ -306,31 +329,40 @@ def moments(chains: Sequence[Chain], seed: int, key: Sequence[object], T: Sequen
     n = rec.n
     layout = Layout.of(n, compensated_coordinates(chains))
     T_max, m_max = int(Tg[-1]), int(mg[-1])
-    sums = _TrajectorySums(layout, Tg, mg)
-    tr = min(T_max, n)
-    mr = min(m_max, n)
-    raw_z = np.zeros((mr, tr, n))
-    raw_v = np.zeros((mr, tr, n))
-    batch = GROUP * BATCH_GROUPS
+    tr, mr = min(T_max, n), min(m_max, n)
+    sums = [_TrajectorySums(layout, Tg, mg) for _ in keys]
+    raw = [(np.zeros((mr, tr, n)), np.zeros((mr, tr, n))) for _ in keys]
+    owner = {tuple(k): q for q, k in enumerate(keys)}
+    if len(owner) != len(keys):
+        raise ValueError("training set keys must be distinct")
+    parts = [p for k in keys for p in segments(k, m_max)]
     e_T = np.zeros((Tg.size, n), dtype=np.int64)
-    for first in range(0, m_max, batch):
-        count = min(batch, m_max - first)
-        acc = _Accumulator(layout, Tg, count)
-        for blk in simulate(rec, seed, key, first, count, T_max):
+    for batch in batches(parts, GROUP * BATCH_GROUPS):
+        offsets = np.concatenate([[0], np.cumsum([p.count for p in batch])]).astype(int)
+        acc = _Accumulator(layout, Tg, int(offsets[-1]))
+        firsts = [(owner[p.key], int(offsets[j])) for j, p in enumerate(batch) if p.group == 0]
+        for blk in simulate(rec, seed, batch, T_max):
             t0 = blk.index * BLOCK
             acc.add_block(t0, blk.z, blk.v, blk.e)
-            if first == 0 and t0 < tr:
-                _keep_raw(blk, t0, raw_z, raw_v)
+            for q, off in firsts:
+                if t0 < tr:
+                    _keep_raw(blk, t0, off, *raw[q])
         e_T = acc.rec_e
-        sums.add(acc, count)
-    S_hi, S_lo, W_hi, W_lo = _unpack(layout, sums.out_hi, sums.out_lo)
-    return Moments(Tg, mg, S_hi, S_lo, W_hi, W_lo, e_T, raw_z, raw_v)
+        for j, p in enumerate(batch):
+            sums[owner[p.key]].add(acc, int(offsets[j]), p.count)
+    out = []
+    for q in range(len(keys)):
+        S_hi, S_lo, W_hi, W_lo = _unpack(layout, sums[q].out_hi, sums[q].out_lo)
+        out.append(Moments(Tg, mg, S_hi, S_lo, W_hi, W_lo, e_T, *raw[q]))
+    return out
 
 
-def _keep_raw(blk: Block, t0: int, raw_z: FloatArray, raw_v: FloatArray) -> None:
-    """Copy the unscaled regressors and noise of the first trajectories' first steps."""
+def _keep_raw(blk: Block, t0: int, off: int, raw_z: FloatArray, raw_v: FloatArray) -> None:
+    """Copy the unscaled regressors and noise of a set's first trajectories (batch columns
+    ``off ..``) in its first steps."""
     mr, tr, _ = raw_z.shape
     t1 = min(t0 + BLOCK, tr)
     if t1 > t0:
-        raw_z[:, t0:t1] = np.ldexp(blk.z[:, : t1 - t0, :mr], blk.e[:, None, None]).transpose(2, 1, 0)
-        raw_v[:, t0:t1] = blk.v[:, : t1 - t0, :mr].transpose(2, 1, 0)
+        cols = slice(off, off + mr)
+        raw_z[:, t0:t1] = np.ldexp(blk.z[:, : t1 - t0, cols], blk.e[:, None, None]).transpose(2, 1, 0)
+        raw_v[:, t0:t1] = blk.v[:, : t1 - t0, cols].transpose(2, 1, 0)

@@ -37,8 +37,8 @@ def mp_fit(problem: FitProblem, S: mp.matrix, W: mp.matrix, d: int) -> tuple[lis
     """``phi`` (list of mpf) and ``Delta = J - Ahat`` (n x n) by the normal equations
     ``G_ab = <B_a, B_b S>``, ``b_a = <B_a, H0 S + W>`` built matrix by matrix."""
     n = problem.n
-    Bs = [_mpm(problem.matrices(problem.P[:, i])) for i in range(d)]
-    H0 = _mpm(problem.matrices(problem.h))
+    Bs = [_combine(problem, problem.P[:, i]) for i in range(d)]
+    H0 = _combine(problem, problem.h)
     R = H0 * S + W
 
     def inner(X: mp.matrix, Y: mp.matrix) -> mp.mpf:
@@ -56,6 +56,23 @@ def mp_fit(problem: FitProblem, S: mp.matrix, W: mp.matrix, d: int) -> tuple[lis
     for i in range(d):
         Delta = Delta - phi[i] * Bs[i]
     return [phi[i] for i in range(d)], Delta
+
+
+def _combine(problem: FitProblem, coeffs: np.ndarray) -> mp.matrix:
+    """``sum_k coeffs_k E_k`` exactly in mpmath (no float rounding of the combination)."""
+    n = problem.n
+    out = mp.matrix(n, n)
+    for k, c in enumerate(coeffs):
+        if c == 0.0:
+            continue
+        if problem.E is None:
+            out[k // n, k % n] += mp.mpf(float(c))
+            continue
+        for a in range(n):
+            for b in range(n):
+                if problem.E[k, a, b] != 0.0:
+                    out[a, b] += mp.mpf(float(c)) * mp.mpf(float(problem.E[k, a, b]))
+    return out
 
 
 def mp_sigmabar(J: np.ndarray, T: int) -> mp.matrix:

@@ -69,23 +69,28 @@ def test_easy_cells_equal_statsmodels_ols(spectrum, basis, learner, nominal, adv
     assert worst < 1e-10
 
 
-def _hard_problem(spectrum, learner):
+def _hard_problem(spectrum, learner, nominal="zero"):
     n = parse_spectrum(spectrum).n
     B = leading_basis(n) if learner == "leading" else learner_basis(spectrum, learner, SEED)
-    return pr.fit_problem(spectrum, learner, B, np.eye(n))
+    if nominal == "zero":
+        return pr.fit_problem(spectrum, learner, B, np.eye(n))
+    H = perturbations(spectrum, learner, SEED, 1)[0]
+    return pr.fit_problem(spectrum, learner, B, np.eye(n), "perturbed", learner, H)
 
 
 HARD = [
-    ("1.0^4, 0.4^[1,1,1]", 10_000, 2, "full", [16, 28, 49]),
-    ("1.0^3", 10_000, 3, "full", [4, 9]),
-    ("1.1^4, 0.4^[1,1,1]", 2_000, 2, "full", [28, 49]),
-    ("1.1^4, 0.4^[1,1,1]", 10_000, 2, "leading", [16, 49]),
+    ("1.0^4, 0.4^[1,1,1]", 10_000, 2, "full", "zero", [16, 28, 49]),
+    ("1.0^3", 10_000, 3, "full", "zero", [4, 9]),
+    ("1.1^4, 0.4^[1,1,1]", 2_000, 2, "full", "zero", [28, 49]),
+    ("1.1^4, 0.4^[1,1,1]", 10_000, 2, "leading", "zero", [16, 49]),
+    ("1.0^4, 0.4^[1,1,1]", 10_000, 2, "block", "perturbed", [10, 16, 25]),
+    ("1.1^4, 0.4^[1,1,1]", 5_000, 2, "similarity", "perturbed", [8, 30]),
 ]
 
 
-@pytest.mark.parametrize(("spectrum", "T", "m", "learner", "ds"), HARD)
-def test_hard_cells_equal_mpmath(spectrum, T, m, learner, ds):
-    prob = _hard_problem(spectrum, learner)
+@pytest.mark.parametrize(("spectrum", "T", "m", "learner", "nominal", "ds"), HARD)
+def test_hard_cells_equal_mpmath(spectrum, T, m, learner, nominal, ds):
+    prob = _hard_problem(spectrum, learner, nominal)
     mo = cells.training_set(spectrum, SEED, (spectrum, 0), [T], [m])
     fit = cells.evaluate(prob, mo, ds)
     bits = int(fit.bits.max())

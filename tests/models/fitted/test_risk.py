@@ -31,6 +31,23 @@ def test_bias_reproduces_math_6_6(spectrum, T):
     assert not bounded[15] and bounded[16]  # critical d = k_u^2 = 16
 
 
+@pytest.mark.parametrize("family", ["block", "full", "similarity"])
+def test_bias_of_a_perturbed_nominal_is_the_observed_cube(family):
+    """nominal = "perturbed" with the adversary's own family: the bias is r_T(d) of MATH 1.3
+    as the observed kernel computes it from the same stored matrices."""
+    from pipeline.models import observed as om
+
+    spectrum, T = "1.0^2, 0.5", 300
+    B = om.learner_basis(spectrum, family, 4, "random")
+    H = om.perturbations(spectrum, family, 4, 1, "random")
+    Q = om.basis_change(spectrum, "random", 4)
+    ref = om.exact_log2_risk(om.problem_from_matrices(spectrum, family, B, H, Q), [T])[0, :, 0]
+    got = bias_log2(pr.fit_problem(spectrum, family, B, Q, "perturbed", family, H[0]), T)
+    finite = np.isfinite(ref)
+    assert np.array_equal(finite, np.isfinite(got))
+    assert np.allclose(got[finite], ref[finite], rtol=0, atol=1e-9)
+
+
 def test_risk_of_a_given_learner_equals_an_O_T_loop():
     """trace(Delta Sigmabar_T Delta') against (1/T) sum_t trace(Delta Sigma_t Delta') in mpmath."""
     spectrum, T = "1.05@40, 1.0^2, 0.3", 40

@@ -59,13 +59,16 @@ def test_streams_are_per_group_and_blockwise():
     from pipeline.models.streams import cell_rng
 
     n = 3
-    blocks = list(b.copy() for b in sa.noise(9, KEY, n, range(1, 3), 3))
-    for g in (1, 2):
-        rng = cell_rng(9, "fitted.noise", *KEY, g)
+    parts = [sa.Segment(KEY, 1, sa.GROUP), sa.Segment(("other", 2), 0, 5), sa.Segment(KEY, 2, 7)]
+    blocks = [b.copy() for b in sa.noise(9, n, parts, 3)]
+    start = 0
+    for p in parts:
+        rng = cell_rng(9, "fitted.noise", *p.key, p.group)
         for k in range(3):
-            ref = rng.standard_normal((n, sa.BLOCK, sa.GROUP))
-            j = g - 1
-            assert np.array_equal(blocks[k][:, :, j * sa.GROUP : (j + 1) * sa.GROUP], ref)
+            ref = rng.standard_normal((n, sa.BLOCK, sa.GROUP))[:, :, : p.count]
+            assert np.array_equal(blocks[k][:, :, start : start + p.count], ref)
+        start += p.count
+    assert sa.segments(KEY, 70) == [sa.Segment(KEY, 0, 32), sa.Segment(KEY, 1, 32), sa.Segment(KEY, 2, 6)]
 
 
 def test_scaled_form_is_exact_where_floats_do_not_overflow():
@@ -81,7 +84,7 @@ def test_scaled_form_reaches_past_float64():
     spectrum = "1.1^4, 0.4"
     rec = sa.Recursion.of(sa.chains(spectrum))
     last = None
-    for blk in sa.simulate(rec, 1, KEY, 0, 4, 10_000):
+    for blk in sa.simulate(rec, 1, sa.segments(KEY, 4), 10_000):
         last = blk
     assert last is not None
     assert np.all(np.isfinite(last.z)) and np.max(np.abs(last.z)) < 2.0**64

@@ -77,6 +77,20 @@ def test_cells_do_not_depend_on_the_grid_or_the_batching(spectrum, monkeypatch):
                     assert np.array_equal(a, b)
 
 
+def test_training_sets_side_by_side_are_their_own():
+    """Several keys simulated in one batch give each key's own numbers, bit for bit."""
+    chs = sa.chains("1.1^2, 0.4")
+    keys = [("statistics-test", f) for f in range(5)]
+    many = st.moments_many(chs, 2, keys, [7, 40], [3, 45])
+    for key, mo in zip(keys, many, strict=True):
+        one = st.moments(chs, 2, key, [7, 40], [3, 45])
+        for name in ("S_hi", "S_lo", "W_hi", "W_lo", "e", "raw_z", "raw_v"):
+            assert np.array_equal(getattr(mo, name), getattr(one, name))
+    assert not np.array_equal(many[0].S_hi, many[1].S_hi)
+    with pytest.raises(ValueError, match="distinct"):
+        st.moments_many(chs, 2, [keys[0], keys[0]], [7], [3])
+
+
 def test_raw_first_steps_are_the_trajectories():
     mo = st.moments(sa.chains("1.0^2, 0.5"), 4, KEY, [2, 5, 40], [2, 50])
     z, v = sa.trajectories("1.0^2, 0.5", 4, KEY, 3, 3)
