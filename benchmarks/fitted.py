@@ -116,7 +116,7 @@ def sharing(quick: bool) -> list[Figure]:
         for s, f, T, k in _figure1_cells(timed_fits):
             evaluate(problems[s], training_set(s, 1, (s, f), [T], [FIGURE1_M]), [k * k])
 
-    times = alternate({"shared": shared_run, "per_cell": per_cell_run}, 1 if quick else 2)
+    times = alternate({"shared": shared_run, "per_cell": per_cell_run}, 1)
     t_shared, t_cell = median(times["shared"]), median(times["per_cell"])
     scale = fits / timed_fits
     return [

@@ -25,7 +25,6 @@ their dynamic range and is doubled until every ``phi`` and the risk carry
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,18 +72,14 @@ def statistics(mo: Moments, j: int, i: int) -> tuple[Any, Any]:
 
 def start_bits(mo: Moments, j: int, i: int) -> int:
     """First working precision for cell ``(j, i)``: twice the dynamic range of ``diag(S)``
-    in bits, plus margin (the condition number of ``S`` is at least that range)."""
-    d = np.diag(mo.S_hi[j, i]) + np.diag(mo.S_lo[j, i])
+    in bits, plus margin (the condition number of ``S`` is at least that range). Integer
+    exponents only, so the choice is the same on every machine."""
+    d = np.diag(mo.S_hi[j, i])
     pos = d > 0
     if not np.any(pos):
         return MIN_BITS
-    lg = np.log2(d[pos]) + 2.0 * mo.e[j][pos]
-    return int(MIN_BITS + 2 * math.ceil(float(lg.max() - lg.min())))
-
-
-def certain(x: Any, scale: Any) -> bool:
-    """Whether the ball ``x`` has radius below ``2^-TARGET_BITS * scale`` (``scale`` > 0)."""
-    return bool(x.rad() <= scale.mid() * arb(2) ** (-TARGET_BITS))
+    lg = np.frexp(d[pos])[1].astype(np.int64) + 2 * mo.e[j][pos]
+    return int(MIN_BITS + 2 * int(lg.max() - lg.min()))
 
 
 class ExactFit:

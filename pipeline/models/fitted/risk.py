@@ -120,6 +120,6 @@ def bias_bounded(problem: FitProblem) -> BoolArray:
     return np.asarray(bounded_table(P, h[None, :], d_star)[:, 0], dtype=bool)
 
 
-def log10_from_log2(x: FloatArray) -> FloatArray:
-    """Base change for the bias (``log2`` -> ``log10``)."""
-    return np.asarray(x / _LOG2_10)
+def bias_log10(problem: FitProblem, T: int) -> FloatArray:
+    """``log10 r_T(d)`` for ``d = 0..D`` (D + 1,), see :func:`bias_log2`."""
+    return np.asarray(bias_log2(problem, T) / _LOG2_10)
