@@ -136,7 +136,7 @@ def _scan_workflow(blocks: int) -> str:
 
 def _mark(location: object, tasks: Iterable[tuple[int, ...]]) -> None:
     """These tasks' one-byte marks, named as ``store.mark_done`` writes them."""
-    from pipeline import store
+    from pipeline.storage import store
 
     fs, root = location.fs()  # type: ignore[attr-defined]
     marks = {f"{root}/{store.DONE_GROUP}/done/c." + ".".join(map(str, t)): b"\x01" for t in tasks}
@@ -160,9 +160,10 @@ def done_scan(quick: bool) -> Figure:
     leaves it (10^5 standing marks to list) and as a finished run leaves it (marks folded
     into the ledger); the note adds ``emergence run`` on the finished cube (a resume with
     nothing left to do)."""
-    from pipeline import resume, store
-    from pipeline.config import parse_workflow
-    from pipeline.location import StoreLocation
+    from pipeline.driver import resume
+    from pipeline.plan.config import parse_workflow
+    from pipeline.storage import store
+    from pipeline.storage.location import StoreLocation
 
     root = Path(tempfile.mkdtemp(prefix="emergence-scan-"))
     wf = parse_workflow(_scan_workflow(SCAN_BLOCKS))
@@ -207,9 +208,10 @@ def done_scan_s3(quick: bool) -> Figure:
     interval can leave on top (the driver folds every ``engine.COMPACT_SECONDS`` or
     ``engine.COMPACT_TASKS`` tasks, whichever comes first: the marks 10 s of batched PUTs leave,
     at most ``COMPACT_TASKS``)."""
-    from pipeline import engine, resume, store
-    from pipeline.config import parse_workflow
-    from pipeline.location import StoreLocation
+    from pipeline.driver import engine, resume
+    from pipeline.plan.config import parse_workflow
+    from pipeline.storage import store
+    from pipeline.storage.location import StoreLocation
     from tests.processes import S3_BUCKET, loopback_s3
 
     wf = parse_workflow(_scan_workflow(SCAN_BLOCKS))

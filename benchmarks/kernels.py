@@ -259,8 +259,8 @@ def _clear_observed_caches() -> None:
 def observed_figures(quick: bool) -> list[Figure]:
     """Observed kernel: T = 1e8 vs T = 1e2 on the same cells, and cells per second on a
     theorem31-like grid (n <= 6, every family, d = all, 3 draws, T 1e1..1e8)."""
-    from pipeline.config import parse_workflow
     from pipeline.experiments.observed.adapter import OBSERVED
+    from pipeline.plan.config import parse_workflow
 
     def prepared(T: list[int]) -> tuple[Any, Any, int, int]:
         wf = parse_workflow(_observed_workflow(T))
@@ -333,8 +333,8 @@ SPEEDUP_T = [10**2, 10**4, 10**6]
 
 
 def _observed_prepared(spectra: list[str], families: list[str], T: list[int], draws: int) -> tuple[Any, Any, int]:
-    from pipeline.config import parse_workflow
     from pipeline.experiments.observed.adapter import OBSERVED
+    from pipeline.plan.config import parse_workflow
 
     text = (
         'experiment = "observed"\nname = "bench_observed16"\nseed = 0\n[grid]\n'

@@ -13,16 +13,16 @@ import pytest
 import xarray as xr
 import xarray.testing as xrt
 
-from pipeline import plots
-from pipeline import thresholding as thr
 from pipeline.cli import main
-from pipeline.config import load_workflow, parse_workflow
-from pipeline.cubes import open_cube
 from pipeline.experiments import get_experiment
 from pipeline.experiments.observed import report
 from pipeline.models import observed as om
 from pipeline.models import parametrisation as pm
 from pipeline.models.spectra import parse_spectrum
+from pipeline.plan.config import load_workflow, parse_workflow
+from pipeline.readers import plots
+from pipeline.readers import thresholding as thr
+from pipeline.readers.cubes import open_cube
 from tests.helpers import REPO, assert_cubes_identical, direct, observed, one_clean_line, run_quietly, write_workflow
 from tests.models.test_observed import _mp_oracle
 

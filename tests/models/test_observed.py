@@ -13,8 +13,8 @@ import scipy.linalg as sla
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from pipeline.core import Settings
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
+from pipeline.core.types import Settings
 from pipeline.experiments.observed.adapter import OBSERVED
 from pipeline.models import observed as om
 from pipeline.models.spectra import critical_d_theory, family_dimension, parse_spectrum
