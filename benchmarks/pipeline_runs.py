@@ -179,7 +179,7 @@ def task_bodies_seconds(workflow: Path, root: Path, processes: int) -> float:
     creation are not timed."""
     from pipeline.driver import resume
     from pipeline.plan.config import parse_workflow
-    from pipeline.storage import store
+    from pipeline.storage import ledger
     from pipeline.storage.location import StoreLocation
 
     wf = parse_workflow(workflow.read_text())
@@ -207,7 +207,7 @@ def task_bodies_seconds(workflow: Path, root: Path, processes: int) -> float:
     reports = [json.loads(p.communicate(timeout=600)[0].strip().splitlines()[-1]) for p in procs]
     if any(p.returncode for p in procs):
         raise RuntimeError("a task-body process failed")
-    done = store.count_done(location)
+    done = ledger.count_done(location)
     shutil.rmtree(location.url, ignore_errors=True)
     if done != wf.plan.total:
         raise RuntimeError(f"task-body processes marked {done} of {wf.plan.total} blocks")

@@ -132,10 +132,10 @@ def write_workflow(folder: Path, text: str, name: str = "wf.toml") -> Path:
 
 def done_count(out: Path | str) -> int:
     """Blocks marked done in a store (0 while it does not exist yet)."""
-    from pipeline.storage import store
+    from pipeline.storage import ledger
 
     try:
-        return store.count_done(StoreLocation(str(out)))
+        return ledger.count_done(StoreLocation(str(out)))
     except Exception:  # the store is being created
         return 0
 

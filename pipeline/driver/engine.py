@@ -27,14 +27,14 @@ from pipeline.driver.where import Where
 from pipeline.experiments import get_experiment
 from pipeline.plan.config import Workflow
 from pipeline.plan.grid import BlockKey, as_key_string
-from pipeline.storage import store
+from pipeline.storage import ledger
 from pipeline.storage.guard import check_target, swap_into_place
 from pipeline.storage.location import StoreLocation
 from pipeline.worker.tasks import compute_task
 
 COMPACT_SECONDS = 10.0
 COMPACT_TASKS = 4096
-"""The driver folds the tasks' done-marks into the ledger (``store.compact_done``) once
+"""The driver folds the tasks' done-marks into the ledger (``ledger.compact_done``) once
 ``COMPACT_SECONDS`` have passed or ``COMPACT_TASKS`` tasks have finished since the last fold,
 so a killed run leaves at most about that many marks standing for readers to list (listing
 is what a reader pays for; on object stores it is one request per 1,000 marks)."""
@@ -169,8 +169,8 @@ def _compute(
     early: Any,
 ) -> RunReport:
     plan = state.plan
-    store.compact_done(location)  # marks a killed run left: into the ledger
-    done = store.done_tasks(location)
+    ledger.compact_done(location)  # marks a killed run left: into the ledger
+    done = ledger.done_tasks(location)
     pending = [t for t in plan.task_keys() if t not in done]
     report = RunReport(location.url, plan.total, plan.blocks_in(done), plan.tasks_total)
     if not pending:
@@ -242,7 +242,7 @@ def _run_blocks(
             future.release()
             unfolded += 1
             if fold_due(time.monotonic() - compacted, unfolded):
-                store.compact_done(location)
+                ledger.compact_done(location)
                 compacted, unfolded = time.monotonic(), 0
     except KeyboardInterrupt:
         for f in futures:
@@ -252,7 +252,7 @@ def _run_blocks(
         bar.close()
         report.blocks_seconds = time.perf_counter() - submitted
         with contextlib.suppress(Exception):  # a failure here must not hide the run's own
-            store.compact_done(location)
+            ledger.compact_done(location)
 
 
 def describe_plan(workflow: Workflow, location: StoreLocation, where: Where | None = None, extend: bool = False) -> str:

@@ -17,7 +17,7 @@ from pipeline.driver.status import axis_mismatches
 from pipeline.experiments import get_experiment
 from pipeline.plan.config import Workflow
 from pipeline.plan.grid import BlockPlan
-from pipeline.storage import store
+from pipeline.storage import layout, ledger, nodes, provenance
 from pipeline.storage.location import StoreLocation
 
 
@@ -35,7 +35,7 @@ def create_store(workflow: Workflow, location: StoreLocation) -> StoreState:
     experiment = get_experiment(workflow.experiment)
     static = experiment.static(workflow.coords, workflow.settings)
     variables = experiment.variables(workflow.settings)
-    attrs = store.provenance(
+    attrs = provenance.provenance(
         workflow.text,
         workflow.fingerprint(),
         workflow.fingerprint(without_axes=True),
@@ -44,21 +44,21 @@ def create_store(workflow: Workflow, location: StoreLocation) -> StoreState:
         workflow.source,
     )
     attrs["result_variables"] = json.dumps(list(variables))
-    ds, encoding = store.template(workflow.coords, experiment.axis_rules, static, variables, workflow.plan, attrs)
-    store.create_cube(location, ds, encoding, workflow.plan)
+    ds, encoding = layout.template(workflow.coords, experiment.axis_rules, static, variables, workflow.plan, attrs)
+    layout.create_cube(location, ds, encoding, workflow.plan)
     return StoreState(workflow.plan, (0,) * len(workflow.plan.axes))
 
 
 def stored_state(workflow: Workflow, location: StoreLocation) -> StoreState:
     """The stored plan of a cube of ``workflow``, after checking its metadata agrees."""
-    attrs = store.read_attrs(location)
+    attrs = nodes.read_attrs(location)
     try:
-        plan = _stored_plan(attrs, workflow.plan.axes, workflow.plan.shape, store.task_blocks(location))
-        group = store.open_group(location, mode="r")
-        blocks = store.array(group, f"{store.DONE_GROUP}/done")
-        complete = tuple(store.int_list(blocks.attrs.get("complete_shape"), [0] * len(plan.axes)))
+        plan = _stored_plan(attrs, workflow.plan.axes, workflow.plan.shape, ledger.task_blocks(location))
+        group = nodes.open_group(location, mode="r")
+        blocks = nodes.array(group, f"{ledger.DONE_GROUP}/done")
+        complete = tuple(nodes.int_list(blocks.attrs.get("complete_shape"), [0] * len(plan.axes)))
         shapes_ok = blocks.shape == plan.ntasks and all(
-            store.array(group, a).shape == (n,) for a, n in zip(plan.axes, plan.shape, strict=True)
+            nodes.array(group, a).shape == (n,) for a, n in zip(plan.axes, plan.shape, strict=True)
         )
     except Exception as exc:
         raise UsageError(
@@ -75,7 +75,7 @@ def stored_state(workflow: Workflow, location: StoreLocation) -> StoreState:
 
 def extension_plan(workflow: Workflow, location: StoreLocation) -> tuple[BlockPlan, BlockPlan]:
     """(old plan, grown plan) for ``--extend``; UsageError saying why the cube cannot grow."""
-    attrs = store.read_attrs(location)
+    attrs = nodes.read_attrs(location)
     if attrs.get("experiment") != workflow.experiment or attrs.get("workflow_base_fingerprint") != workflow.fingerprint(
         without_axes=True
     ):
@@ -84,14 +84,14 @@ def extension_plan(workflow: Workflow, location: StoreLocation) -> tuple[BlockPl
             "experiment, seed, method, mc_samples or settings differ from the store's"
         )
     bad = axis_mismatches(workflow, location)
-    group = store.open_group(location, mode="r")
+    group = nodes.open_group(location, mode="r")
     if bad:
         raise UsageError(
-            f"--extend: axis {bad[0]!r} must keep its {store.array(group, bad[0]).shape[0]} existing values "
+            f"--extend: axis {bad[0]!r} must keep its {nodes.array(group, bad[0]).shape[0]} existing values "
             "first, in order, and add new values after them"
         )
-    old_plan = store.stored_plan(location)
-    done = store.count_done(location, old_plan)
+    old_plan = ledger.stored_plan(location)
+    done = ledger.count_done(location, old_plan)
     if done != old_plan.total:
         raise UsageError(
             f"--extend: the cube has {done}/{count(old_plan.total, 'block')} done; "
@@ -105,7 +105,7 @@ def extend_store(workflow: Workflow, location: StoreLocation, say: Callable[[str
     old_plan, plan = extension_plan(workflow, location)
     experiment = get_experiment(workflow.experiment)
     static = experiment.static(workflow.coords, workflow.settings)
-    store.grow_cube(
+    layout.grow_cube(
         location,
         workflow.coords,
         static,

@@ -48,15 +48,15 @@ class StoreStatus:
 
 def store_status(workflow: Workflow, location: StoreLocation) -> StoreStatus:
     """The state of ``location`` for ``workflow`` (reads metadata and done-marks only)."""
-    from pipeline.storage import store
+    from pipeline.storage import ledger, nodes
 
     found = identify(location)
     if found in (Found.NOTHING, Found.EMPTY_FOLDER):
         return StoreStatus("new", found)
     if found is not Found.CUBE:
         return StoreStatus("foreign", found)
-    attrs = store.read_attrs(location)
-    done, total = store.count_done(location), int(attrs["blocks_total"])
+    attrs = nodes.read_attrs(location)
+    done, total = ledger.count_done(location), int(attrs["blocks_total"])
     if attrs.get("workflow_fingerprint") == workflow.fingerprint():
         return StoreStatus("complete" if done == total else "incomplete", found, done, total)
     if done == total and extends(workflow, location, attrs):
@@ -73,12 +73,12 @@ def extends(workflow: Workflow, location: StoreLocation, attrs: dict[str, object
 
 def axis_mismatches(workflow: Workflow, location: StoreLocation) -> list[str]:
     """Axes whose stored values are not a prefix of the workflow's (empty: extendable)."""
-    from pipeline.storage import store
+    from pipeline.storage import nodes
 
-    group = store.open_group(location, mode="r")
+    group = nodes.open_group(location, mode="r")
     bad = []
     for axis in workflow.plan.axes:
-        old = np.asarray(store.array(group, axis)[...]) if axis in group else None
+        old = np.asarray(nodes.array(group, axis)[...]) if axis in group else None
         new = workflow.coords[axis]
         if old is None or len(old) > len(new):
             bad.append(axis)

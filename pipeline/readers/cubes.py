@@ -42,10 +42,10 @@ class Completeness:
 
 
 def completeness(location: StoreLocation) -> Completeness:
-    from pipeline.storage import store
+    from pipeline.storage import ledger, nodes
 
-    attrs = store.read_attrs(location)
-    return Completeness(store.count_done(location), int(attrs["blocks_total"]))
+    attrs = nodes.read_attrs(location)
+    return Completeness(ledger.count_done(location), int(attrs["blocks_total"]))
 
 
 def open_cube(cube: str | os.PathLike[str] | StoreLocation, *, partial: bool = False) -> xr.Dataset:
@@ -55,11 +55,11 @@ def open_cube(cube: str | os.PathLike[str] | StoreLocation, *, partial: bool = F
     module docstring). Raises UsageError (one line) otherwise.
     """
     from pipeline.experiments import experiment_of
-    from pipeline.storage import store
+    from pipeline.storage import layout, nodes
 
     location = StoreLocation.of(cube)
     require_cube(location)
-    attrs = store.read_attrs(location)
+    attrs = nodes.read_attrs(location)
     state = completeness(location)
     if not state.complete and not partial:
         raise UsageError(
@@ -67,7 +67,7 @@ def open_cube(cube: str | os.PathLike[str] | StoreLocation, *, partial: bool = F
             f"finish it with `{finish_command(location, attrs)}`, or pass --partial to read "
             "what is done"
         )
-    ds = store.open_dataset(location)
+    ds = layout.open_dataset(location)
     ds = experiment_of(ds).adapt(ds)
     ds.attrs[BLOCKS_ATTR] = f"{state.done}/{state.total}"
     if not state.complete:
@@ -123,13 +123,13 @@ def computed_cells(
 def _mask_unfinished(ds: xr.Dataset, location: StoreLocation, attrs: dict[str, object]) -> xr.Dataset:
     import xarray as xr
 
-    from pipeline.storage import store
+    from pipeline.storage import ledger
 
     chunks_by_axis = json.loads(str(attrs["block_chunks"]))
     axes = tuple(chunks_by_axis)
     shape = tuple(ds.sizes[a] for a in axes)
     mask = computed_cells(
-        store.done_marks(location), tuple(int(chunks_by_axis[a]) for a in axes), shape, store.complete_shape(location)
+        ledger.done_marks(location), tuple(int(chunks_by_axis[a]) for a in axes), shape, ledger.complete_shape(location)
     )
     computed = xr.DataArray(
         mask,

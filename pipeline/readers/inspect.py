@@ -13,7 +13,7 @@ import xarray as xr
 from pipeline.core.errors import UsageError
 from pipeline.core.types import PARTIAL_ATTR
 from pipeline.readers.cubes import completeness, require_cube
-from pipeline.storage import store
+from pipeline.storage import layout, ledger, nodes
 from pipeline.storage.guard import Found, identify
 from pipeline.storage.location import StoreLocation
 
@@ -36,9 +36,9 @@ def cube_info(location: StoreLocation) -> dict[str, Any]:
     if identify(location) is Found.THRESHOLDS:
         return thresholds_info(location)
     require_cube(location)
-    attrs = store.read_attrs(location)
-    ds = store.open_dataset(location, dask=False)  # sizes and attributes only: no dask import
-    done = store.count_done(location)
+    attrs = nodes.read_attrs(location)
+    ds = layout.open_dataset(location, dask=False)  # sizes and attributes only: no dask import
+    done = ledger.count_done(location)
     provenance = {k: attrs.get(k) for k in PROVENANCE_KEYS}
     for k in ("library_versions", "block_chunks", "history"):
         value = provenance[k]
@@ -160,7 +160,7 @@ def query(
     cells of unfinished blocks are NaN (the note says how many blocks are done)."""
     note = note or (lambda text: print(text, file=sys.stderr))
     require_cube(location)
-    ds = store.open_dataset(location)
+    ds = layout.open_dataset(location)
     names = list(variables) if variables else [str(n) for n in ds.data_vars]
     for name in names:
         if name not in ds.data_vars:

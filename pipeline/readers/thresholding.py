@@ -48,7 +48,7 @@ def compute_thresholds(ds: xr.Dataset, opts: ThresholdOptions | None = None, sou
     """Thresholds of a cube opened with ``cubes.open_cube`` (every value beside its theory)."""
     from pipeline.core.types import PARTIAL_ATTR
     from pipeline.experiments import experiment_of
-    from pipeline.storage.store import now
+    from pipeline.storage.provenance import now
 
     opts = opts or ThresholdOptions()
     if ds.sizes.get("T", 0) < 2:

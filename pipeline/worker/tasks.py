@@ -12,7 +12,7 @@ import xarray as xr
 from pipeline.core.types import Settings, VariableSpec
 from pipeline.experiments import get_experiment
 from pipeline.plan.grid import BlockKey, as_key_string
-from pipeline.storage import store
+from pipeline.storage import layout, ledger, nodes
 from pipeline.storage.location import StoreLocation
 from pipeline.worker import faults
 from pipeline.worker.allocator import keep_block_memory
@@ -36,7 +36,7 @@ def load_static(location: StoreLocation, fingerprint: str, results: list[str]) -
     key = (location.url, fingerprint)
     if key not in _STATIC_CACHE:
         _STATIC_CACHE.clear()
-        _STATIC_CACHE[key] = store.open_dataset(location, dask=False).drop_vars(results).load()
+        _STATIC_CACHE[key] = layout.open_dataset(location, dask=False).drop_vars(results).load()
     return _STATIC_CACHE[key]
 
 
@@ -45,7 +45,7 @@ class _Arrays(dict[str, Any]):
 
     def __init__(self, location: StoreLocation) -> None:
         super().__init__()
-        self.group = store.open_group(location)
+        self.group = nodes.open_group(location)
 
     def __missing__(self, name: str) -> Any:
         self[name] = self.group[name]
@@ -102,12 +102,12 @@ def compute_task(
             _place(shard, bounds, slices, arrays, variables)
         else:
             faults.inject("crash-before-write", task)
-            store.write_task(group, task, slices, arrays, variables)
+            layout.write_task(group, task, slices, arrays, variables)
     if tiled:
         faults.inject("crash-before-write", task)
-        store.write_task(group, task, bounds, shard, variables)
+        layout.write_task(group, task, bounds, shard, variables)
     faults.inject("crash-before-mark", task)
-    store.mark_done(group, task)
+    ledger.mark_done(group, task)
     return {"key": task, "seconds": time.perf_counter() - started, "kernel_seconds": kernel_seconds, "cells": cells}
 
 

@@ -21,7 +21,7 @@ from pipeline.core.types import VariableSpec
 from pipeline.driver.engine import run
 from pipeline.driver.where import Where
 from pipeline.plan.config import parse_workflow
-from pipeline.storage import store
+from pipeline.storage import ledger
 from pipeline.storage.location import StoreLocation
 from pipeline.worker.tasks import BlockError, check_block
 from tests.helpers import (
@@ -147,7 +147,7 @@ def test_failed_block_is_reported_and_retried_on_rerun(tmp_path, monkeypatch):
     monkeypatch.setenv("EMERGENCE_FAULT", "fail-kernel=1.0.0.0.0")
     with pytest.raises(RunError, match=r"1 of 3 tasks failed.*1\.0\.0\.0\.0.*injected kernel fault"):
         run_quietly(text, out)
-    assert store.done_tasks(StoreLocation(str(out))) == {(0, 0, 0, 0, 0), (2, 0, 0, 0, 0)}
+    assert ledger.done_tasks(StoreLocation(str(out))) == {(0, 0, 0, 0, 0), (2, 0, 0, 0, 0)}
     assert np.isnan(xr.open_zarr(out)["risk"].sel(lam=1.0).values).all()
     monkeypatch.delenv("EMERGENCE_FAULT")
     report = run_quietly(text, out)

@@ -14,7 +14,7 @@ from pipeline.readers.figures import add_figures_parser
 from pipeline.readers.plots import add_plot_parser
 from pipeline.readers.thresholding import add_thresholds_parser
 from pipeline.storage.location import StoreLocation
-from pipeline.storage.store import read_attrs
+from pipeline.storage.nodes import read_attrs
 
 TINY = """experiment = "hidden"
 name = "tiny"
