@@ -243,17 +243,16 @@ def _observed_workflow(T: list[int], draws: int = 3) -> str:
 
 def _clear_observed_caches() -> None:
     """Forget per-horizon results, so each timed call does the work a fresh worker does."""
-    from pipeline.models import observed as om
+    from pipeline.models.observed.weight import block_weight
+    from pipeline.models.precision import pivots
     from tests.oracles import observed_fixed_point as fx
 
-    for mod in (om, fx):
-        for name in ("_block_log2_scales", "_sigmabar_blocks", "_block_weight"):
-            fn = getattr(mod, name, None)
-            if fn is not None and hasattr(fn, "cache_clear"):
-                fn.cache_clear()
-    splits = getattr(om, "_SPLITS", None)
-    if splits is not None:
-        splits.clear()
+    block_weight.cache_clear()
+    pivots._pivot_split_cached.cache_clear()
+    for name in ("_block_log2_scales", "_sigmabar_blocks"):
+        fn = getattr(fx, name, None)
+        if fn is not None and hasattr(fn, "cache_clear"):
+            fn.cache_clear()
 
 
 def observed_figures(quick: bool) -> list[Figure]:

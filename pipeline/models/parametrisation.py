@@ -103,20 +103,20 @@ from functools import lru_cache
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from pipeline.models.observed import (
-    FamilyBasis,
-    Problem,
-    bounded_table,
-    family_basis,
-    log2_risk,
-    risk_factor,
-)
+from pipeline.models.observed.draws import basis_change, learner_basis
+from pipeline.models.observed.factor import risk_factor
+from pipeline.models.observed.families import FamilyBasis, family_basis
+from pipeline.models.observed.problems import Problem
+from pipeline.models.observed.ranks import bounded_table
+from pipeline.models.observed.risk import log2_risk
 from pipeline.models.spectra import (
     Spectrum,
     critical_d_theory,
     family_dimension,
     parse_spectrum,
+    random_orthogonal,
 )
+from pipeline.models.streams import cell_rng
 
 LEARNER_FAMILIES = ("block", "full", "similarity", "diagonal")
 
@@ -476,10 +476,6 @@ def learner_matrices(spectrum: Spectrum | str, learner: str, seed: int, basis: s
     ``A``: a Haar-random orthonormal basis of the family (MATH section 1.5), from the
     stream ``("observed.learner", spectrum, learner)`` — for ``block``, ``full`` and
     ``similarity`` exactly :func:`pipeline.models.observed.learner_basis`."""
-    from pipeline.models.observed import basis_change, learner_basis
-    from pipeline.models.spectra import random_orthogonal
-    from pipeline.models.streams import cell_rng
-
     _check_family(learner)
     sp = _spectrum(spectrum)
     if learner != "diagonal":

@@ -19,6 +19,8 @@ from hypothesis import strategies as st
 
 from pipeline.models import hidden
 from pipeline.models import hidden_spectrum as hs
+from pipeline.models.hidden_spectrum import cells as hs_cells
+from pipeline.models.hidden_spectrum import kalman as hs_kalman
 from pipeline.models.spectra import SpectrumError, parse_spectrum
 from tests.oracles import hidden_spectrum as orc
 
@@ -388,7 +390,7 @@ def test_no_nan_wide_grid_and_overflow():
 
 
 def test_precision_cap_raises_instead_of_garbage(monkeypatch):
-    monkeypatch.setattr(hs, "MAX_BITS", 128)
+    monkeypatch.setattr(hs_cells, "MAX_BITS", 128)
     with pytest.raises(hs.PrecisionError, match="not verified"):
         hs.risk_block("1.05, 1.02", [1.0], "best_fir", [2], [5000])
 
@@ -436,7 +438,7 @@ def _subset(name):
     it=_subset("T"),
 )
 def test_block_invariance(text, learner, ir, ik, it):
-    hs._exact.cache_clear()  # also independent of what was computed before
+    hs_kalman.exact_inputs.cache_clear()  # also independent of what was computed before
     sub = hs.risk_block(text, GRID["r"][ir], learner, GRID["k"][ik], GRID["T"][it])
     full = _full(text, learner)
     for key in ("risk", "log10_risk"):

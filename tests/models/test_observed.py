@@ -17,6 +17,8 @@ from pipeline.core.errors import ConfigError
 from pipeline.core.types import Settings
 from pipeline.experiments.observed.adapter import OBSERVED
 from pipeline.models import observed as om
+from pipeline.models.observed.weight import block_weight
+from pipeline.models.precision.doubling import sigmabar, sigmabar_loop
 from pipeline.models.spectra import critical_d_theory, family_dimension, parse_spectrum
 from tests.oracles import observed_fixed_point as fx
 
@@ -66,7 +68,7 @@ def _stored(static, text, fam):
 
 def _brute(A, B, H, T):
     """float64 O(T) oracle, fine for small T."""
-    S = om.sigmabar_loop(A, T)
+    S = sigmabar_loop(A, T)
     w, V = np.linalg.eigh(S)
     L = V * np.sqrt(np.maximum(w, 0))
     X = np.array([(Bi @ L).ravel() for Bi in B]).T.reshape(-1, len(B))
@@ -226,19 +228,19 @@ def test_similarity_of_repeated_diagonal_is_empty():
 def test_sigmabar_doubling_matches_loop(text):
     A = om.system(text, "random", 1)
     for T in (1, 2, 3, 17, 64):
-        np.testing.assert_allclose(om.sigmabar(A, T), om.sigmabar_loop(A, T), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(sigmabar(A, T), sigmabar_loop(A, T), rtol=1e-12, atol=1e-12)
         oracle = np.array(_mp_sigmabar(mp.matrix(A.tolist()), T).tolist(), dtype=float)
-        np.testing.assert_allclose(oracle, om.sigmabar_loop(A, T), rtol=1e-12, atol=1e-12)  # the test's oracle
+        np.testing.assert_allclose(oracle, sigmabar_loop(A, T), rtol=1e-12, atol=1e-12)  # the test's oracle
         sp = parse_spectrum(text)
         F = 80
         for i, b in enumerate(sp.blocks):
             Jb = sp.jordan_matrix()[b.start : b.start + b.dim, b.start : b.start + b.dim]
             Sx = fx.sigmabar_fixed(Jb, T, F).astype(float) / 2.0**F
-            np.testing.assert_allclose(Sx, om.sigmabar_loop(Jb, T), rtol=1e-13, atol=1e-13)
+            np.testing.assert_allclose(Sx, sigmabar_loop(Jb, T), rtol=1e-13, atol=1e-13)
             if T > 1:  # the fast kernel's row-scaled square root of the same block
-                mant, exps = om._block_weight(text, i, T)
+                mant, exps = block_weight(text, i, T)
                 R = mant * np.exp2(exps.astype(float))[:, None]
-                np.testing.assert_allclose(R.T @ R, om.sigmabar_loop(Jb, T), rtol=1e-13, atol=1e-13)
+                np.testing.assert_allclose(R.T @ R, sigmabar_loop(Jb, T), rtol=1e-13, atol=1e-13)
                 assert np.all(np.tril(mant, -1) == 0)
 
 
