@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -22,22 +23,31 @@ class BlockError(RuntimeError):
     """A block's kernel produced something that must not be written."""
 
 
+# The worker's caches are shared by the tasks its threads run at once: every read, fill
+# and eviction happens under this lock, and the cached static arrays are read-only.
+_CACHE_LOCK = threading.RLock()
 _STATIC_CACHE: dict[tuple[str, str], xr.Dataset] = {}
 
 
 def load_static(location: StoreLocation, fingerprint: str, results: list[str]) -> xr.Dataset:
     """The cube without its blocked result variables (its static part), loaded once
-    per worker process and cube version.
+    per worker process and cube version; its arrays are read-only (threads share them).
 
     Tasks read it themselves instead of depending on a shared future: tasks without
     dependencies are queued by the scheduler one per worker thread, so a worker that
     dies takes down only the block it was running.
     """
     key = (location.url, fingerprint)
-    if key not in _STATIC_CACHE:
-        _STATIC_CACHE.clear()
-        _STATIC_CACHE[key] = layout.open_dataset(location, dask=False).drop_vars(results).load()
-    return _STATIC_CACHE[key]
+    with _CACHE_LOCK:
+        static = _STATIC_CACHE.get(key)
+        if static is None:
+            static = layout.open_dataset(location, dask=False).drop_vars(results).load()
+            for variable in static.variables.values():
+                if isinstance(variable.data, np.ndarray):
+                    variable.data.setflags(write=False)
+            _STATIC_CACHE.clear()
+            _STATIC_CACHE[key] = static
+    return static
 
 
 class _Arrays(dict[str, Any]):
@@ -48,8 +58,11 @@ class _Arrays(dict[str, Any]):
         self.group = nodes.open_group(location)
 
     def __missing__(self, name: str) -> Any:
-        self[name] = self.group[name]
-        return self[name]
+        with _CACHE_LOCK:
+            array = dict.get(self, name)
+            if array is None:
+                array = self[name] = self.group[name]
+        return array
 
 
 _ARRAYS_CACHE: dict[tuple[str, str], _Arrays] = {}
@@ -59,10 +72,13 @@ def open_store(location: StoreLocation, fingerprint: str) -> _Arrays:
     """The cube's arrays, opened once per worker process and cube version (on object
     storage every metadata read is a request)."""
     key = (location.url, fingerprint)
-    if key not in _ARRAYS_CACHE:
-        _ARRAYS_CACHE.clear()
-        _ARRAYS_CACHE[key] = _Arrays(location)
-    return _ARRAYS_CACHE[key]
+    with _CACHE_LOCK:
+        arrays = _ARRAYS_CACHE.get(key)
+        if arrays is None:
+            arrays = _Arrays(location)
+            _ARRAYS_CACHE.clear()
+            _ARRAYS_CACHE[key] = arrays
+    return arrays
 
 
 def compute_task(
