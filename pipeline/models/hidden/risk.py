@@ -37,7 +37,7 @@ Both are sums and products of positive terms: there is no cancellation anywhere,
 log domain (``log10_risk`` stays accurate where ``risk`` overflows to ``+inf`` or
 underflows to 0); ``phi2`` is evaluated with ``expm1``-type stable forms.
 
-Accuracy (verified in ``tests/models/test_hidden.py`` against the MATH §2.3
+Accuracy (verified in ``tests/models/hidden/test_risk.py`` against the MATH §2.3
 identity evaluated in mpmath, with best_fir from the brute-force k x k normal
 equations, at 40 to 4300 digits): ``log10_risk`` relative error <= 2e-15;
 ``risk = exp(ln R)`` relative error about ``(|ln R| + 10) eps`` (max 4e-14 seen,

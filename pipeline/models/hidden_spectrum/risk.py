@@ -30,7 +30,7 @@ The truncated Kalman filter is ``beta = 0``. Summing over ``t``, with ``N = T - 
 For ``T <= k`` both risks are exactly 0 (a filter with at least ``T`` taps reproduces the
 Kalman predictor on a horizon ``T``).
 
-Accuracy (``tests/models/test_hidden_spectrum.py``): against the brute-force ``k x k``
+Accuracy (``tests/models/hidden_spectrum/test_risk.py``): against the brute-force ``k x k``
 normal equations in ``theta`` built in mpmath from the literal ``D_u`` identity (an O(T)
 sum, and closed-form doubling tails up to ``T = 1e8``; spectral radius 1 with Jordan
 blocks up to size 4 and radius 1.05 up to ``T = 1e4``, bounded and unbounded ``best_fir``
