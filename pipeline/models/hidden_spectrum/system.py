@@ -11,6 +11,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 
+from pipeline.models.fir import LEARNERS, check_learner, check_taps_and_horizons
 from pipeline.models.spectra import EigenGroup, Spectrum, SpectrumError, parse_spectrum
 
 __all__ = [
@@ -29,7 +30,6 @@ __all__ = [
 ]
 
 OBSERVATIONS: tuple[str, ...] = ("sum",)
-LEARNERS: tuple[str, ...] = ("truncated_kalman", "best_fir")
 MAX_DIMENSION = 16  # hidden-state systems (observed ones go to spectra.MAX_DIMENSION)
 
 FloatArray = npt.NDArray[np.float64]
@@ -65,12 +65,6 @@ def check_observation(observation: str) -> None:
     """``ValueError`` unless ``observation`` is one of :data:`OBSERVATIONS`."""
     if observation not in OBSERVATIONS:
         raise ValueError(f"observation = {observation!r}: allowed {', '.join(map(repr, OBSERVATIONS))}")
-
-
-def check_learner(learner: str) -> None:
-    """``ValueError`` unless ``learner`` is one of :data:`LEARNERS`."""
-    if learner not in LEARNERS:
-        raise ValueError(f"learner = {learner!r}: must be one of {LEARNERS}")
 
 
 def observation_matrix(spectrum: Spectrum | str, observation: str = "sum") -> FloatArray:
@@ -110,25 +104,10 @@ def check_block(
 ) -> tuple[FloatArray, IntArray, IntArray]:
     """Validated ``(noise_ratio (R,), k (K,), T (N,))`` of a block; ``ValueError`` naming the bad input."""
     r = np.ascontiguousarray(noise_ratio, dtype=np.float64)
-    k = np.ascontiguousarray(k_in)
-    T = np.ascontiguousarray(T_in)
-    for name, arr in (("noise_ratio", r), ("k", k), ("T", T)):
-        if arr.ndim != 1:
-            raise ValueError(f"{name} must be a 1-D array, got shape {arr.shape}")
+    if r.ndim != 1:
+        raise ValueError(f"noise_ratio must be a 1-D array, got shape {r.shape}")
     check_learner(learner)
     if not np.all(np.isfinite(r) & (r > 0)):
         raise ValueError("noise_ratio must be finite and > 0")
-    for name, arr in (("k", k), ("T", T)):
-        if arr.size and not np.issubdtype(arr.dtype, np.integer):
-            f = np.asarray(arr, dtype=np.float64)
-            if not np.all(f == np.round(f)):
-                raise ValueError(f"{name} must hold integers")
-    k = k.astype(np.int64)
-    T = T.astype(np.int64)
-    if np.any(k < 0):
-        raise ValueError("k must be >= 0")
-    if np.any(T < 1):
-        raise ValueError("T must be >= 1")
-    if np.any(T > 2**52):
-        raise ValueError("T must be <= 2**52")
+    k, T = check_taps_and_horizons(k_in, T_in)
     return r, k, T
