@@ -11,6 +11,7 @@ of its arguments (no global state but caches of pure results, whose arrays are r
 * :mod:`.precision`: the extended-precision linear algebra they share, and the one context
   under which every piece of python-flint work sets its working precision.
 * :mod:`.simulation` (trajectories of linear systems in time blocks, running means),
-  :mod:`.fir_montecarlo` (FIR learners on simulated outputs), :mod:`.streams` (random
+  :mod:`.fir` and :mod:`.fir_montecarlo` (the FIR learners of both hidden-state
+  experiments, and their Monte Carlo on simulated outputs), :mod:`.streams` (random
   streams keyed by plain values), :mod:`.spectra` (the spectrum grammar, MATH §1.1).
 """
