@@ -20,8 +20,6 @@ from pipeline.plan.config import parse_workflow
 from tests.helpers import comparable, run_quietly
 from tests.processes import DASK, DaskProcesses
 
-pytestmark = pytest.mark.slow
-
 THREADS = 4
 
 # Loaded by the worker: it switches threads every few microseconds instead of every 5 ms, so
@@ -218,6 +216,7 @@ def _overlapping(stream: list[dict]) -> int:
     return most
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(WORKFLOWS))
 def test_multithreaded_worker_gives_the_bits_of_a_single_threaded_run(name, threaded_worker, tmp_path):
     from distributed import Client, get_task_stream
