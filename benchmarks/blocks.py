@@ -135,11 +135,11 @@ def _scan_workflow(blocks: int) -> str:
 
 
 def _mark(location: object, tasks: Iterable[tuple[int, ...]]) -> None:
-    """These tasks' one-byte marks, named as ``store.mark_done`` writes them."""
-    from pipeline import store
+    """These tasks' one-byte marks, named as ``ledger.mark_done`` writes them."""
+    from pipeline.storage import ledger
 
     fs, root = location.fs()  # type: ignore[attr-defined]
-    marks = {f"{root}/{store.DONE_GROUP}/done/c." + ".".join(map(str, t)): b"\x01" for t in tasks}
+    marks = {f"{root}/{ledger.DONE_GROUP}/done/c." + ".".join(map(str, t)): b"\x01" for t in tasks}
     if location.is_local:  # type: ignore[attr-defined]
         for path, data in marks.items():
             Path(path).write_bytes(data)
@@ -160,9 +160,10 @@ def done_scan(quick: bool) -> Figure:
     leaves it (10^5 standing marks to list) and as a finished run leaves it (marks folded
     into the ledger); the note adds ``emergence run`` on the finished cube (a resume with
     nothing left to do)."""
-    from pipeline import resume, store
-    from pipeline.config import parse_workflow
-    from pipeline.location import StoreLocation
+    from pipeline.driver import resume
+    from pipeline.plan.config import parse_workflow
+    from pipeline.storage import ledger
+    from pipeline.storage.location import StoreLocation
 
     root = Path(tempfile.mkdtemp(prefix="emergence-scan-"))
     wf = parse_workflow(_scan_workflow(SCAN_BLOCKS))
@@ -172,10 +173,10 @@ def done_scan(quick: bool) -> Figure:
     try:
         resume.create_store(wf, location)
         _mark(location, wf.plan.task_keys())
-        assert store.count_done(location) == SCAN_BLOCKS
+        assert ledger.count_done(location) == SCAN_BLOCKS
         standing = alternate({"info": lambda: check(run_timed(info)[1])}, 3 if quick else 5)
         t0 = time.perf_counter()
-        store.compact_done(location)
+        ledger.compact_done(location)
         compaction = time.perf_counter() - t0
         folded = alternate(
             {"info": lambda: check(run_timed(info)[1]), "run": lambda: check(run_timed(rerun)[1])}, 3 if quick else 5
@@ -207,9 +208,10 @@ def done_scan_s3(quick: bool) -> Figure:
     interval can leave on top (the driver folds every ``engine.COMPACT_SECONDS`` or
     ``engine.COMPACT_TASKS`` tasks, whichever comes first: the marks 10 s of batched PUTs leave,
     at most ``COMPACT_TASKS``)."""
-    from pipeline import engine, resume, store
-    from pipeline.config import parse_workflow
-    from pipeline.location import StoreLocation
+    from pipeline.driver import engine, resume
+    from pipeline.plan.config import parse_workflow
+    from pipeline.storage import ledger
+    from pipeline.storage.location import StoreLocation
     from tests.processes import S3_BUCKET, loopback_s3
 
     wf = parse_workflow(_scan_workflow(SCAN_BLOCKS))
@@ -223,8 +225,8 @@ def done_scan_s3(quick: bool) -> Figure:
         resume.create_store(wf, location)
         created = time.perf_counter() - t0
         tasks = list(wf.plan.task_keys())
-        store.write_ledger(location, set(tasks), wf.plan.ntasks)
-        assert store.count_done(location) == SCAN_BLOCKS
+        ledger.write_ledger(location, set(tasks), wf.plan.ntasks)
+        assert ledger.count_done(location) == SCAN_BLOCKS
         folded = alternate(
             {"info": lambda: check(run_timed(info)[1]), "run": lambda: check(run_timed(rerun)[1])}, repeats
         )

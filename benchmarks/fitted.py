@@ -145,7 +145,7 @@ def sharing(quick: bool) -> list[Figure]:
 
 def _naive_cell(spectrum: str, seed: int, T: int, m: int, k: int) -> float:
     """A researcher's cell: simulate, least squares on the explicit design, float64 risk."""
-    from pipeline.models.observed import sigmabar
+    from pipeline.models.precision.doubling import sigmabar
     from pipeline.models.spectra import parse_spectrum
 
     A = parse_spectrum(spectrum).jordan_matrix()

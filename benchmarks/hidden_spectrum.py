@@ -28,11 +28,11 @@ TS = np.unique(np.geomspace(10, 1e8, 15).round().astype(np.int64))
 
 
 def _time(fn, repeats: int) -> float:
-    from pipeline.models import hidden_spectrum as hs
+    from pipeline.models.hidden_spectrum.kalman import exact_inputs
 
     out = []
     for _ in range(repeats):
-        hs._exact.cache_clear()
+        exact_inputs.cache_clear()
         t0 = time.perf_counter()
         fn()
         out.append(time.perf_counter() - t0)

@@ -243,24 +243,23 @@ def _observed_workflow(T: list[int], draws: int = 3) -> str:
 
 def _clear_observed_caches() -> None:
     """Forget per-horizon results, so each timed call does the work a fresh worker does."""
-    from pipeline.models import observed as om
+    from pipeline.models.observed.weight import block_weight
+    from pipeline.models.precision import pivots
     from tests.oracles import observed_fixed_point as fx
 
-    for mod in (om, fx):
-        for name in ("_block_log2_scales", "_sigmabar_blocks", "_block_weight"):
-            fn = getattr(mod, name, None)
-            if fn is not None and hasattr(fn, "cache_clear"):
-                fn.cache_clear()
-    splits = getattr(om, "_SPLITS", None)
-    if splits is not None:
-        splits.clear()
+    block_weight.cache_clear()
+    pivots._pivot_split_cached.cache_clear()
+    for name in ("_block_log2_scales", "_sigmabar_blocks"):
+        fn = getattr(fx, name, None)
+        if fn is not None and hasattr(fn, "cache_clear"):
+            fn.cache_clear()
 
 
 def observed_figures(quick: bool) -> list[Figure]:
     """Observed kernel: T = 1e8 vs T = 1e2 on the same cells, and cells per second on a
     theorem31-like grid (n <= 6, every family, d = all, 3 draws, T 1e1..1e8)."""
-    from pipeline.config import parse_workflow
     from pipeline.experiments.observed.adapter import OBSERVED
+    from pipeline.plan.config import parse_workflow
 
     def prepared(T: list[int]) -> tuple[Any, Any, int, int]:
         wf = parse_workflow(_observed_workflow(T))
@@ -333,8 +332,8 @@ SPEEDUP_T = [10**2, 10**4, 10**6]
 
 
 def _observed_prepared(spectra: list[str], families: list[str], T: list[int], draws: int) -> tuple[Any, Any, int]:
-    from pipeline.config import parse_workflow
     from pipeline.experiments.observed.adapter import OBSERVED
+    from pipeline.plan.config import parse_workflow
 
     text = (
         'experiment = "observed"\nname = "bench_observed16"\nseed = 0\n[grid]\n'

@@ -112,8 +112,8 @@ class Runner:
 def bare_kernel_seconds(text: str) -> tuple[float, int]:
     """The experiment kernel on every task of the workflow's plan, one process,
     results discarded (no store, no Dask). Returns (seconds, cells)."""
-    from pipeline.config import parse_workflow
     from pipeline.experiments import get_experiment
+    from pipeline.plan.config import parse_workflow
 
     wf = parse_workflow(text)
     exp = get_experiment(wf.experiment)
@@ -131,7 +131,7 @@ BARE_KERNEL_SCRIPT = """
 import json, sys
 from pathlib import Path
 if sys.argv[2] == "tuned":
-    from pipeline.allocator import keep_block_memory
+    from pipeline.worker.allocator import keep_block_memory
     keep_block_memory()
 from benchmarks.pipeline_runs import bare_kernel_seconds
 seconds, cells = bare_kernel_seconds(Path(sys.argv[1]).read_text())
@@ -141,7 +141,7 @@ print(json.dumps({"seconds": seconds, "cells": cells}))
 
 def bare_kernel_subprocess(workflow: Path, malloc: str) -> tuple[float, int]:
     """``bare_kernel_seconds`` in a fresh interpreter: ``malloc = "tuned"`` with the
-    workers' allocator settings (``pipeline.allocator``), ``"default"`` with glibc's."""
+    workers' allocator settings (``pipeline.worker.allocator``), ``"default"`` with glibc's."""
     out = subprocess.run(
         [sys.executable, "-c", BARE_KERNEL_SCRIPT, str(workflow), malloc],
         cwd=REPO,
@@ -156,9 +156,9 @@ def bare_kernel_subprocess(workflow: Path, malloc: str) -> tuple[float, int]:
 
 TASK_BODIES_SCRIPT = """
 import json, sys, time
-from pipeline import tasks
-from pipeline.config import parse_workflow
-from pipeline.location import StoreLocation
+from pipeline.worker import tasks
+from pipeline.plan.config import parse_workflow
+from pipeline.storage.location import StoreLocation
 wf = parse_workflow(open(sys.argv[1]).read())
 location = StoreLocation(sys.argv[2])
 part, parts, start_at = int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
@@ -177,9 +177,10 @@ def task_bodies_seconds(workflow: Path, root: Path, processes: int) -> float:
     Dask: what any pipeline that stores the cube from that many workers must spend.
     Seconds from the common start to the last block written; imports and store
     creation are not timed."""
-    from pipeline import resume, store
-    from pipeline.config import parse_workflow
-    from pipeline.location import StoreLocation
+    from pipeline.driver import resume
+    from pipeline.plan.config import parse_workflow
+    from pipeline.storage import ledger
+    from pipeline.storage.location import StoreLocation
 
     wf = parse_workflow(workflow.read_text())
     location = StoreLocation(str(root / f"bodies-{time.monotonic_ns()}.zarr"))
@@ -206,7 +207,7 @@ def task_bodies_seconds(workflow: Path, root: Path, processes: int) -> float:
     reports = [json.loads(p.communicate(timeout=600)[0].strip().splitlines()[-1]) for p in procs]
     if any(p.returncode for p in procs):
         raise RuntimeError("a task-body process failed")
-    done = store.count_done(location)
+    done = ledger.count_done(location)
     shutil.rmtree(location.url, ignore_errors=True)
     if done != wf.plan.total:
         raise RuntimeError(f"task-body processes marked {done} of {wf.plan.total} blocks")
@@ -296,7 +297,7 @@ def pipeline_figures(quick: bool, runner: Runner) -> list[Figure]:
                 f"{n:,}-cell hidden sweep ({n // 2**20} blocks of 2^20), default 2 workers: (`emergence run` wall - "
                 f"startup) / bare kernel in a fresh plain process ({kernel:.2f} s); median over {repeats} "
                 f"repeats of the ratio within a repeat (ratio of the medians: {ratio_of_medians:.2f}). "
-                f"Workers set glibc's malloc thresholds (pipeline/allocator.py); a bare kernel given the "
+                f"Workers set glibc's malloc thresholds (pipeline/worker/allocator.py); a bare kernel given the "
                 f"same settings takes {kernel_tuned:.2f} s, against which the ratio is "
                 f"{r['ratio_2_workers_tuned_malloc_kernel']:.2f}. Floor without Dask: the task bodies "
                 f"(kernel + NaN check + Zarr writes of 24 B/cell + marks) in 2 plain processes take "

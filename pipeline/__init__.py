@@ -10,18 +10,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pipeline.api import load, open_cube, plot, run, thresholds
-from pipeline.errors import RunError, UsageError
-from pipeline.where import Where
+from pipeline.core.errors import RunError, UsageError
+from pipeline.driver.where import Where
 
 if TYPE_CHECKING:
-    from pipeline.engine import RunReport
+    from pipeline.driver.engine import RunReport
 
 __all__ = ["RunError", "RunReport", "UsageError", "Where", "load", "open_cube", "plot", "run", "thresholds"]
 
 
 def __getattr__(name: str) -> Any:
     if name == "RunReport":  # with the engine, which imports Dask
-        from pipeline.engine import RunReport
+        from pipeline.driver.engine import RunReport
 
         return RunReport
     raise AttributeError(f"module 'pipeline' has no attribute {name!r}")

@@ -16,19 +16,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.errors import UsageError
+from pipeline.core.errors import UsageError
 
 if TYPE_CHECKING:
     import xarray as xr
     from matplotlib.figure import Figure
 
-    from pipeline.config import Workflow
-    from pipeline.engine import RunReport
+    from pipeline.driver.engine import RunReport
+    from pipeline.plan.config import Workflow
 
 
 def load(workflow: str | os.PathLike[str] | Mapping[str, Any] | Workflow) -> Workflow:
     """A validated Workflow from a path to a TOML file, TOML text, or a dict of its keys."""
-    from pipeline.config import Workflow, load_workflow, parse_workflow, toml_text
+    from pipeline.plan.config import Workflow, load_workflow, parse_workflow, toml_text
 
     if isinstance(workflow, Workflow):
         return workflow
@@ -62,9 +62,9 @@ def run(
     ``[cluster]`` keys of the workflow or ``cluster_profile``). Raises ``UsageError`` for
     bad input (nothing written) and ``RunError`` when blocks failed (re-run to retry).
     """
-    from pipeline.engine import run as run_workflow
-    from pipeline.location import StoreLocation
-    from pipeline.where import Where
+    from pipeline.driver.engine import run as run_workflow
+    from pipeline.driver.where import Where
+    from pipeline.storage.location import StoreLocation
 
     wf = load(workflow)
     spec = wf.cluster.overridden(cluster, cluster_profile)
@@ -84,7 +84,7 @@ def run(
 def open_cube(path: str | os.PathLike[str], *, partial: bool = False) -> xr.Dataset:
     """A cube as a lazy ``xarray.Dataset``; an unfinished cube only with ``partial=True``
     (then cells of unfinished blocks are NaN and ``computed`` marks the real ones)."""
-    from pipeline.cubes import open_cube as open_checked
+    from pipeline.readers.cubes import open_cube as open_checked
 
     return open_checked(path, partial=partial)
 
@@ -97,7 +97,7 @@ def thresholds(
     partial: bool = False,
 ) -> xr.Dataset:
     """Every extracted threshold of a cube beside its theory (nothing is written)."""
-    from pipeline import thresholding as thr
+    from pipeline.readers import thresholding as thr
 
     ds = _cube(cube, partial)
     return thr.compute_thresholds(ds, thr.options(taus, growth_tol))
@@ -106,7 +106,7 @@ def thresholds(
 def plot(cube: str | os.PathLike[str] | xr.Dataset, *, tau: float | None = None, partial: bool = False) -> list[Figure]:
     """The cube's figures as matplotlib Figures (each labelled with its file stem;
     ``emergence plot`` saves the same figures as PNG and SVG)."""
-    from pipeline import plots
+    from pipeline.readers import plots
 
     drawn = plots.draw(_cube(cube, partial), tau=tau)
     for d in drawn:
@@ -115,7 +115,7 @@ def plot(cube: str | os.PathLike[str] | xr.Dataset, *, tau: float | None = None,
 
 
 def _cube(cube: str | os.PathLike[str] | xr.Dataset, partial: bool) -> xr.Dataset:
-    from pipeline.core import BLOCKS_ATTR
+    from pipeline.core.types import BLOCKS_ATTR
 
     if isinstance(cube, (str, os.PathLike)):
         return open_cube(cube, partial=partial)

@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from pipeline.cliargs import positive_int
-from pipeline.errors import RunError, UsageError
-from pipeline.location import StoreLocation
+from pipeline.core.cliargs import positive_int
+from pipeline.core.errors import RunError, UsageError
+from pipeline.storage.location import StoreLocation
 
 
 class _Parser(argparse.ArgumentParser):
@@ -76,9 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("store")
     summary.add_argument("--partial", action="store_true", help="summarise an unfinished cube (says so)")
 
-    from pipeline.figures import add_figures_parser
-    from pipeline.plots import add_plot_parser
-    from pipeline.thresholding import add_thresholds_parser
+    from pipeline.readers.figures import add_figures_parser
+    from pipeline.readers.plots import add_plot_parser
+    from pipeline.readers.thresholding import add_thresholds_parser
 
     add_thresholds_parser(sub)
     add_plot_parser(sub)
@@ -150,18 +150,18 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _cmd_run(args)
     location = StoreLocation(args.store)
     if args.command == "info":
-        from pipeline.inspect import cube_info, format_info
+        from pipeline.readers.inspect import cube_info, format_info
 
         info = cube_info(location)
         print(json.dumps(info, indent=2) if args.format == "json" else format_info(info))
         return 0
     if args.command == "query":
-        from pipeline.inspect import query
+        from pipeline.readers.inspect import query
 
         print(query(location, args.sel, args.var, args.format))
         return 0
     if args.command == "summary":
-        from pipeline.summary import summarize
+        from pipeline.readers.summary import summarize
 
         print(summarize(location, partial=args.partial))
         return 0
@@ -169,10 +169,10 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from pipeline.clients import start_worker_forkserver
-    from pipeline.cluster import load_profile
-    from pipeline.config import DEFAULT_MAX_CELLS, load_workflow
-    from pipeline.where import Where
+    from pipeline.driver.clients import start_worker_forkserver
+    from pipeline.driver.cluster import load_profile
+    from pipeline.driver.where import Where
+    from pipeline.plan.config import DEFAULT_MAX_CELLS, load_workflow
 
     workflow = load_workflow(args.workflow, max_cells=args.max_cells or DEFAULT_MAX_CELLS)
     profile = load_profile(args.cluster_profile) if args.cluster_profile else None
@@ -185,7 +185,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if not args.dry_run and where.is_local and workflow.plan.total != 1:
         start_worker_forkserver()  # its imports overlap with ours below
 
-    from pipeline.engine import describe_plan, run
+    from pipeline.driver.engine import describe_plan, run
 
     location = StoreLocation(args.out or str(Path("data") / f"{workflow.name}.zarr"))
     if args.dry_run:

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from pipeline.where import Where
+from pipeline.driver.where import Where
 
 
 @pytest.fixture(scope="session")

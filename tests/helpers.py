@@ -12,11 +12,11 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from pipeline.config import Workflow, parse_workflow, toml_text
-from pipeline.engine import RunReport, run
+from pipeline.driver.engine import RunReport, run
+from pipeline.driver.where import Where
 from pipeline.experiments import get_experiment
-from pipeline.location import StoreLocation
-from pipeline.where import Where
+from pipeline.plan.config import Workflow, parse_workflow, toml_text
+from pipeline.storage.location import StoreLocation
 
 REPO = Path(__file__).resolve().parents[1]
 VOLATILE_ATTRS = ("created", "git_commit", "history", "workflow_file")
@@ -132,10 +132,10 @@ def write_workflow(folder: Path, text: str, name: str = "wf.toml") -> Path:
 
 def done_count(out: Path | str) -> int:
     """Blocks marked done in a store (0 while it does not exist yet)."""
-    from pipeline import store
+    from pipeline.storage import ledger
 
     try:
-        return store.count_done(StoreLocation(str(out)))
+        return ledger.count_done(StoreLocation(str(out)))
     except Exception:  # the store is being created
         return 0
 

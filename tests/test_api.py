@@ -12,7 +12,7 @@ import pytest
 import xarray as xr
 
 import pipeline
-from pipeline.errors import UsageError
+from pipeline.core.errors import UsageError
 from tests.helpers import REPO, hidden
 
 README_PYTHON = re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), flags=re.S)

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from pipeline import plots
-from pipeline import thresholding as thr
-from pipeline.config import load_workflow, toml_text
-from pipeline.cubes import open_cube
+from pipeline.plan.config import load_workflow, toml_text
+from pipeline.readers import plots
+from pipeline.readers import thresholding as thr
+from pipeline.readers.cubes import open_cube
 from tests.helpers import REPO, run_quietly
 
 SHIPPED = sorted((REPO / "workflows").glob("*.toml"))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from pipeline.errors import UsageError
+from pipeline.core.errors import UsageError
 
 if TYPE_CHECKING:
     import xarray as xr

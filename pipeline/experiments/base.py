@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from pipeline.core import AxisRule, SettingRule, Settings, VariableSpec
+from pipeline.core.types import AxisRule, SettingRule, Settings, VariableSpec
 
 if TYPE_CHECKING:
     import xarray as xr

@@ -123,13 +123,13 @@ class Spectrum:
 
     @cached_property
     def unstable_indices(self) -> np.ndarray:
-        idx = [i for g in self.groups if g.unstable for i in g.indices]
-        return np.array(sorted(idx), dtype=np.int64)
+        """Coordinates of the eigenvalues with ``|lam| >= 1``, sorted (read-only: cached)."""
+        return _frozen([i for g in self.groups if g.unstable for i in g.indices])
 
     @cached_property
     def stable_indices(self) -> np.ndarray:
-        idx = [i for g in self.groups if not g.unstable for i in g.indices]
-        return np.array(sorted(idx), dtype=np.int64)
+        """Coordinates of the eigenvalues with ``|lam| < 1``, sorted (read-only: cached)."""
+        return _frozen([i for g in self.groups if not g.unstable for i in g.indices])
 
     def jordan_matrix(self) -> np.ndarray:
         """The real Jordan matrix (MATH.md section 1.1 layout), float64."""
@@ -138,6 +138,12 @@ class Spectrum:
         for b in self.blocks:
             J[b.start : b.start + b.dim, b.start : b.start + b.dim] = block_matrix(b)
         return J
+
+
+def _frozen(indices: list[int]) -> np.ndarray:
+    out = np.array(sorted(indices), dtype=np.int64)
+    out.setflags(write=False)
+    return out
 
 
 def block_matrix(b: JordanBlock) -> np.ndarray:

@@ -10,13 +10,13 @@ import pytest
 import xarray as xr
 import xarray.testing as xrt
 
-from pipeline import plots
-from pipeline import thresholding as thr
-from pipeline.cubes import open_cube
-from pipeline.errors import UsageError
+from pipeline.core.errors import UsageError
 from pipeline.experiments.hidden import report
 from pipeline.experiments.hidden.thresholds import slope_in_regime
 from pipeline.models.hidden import kalman
+from pipeline.readers import plots
+from pipeline.readers import thresholding as thr
+from pipeline.readers.cubes import open_cube
 from tests.helpers import DECADES, hidden, run_quietly, synthetic_hidden
 
 LEARNERS = np.array(["truncated_kalman", "best_fir"], dtype=object)
@@ -134,8 +134,8 @@ def test_kstar_legend_draws_its_theory_only_where_there_is_one():
 
 @pytest.mark.slow
 def test_summary_tells_what_a_real_cube_shows(tmp_path, shared_cluster):
-    from pipeline.location import StoreLocation
-    from pipeline.summary import summarize
+    from pipeline.readers.summary import summarize
+    from pipeline.storage.location import StoreLocation
 
     run_quietly(hidden(), tmp_path / "s.zarr", shared_cluster)
     text = summarize(StoreLocation(str(tmp_path / "s.zarr")))

@@ -9,13 +9,13 @@ import math
 import numpy as np
 import pytest
 
-from pipeline import plots
-from pipeline import thresholding as thr
-from pipeline.config import load_workflow, parse_workflow
-from pipeline.cubes import open_cube
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
 from pipeline.experiments import get_experiment
 from pipeline.models.hidden import kalman
+from pipeline.plan.config import load_workflow, parse_workflow
+from pipeline.readers import plots
+from pipeline.readers import thresholding as thr
+from pipeline.readers.cubes import open_cube
 from tests.helpers import (
     REPO,
     assert_cubes_identical,

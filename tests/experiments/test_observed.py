@@ -8,11 +8,11 @@ import pytest
 import xarray as xr
 import xarray.testing as xrt
 
-from pipeline import plots
-from pipeline import thresholding as thr
-from pipeline.cubes import open_cube
-from pipeline.errors import UsageError
+from pipeline.core.errors import UsageError
 from pipeline.experiments.observed import report
+from pipeline.readers import plots
+from pipeline.readers import thresholding as thr
+from pipeline.readers.cubes import open_cube
 from tests.helpers import (
     SYNTHETIC_FAMILIES,
     SYNTHETIC_SPECTRA,

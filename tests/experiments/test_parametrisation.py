@@ -13,18 +13,18 @@ import pytest
 import xarray as xr
 import xarray.testing as xrt
 
-from pipeline import plots
-from pipeline import thresholding as thr
 from pipeline.cli import main
-from pipeline.config import load_workflow, parse_workflow
-from pipeline.cubes import open_cube
 from pipeline.experiments import get_experiment
 from pipeline.experiments.observed import report
 from pipeline.models import observed as om
 from pipeline.models import parametrisation as pm
 from pipeline.models.spectra import parse_spectrum
+from pipeline.plan.config import load_workflow, parse_workflow
+from pipeline.readers import plots
+from pipeline.readers import thresholding as thr
+from pipeline.readers.cubes import open_cube
 from tests.helpers import REPO, assert_cubes_identical, direct, observed, one_clean_line, run_quietly, write_workflow
-from tests.models.test_observed import _mp_oracle
+from tests.models.observed.mp_oracles import _mp_oracle
 
 OBSERVED = get_experiment("observed")
 REFERENCE = REPO / "tests" / "experiments" / "data" / "observed_before_learner_family.npz"
@@ -119,7 +119,7 @@ def test_cross_family_cells_against_mpmath(text, adversary, learner, T):
     ref = _mp_oracle(A, B, H, T, dps, snap=False) if adversary != "similarity" else None
     if ref is None:
         with mp.workdps(dps):
-            from tests.models.test_observed import _snap_to_similarity
+            from tests.models.observed.mp_oracles import _snap_to_similarity
 
             Hs = _snap_to_similarity(mp.matrix(A.tolist()), [mp.matrix(h.tolist()) for h in H], dps)
             Hf = np.array([[[float(M[i, j]) for j in range(n)] for i in range(n)] for M in Hs])

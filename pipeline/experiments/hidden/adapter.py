@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipeline.core import AxisRule, SettingRule, Settings, VariableSpec
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
+from pipeline.core.types import AxisRule, SettingRule, Settings, VariableSpec
 from pipeline.experiments.base import PackageReaders, at_least_one, positive
 from pipeline.models import hidden as model
 

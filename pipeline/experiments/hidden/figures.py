@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline import plotting as pl
-from pipeline.core import PARTIAL_ATTR
+from pipeline.core import plotting as pl
+from pipeline.core.types import PARTIAL_ATTR
 from pipeline.experiments.base import DrawnFigure
 from pipeline.models import hidden as model
 

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipeline.measure import known
-from pipeline.wording import fmt, ranges
+from pipeline.core.measure import known
+from pipeline.core.wording import fmt, ranges
 
 if TYPE_CHECKING:
     import xarray as xr

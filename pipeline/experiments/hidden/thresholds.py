@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipeline.measure import first_k_below, growth_exponent, growth_horizons, measured, static, theory
+from pipeline.core.measure import first_k_below, growth_exponent, growth_horizons, measured, static, theory
 from pipeline.models import hidden as model
 
 if TYPE_CHECKING:

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline.core import AxisRule, SettingRule, Settings, VariableSpec
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
+from pipeline.core.types import AxisRule, SettingRule, Settings, VariableSpec
 from pipeline.experiments.base import PackageReaders, at_least_one, positive, str_array
 from pipeline.models import hidden_spectrum as model
 from pipeline.models.spectra import SpectrumError, parse_spectrum

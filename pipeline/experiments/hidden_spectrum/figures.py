@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline import plotting as pl
-from pipeline.core import PARTIAL_ATTR
+from pipeline.core import plotting as pl
+from pipeline.core.types import PARTIAL_ATTR
 from pipeline.experiments.base import DrawnFigure
 from pipeline.experiments.hidden.figures import kstar_panels
 from pipeline.experiments.hidden.report import STEP_TAPS, slope_band

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pipeline.core.measure import known
+from pipeline.core.wording import fmt
 from pipeline.experiments.hidden.report import STEP_TAPS, slope_disagrees
-from pipeline.measure import known
-from pipeline.wording import fmt
 
 if TYPE_CHECKING:
     import xarray as xr

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pipeline.core.measure import first_from_which, growth_exponent, growth_horizons, measured, static, theory
 from pipeline.experiments.hidden.thresholds import ASYMPTOTIC_REGIME_RULE, k_star_slopes
-from pipeline.measure import first_from_which, growth_exponent, growth_horizons, measured, static, theory
 from pipeline.models import hidden_spectrum as model
 from pipeline.models.spectra import parse_spectrum
 

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline.core import AxisRule, SettingRule, Settings, VariableSpec
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
+from pipeline.core.types import AxisRule, SettingRule, Settings, VariableSpec
 from pipeline.experiments.base import PackageReaders, str_array
 from pipeline.models import observed as om
 from pipeline.models import parametrisation as pm

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipeline import plotting as pl
-from pipeline.core import PARTIAL_ATTR
+from pipeline.core import plotting as pl
+from pipeline.core.types import PARTIAL_ATTR
 from pipeline.experiments.base import DrawnFigure
 
 if TYPE_CHECKING:

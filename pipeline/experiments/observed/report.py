@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from pipeline.measure import known
-from pipeline.wording import fmt
+from pipeline.core.measure import known
+from pipeline.core.wording import fmt
 
 if TYPE_CHECKING:
     import xarray as xr

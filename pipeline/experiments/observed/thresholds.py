@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import xarray as xr
 
-from pipeline.measure import first_from_which, growth_exponent, growth_horizons, measured, static, theory
+from pipeline.core.measure import first_from_which, growth_exponent, growth_horizons, measured, static, theory
 
 if TYPE_CHECKING:
     from pipeline.experiments.base import ThresholdOptions

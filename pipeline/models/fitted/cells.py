@@ -30,11 +30,11 @@ from pipeline.models.fitted.least_squares import (
     start_bits,
     statistics,
 )
-from pipeline.models.fitted.precision import working_precision
 from pipeline.models.fitted.problem import FitProblem
 from pipeline.models.fitted.risk import log10, risk_of
 from pipeline.models.fitted.sampler import chains
 from pipeline.models.fitted.statistics import Moments, moments, moments_many
+from pipeline.models.precision.context import working_precision
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]

@@ -34,6 +34,7 @@ from numpy.typing import NDArray
 
 from pipeline.models.fitted.problem import FitProblem
 from pipeline.models.fitted.statistics import Moments
+from pipeline.models.precision.context import PrecisionError
 
 FloatArray = NDArray[np.float64]
 
@@ -41,9 +42,20 @@ TARGET_BITS = 64  # certain bits of every phi (relative to the largest) and of t
 MAX_BITS = 1 << 16  # beyond this working precision a cell raises PrecisionError
 MIN_BITS = 128
 
-
-class PrecisionError(ArithmeticError):
-    """A fit could not be certified within :data:`MAX_BITS` of working precision."""
+__all__ = [
+    "MAX_BITS",
+    "MIN_BITS",
+    "TARGET_BITS",
+    "ExactFit",
+    "MinNorm",
+    "PrecisionError",
+    "arb_matrix",
+    "delta",
+    "design",
+    "min_norm",
+    "start_bits",
+    "statistics",
+]
 
 
 def arb_matrix(x: FloatArray) -> Any:

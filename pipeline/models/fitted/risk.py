@@ -3,7 +3,7 @@
 * ``R_T(Ahat) = trace(Delta Sigmabar_T Delta')``, ``Delta = J - Ahat`` in Jordan coordinates
   (MATH.md sections 1.2 and 6.1; the risk is invariant under ``A = Q J Q'``), on a fresh
   trajectory. ``Sigmabar_T`` is block diagonal over the Jordan blocks; each block comes in
-  ball arithmetic from :func:`pipeline.models.observed._arb_sigmabar` (doubling, exact ``J``),
+  ball arithmetic from :func:`pipeline.models.precision.doubling.ball_sigmabar` (doubling, exact ``J``),
   at the working precision of the fit, so the risk of a ball ``Delta`` is a certified ball.
 * The bias ``r_T(d)`` of MATH.md section 1.3 with this nominal model and basis (for
   ``nominal = "zero"`` the "perturbation" is ``J`` itself, unnormalised) comes from the
@@ -17,13 +17,14 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from flint import arb, arb_mat
+from flint import arb, arb_mat, ctx
 from numpy.typing import NDArray
 
-from pipeline.models.fitted.precision import ctx_bits, working_precision
 from pipeline.models.fitted.problem import FitProblem
-from pipeline.models.observed import _arb_sigmabar, bounded_table, family_basis, log2_risk, log2_risk_general
+from pipeline.models.observed import bounded_table, family_basis, log2_risk, log2_risk_general
 from pipeline.models.observed import risk_factor as _observed_factor
+from pipeline.models.precision.context import working_precision
+from pipeline.models.precision.doubling import ball_sigmabar
 from pipeline.models.spectra import parse_spectrum
 
 FloatArray = NDArray[np.float64]
@@ -35,9 +36,7 @@ _LOG2_10 = float(np.log2(10.0))
 @lru_cache(maxsize=256)
 def _sigmabar(text: str, T: int, prec: int) -> Any:
     """``Sigmabar_T`` (n x n ``arb_mat``, block diagonal) at ``prec`` bits (call inside
-    :func:`pipeline.models.fitted.precision.working_precision` with that precision)."""
-    from flint import ctx
-
+    :func:`pipeline.models.precision.context.working_precision` with that precision)."""
     if ctx.prec != prec:
         raise RuntimeError(f"Sigmabar requested at {prec} bits inside a {ctx.prec}-bit context")
     sp = parse_spectrum(text)
@@ -46,7 +45,7 @@ def _sigmabar(text: str, T: int, prec: int) -> Any:
     out = arb_mat(n, n)
     for b in sp.blocks:
         s = slice(b.start, b.start + b.dim)
-        Sb = _arb_sigmabar(J[s, s], int(T))
+        Sb = ball_sigmabar(J[s, s], int(T))
         for i in range(b.dim):
             for j in range(b.dim):
                 out[b.start + i, b.start + j] = Sb[i, j]
@@ -103,7 +102,7 @@ def bias_log2(problem: FitProblem, T: int) -> FloatArray:
     """``log2 r_T(d)`` for ``d = 0..D`` (D + 1,): the exact best-in-class risk of the first
     ``d`` learner directions (``-inf`` where it is exactly 0)."""
     fam, P, h, _ = _observed_form(problem)
-    with working_precision(ctx_bits()):  # the observed kernel sets flint's precision itself: hold the lock
+    with working_precision(ctx.prec):  # hold the lock while the observed kernel sets its own precision
         fac = _observed_factor(problem.text, fam, P, int(T))
     if problem.E is not None and problem.K == problem.D:
         out = np.asarray(log2_risk(fac, P.T.copy(), h[None, :])[0], dtype=np.float64)

@@ -7,8 +7,8 @@ from flint import arb_mat
 
 from pipeline.models.fitted import cells
 from pipeline.models.fitted import problem as pr
-from pipeline.models.fitted.precision import working_precision
 from pipeline.models.fitted.risk import bias_bounded, bias_log2, risk_of
+from pipeline.models.precision.context import working_precision
 from pipeline.models.spectra import parse_spectrum
 from tests.models.fitted import oracles
 

@@ -1,0 +1,1 @@
+"""From a workflow file to a validated ``Workflow``: its axes, coordinates and block/task plan."""

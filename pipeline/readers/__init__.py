@@ -1,0 +1,1 @@
+"""What a finished (or, when asked, partial) cube shows: opening it, thresholds, tables, figures, the gallery."""

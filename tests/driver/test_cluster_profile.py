@@ -1,0 +1,58 @@
+"""--cluster-profile: bare keys or one [cluster] table, through the real command line."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.cli import main
+from tests.helpers import write_workflow
+from tests.plan.test_config import GOOD
+
+KEYS = 'cores = 4\nmemory = "8GiB"\nqueue = "normal"\naccount = "proj"\nworker_lifetime = "55m"\n'
+EXPECTED = ("#SBATCH -p normal", "#SBATCH -A proj", "#SBATCH --cpus-per-task=4", "--lifetime 55m")
+
+
+def _dry_run(tmp_path, profile_text: str) -> int:
+    profile = tmp_path / "slurm.toml"
+    profile.write_text(profile_text)
+    wf = write_workflow(tmp_path, GOOD)
+    return main(
+        [
+            "run",
+            str(wf),
+            "--cluster",
+            "slurm",
+            "--cluster-profile",
+            str(profile),
+            "--dry-run",
+            "--out",
+            str(tmp_path / "c.zarr"),
+        ]
+    )
+
+
+@pytest.mark.parametrize("form", ["bare keys", "[cluster] table"])
+def test_profile_with_bare_keys_or_a_cluster_table_gives_the_same_job_script(form, tmp_path, capsys):
+    text = KEYS if form == "bare keys" else "# my site\n[cluster]\n" + KEYS
+    assert _dry_run(tmp_path, text) == 0
+    script = capsys.readouterr().out
+    for piece in EXPECTED:
+        assert piece in script
+    assert not (tmp_path / "c.zarr").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ('walltime = "01:00:00"\n[cluster]\n' + KEYS, "key 'walltime' outside [cluster]"),
+        ("[cluster]\n" + KEYS + "[site]\nname = 'x'\n", "unexpected table [site]"),
+        ("[slurm]\n" + KEYS, "unexpected table [slurm]"),
+        ('cluster = "slurm"\n' + KEYS, "'cluster' must be a table"),
+    ],
+)
+def test_profile_mixing_forms_or_with_other_tables_is_one_clean_line(text, named, tmp_path, capsys):
+    assert _dry_run(tmp_path, text) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("emergence: error:"), err
+    assert str(tmp_path / "slurm.toml") in err and named in err
+    assert not (tmp_path / "c.zarr").exists()
