@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from pipeline.core.errors import RunError, UsageError
 from pipeline.core.types import VariableSpec
 from pipeline.driver.engine import run
+from pipeline.driver.setup import RunSetup
 from pipeline.driver.where import Where
 from pipeline.plan.config import parse_workflow
 from pipeline.storage import ledger
@@ -77,7 +78,7 @@ def test_rerun_of_finished_store_does_nothing_and_says_so(tmp_path, shared_clust
     run_quietly(SMALL, out, where=shared_cluster)
     said = []
     wf = parse_workflow(SMALL)
-    report = run(wf, StoreLocation(str(out)), where=shared_cluster, progress=False, say=said.append)
+    report = run(RunSetup(wf, StoreLocation(str(out)), shared_cluster), progress=False, say=said.append)
     assert report.blocks_computed == 0 and report.complete
     assert "nothing to do" in said[-1]
 
