@@ -48,7 +48,7 @@ def run(
     scheduler_file: str | None = None,
     connect_timeout: float | None = None,
     cluster: str | None = None,
-    cluster_profile: Mapping[str, Any] | None = None,
+    cluster_profile: Mapping[str, Any] | str | os.PathLike[str] | None = None,
     overwrite: bool = False,
     extend: bool = False,
     progress: bool = False,
@@ -60,10 +60,11 @@ def run(
     a running scheduler (``scheduler`` address or ``scheduler_file``, or the environment's
     ``DASK_SCHEDULER_ADDRESS``; ``connect_timeout`` seconds to wait for it to answer,
     default Dask's ``distributed.comm.timeouts.connect``), or a batch cluster
-    (``cluster="slurm"`` etc. with the ``[cluster]`` keys of the workflow or
-    ``cluster_profile``). Raises ``UsageError`` for bad input and ``RunError`` for a
-    scheduler that does not answer (nothing written in either case) or when blocks
-    failed (re-run to retry them).
+    (``cluster="slurm"`` etc. with the ``[cluster]`` keys of the workflow or of
+    ``cluster_profile``, a mapping or the path of a profile file).
+
+    Raises ``UsageError`` for bad input and ``RunError`` for a scheduler that does not
+    answer (nothing is written in either case), or when blocks failed (re-run to retry them).
     """
     from pipeline.driver import engine
     from pipeline.driver.setup import setup_run

@@ -175,7 +175,6 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from pipeline.driver.cluster import load_profile
     from pipeline.driver.setup import setup_run
     from pipeline.plan.config import DEFAULT_MAX_CELLS, load_workflow
 
@@ -187,7 +186,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         scheduler_file=args.scheduler_file,
         connect_timeout=args.connect_timeout,
         cluster=args.cluster,
-        cluster_profile=load_profile(args.cluster_profile) if args.cluster_profile else None,
+        cluster_profile=args.cluster_profile,
         overwrite=args.overwrite,
         extend=args.extend,
     )

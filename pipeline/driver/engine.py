@@ -91,8 +91,9 @@ def run(setup: RunSetup, *, progress: bool = True, say: Callable[[str], None] = 
     location = setup.location
     with RunClient(setup.where) as dask_client, StoreLock(location):
         try:
-            check_target(location, "cube")
             status = store_status(setup.workflow, location)
+            if status.state == "foreign":
+                check_target(location, "cube")  # raises: what this tool did not make is never touched
             target, state = _prepare(setup, location, status, dask_client, say)
             report = _compute(setup.workflow, target, state, dask_client, progress, say)
         finally:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.core.errors import UsageError
+from pipeline.driver.cluster import load_profile
 from pipeline.driver.where import Where
 from pipeline.plan.config import Workflow
 from pipeline.storage.location import StoreLocation
@@ -48,7 +49,7 @@ def setup_run(
     scheduler_file: str | None = None,
     connect_timeout: float | None = None,
     cluster: str | None = None,
-    cluster_profile: Mapping[str, Any] | None = None,
+    cluster_profile: Mapping[str, Any] | str | os.PathLike[str] | None = None,
     overwrite: bool = False,
     extend: bool = False,
     environ: Mapping[str, str] = os.environ,
@@ -59,8 +60,11 @@ def setup_run(
     Where: a local cluster (``workers``), a running scheduler (``scheduler`` address,
     ``scheduler_file`` or ``$DASK_SCHEDULER_ADDRESS``; ``connect_timeout`` seconds to
     wait for it), or a batch cluster (``cluster`` kind over the workflow's ``[cluster]``
-    table and ``cluster_profile``). Raises UsageError for anything that cannot work.
+    table and ``cluster_profile``: its keys, or the path of a profile file). Raises
+    UsageError for anything that cannot work.
     """
+    if cluster_profile is not None and not isinstance(cluster_profile, Mapping):
+        cluster_profile = load_profile(os.fspath(cluster_profile))
     where = Where.choose(
         scheduler=scheduler,
         scheduler_file=scheduler_file,
