@@ -66,14 +66,20 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("store")
     info.add_argument("--format", choices=("text", "json"), default="text")
 
-    query = sub.add_parser("query", help="select cells of a cube")
+    query = sub.add_parser(
+        "query",
+        help="select cells of a cube",
+        description="Select cells of a cube. DIM=VALUE takes the cell at exactly VALUE on every axis (floats "
+        "as stored, e.g. noise_ratio=3.1622776601683795; a miss names the values beside it); DIM~VALUE takes "
+        "the nearest value of a numeric axis and says which (e.g. noise_ratio~3).",
+    )
     query.add_argument("store")
     query.add_argument(
         "--sel",
         action="append",
         default=[],
-        metavar="DIM=VALUE",
-        help="select along a dim (nearest on float axes); repeatable",
+        metavar="DIM=VALUE|DIM~VALUE",
+        help="select along a dim: exactly (=) or the nearest value (~); repeatable",
     )
     query.add_argument("--var", action="append", default=None, help="variable(s) to show (default: all)")
     query.add_argument("--format", choices=("table", "csv", "json"), default="table")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,6 +81,41 @@ class RunReport:
             + ("; replaced the cube of another workflow" if self.replaced else "")
         )
 
+    def failures(self) -> str:
+        """What failed, for ``RunError``: each distinct error once (a task's own key in its
+        text stands as ``<task>``), with how many tasks and which it failed, most frequent
+        first; one line when there is one error, else one line per error below a head line,
+        at most ``FAILURES_SHOWN`` of them."""
+        tasks_of: dict[str, list[str]] = {}
+        for task, error in sorted(self.failed.items(), key=lambda item: _task_order(item[0])):
+            tasks_of.setdefault(_shortened(error.replace(task, TASK_PLACEHOLDER)), []).append(task)
+        ranked = sorted(tasks_of.items(), key=lambda item: -len(item[1]))
+        lines = [
+            f"{error if len(tasks) > 1 else error.replace(TASK_PLACEHOLDER, tasks[0])} "
+            f"({count(len(tasks), 'task')}: {', '.join(tasks[:3])}{', ...' if len(tasks) > 3 else ''})"
+            for error, tasks in ranked[:FAILURES_SHOWN]
+        ]
+        if len(ranked) > FAILURES_SHOWN:
+            rest = ranked[FAILURES_SHOWN:]
+            lines.append(f"and {count(len(rest), 'other error')} in {count(sum(len(t) for _, t in rest), 'task')}")
+        head = f"{len(self.failed)} of {count(self.tasks_total, 'task')} failed (re-run to retry them):"
+        return f"{head} {lines[0]}" if len(lines) == 1 else "\n  ".join([head, *lines])
+
+
+FAILURES_SHOWN = 5
+"""Distinct errors a failed run names, one line each (the others are counted)."""
+TASK_PLACEHOLDER = "<task>"
+ERROR_CHARS = 300
+"""An error's text is cut to this many characters."""
+
+
+def _task_order(key: str) -> tuple[int, ...]:
+    return tuple(int(i) for i in key.split("."))
+
+
+def _shortened(text: str) -> str:
+    return text if len(text) <= ERROR_CHARS else text[: ERROR_CHARS - 3] + "..."
+
 
 def run(setup: RunSetup, *, progress: bool = True, say: Callable[[str], None] = print) -> RunReport:
     """Run (or resume, extend, replace) the sweep of ``setup.workflow`` into ``setup.location``.
@@ -104,33 +139,8 @@ def run(setup: RunSetup, *, progress: bool = True, say: Callable[[str], None] = 
             report.replaced = True
         report.seconds = time.perf_counter() - started
     if report.failed:
-        raise RunError(failure_message(report.failed, report.tasks_total))
+        raise RunError(report.failures())
     return report
-
-
-FAILURES_SHOWN = 5
-"""Distinct errors a failed run names (one line each); the rest are counted."""
-ERROR_CHARS = 300
-"""An error's text is cut to this many characters."""
-
-
-def failure_message(failed: Mapping[str, str], tasks_total: int) -> str:
-    """What failed tasks (task key -> error) say: each distinct error once, with how many
-    tasks and which (the first few) it failed, most frequent first."""
-    tasks_of: dict[str, list[str]] = {}
-    for task, error in sorted(failed.items()):
-        text = error if len(error) <= ERROR_CHARS else error[: ERROR_CHARS - 3] + "..."
-        tasks_of.setdefault(text, []).append(task)
-    ranked = sorted(tasks_of.items(), key=lambda item: -len(item[1]))
-    lines = [
-        f"{error} ({count(len(tasks), 'task')}: {', '.join(tasks[:3])}{', ...' if len(tasks) > 3 else ''})"
-        for error, tasks in ranked[:FAILURES_SHOWN]
-    ]
-    if len(ranked) > FAILURES_SHOWN:
-        rest = ranked[FAILURES_SHOWN:]
-        lines.append(f"and {count(len(rest), 'other error')} in {count(sum(len(t) for _, t in rest), 'task')}")
-    head = f"{len(failed)} of {count(tasks_total, 'task')} failed (re-run to retry them):"
-    return f"{head} {lines[0]}" if len(lines) == 1 else "\n  ".join([head, *lines])
 
 
 def _prepare(

@@ -46,7 +46,7 @@ def setup_run(
     *,
     workers: int | None = None,
     scheduler: str | None = None,
-    scheduler_file: str | None = None,
+    scheduler_file: str | os.PathLike[str] | None = None,
     connect_timeout: float | None = None,
     cluster: str | None = None,
     cluster_profile: Mapping[str, Any] | str | os.PathLike[str] | None = None,

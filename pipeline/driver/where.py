@@ -66,7 +66,7 @@ class Where:
         cls,
         *,
         scheduler: str | None = None,
-        scheduler_file: str | None = None,
+        scheduler_file: str | os.PathLike[str] | None = None,
         workers: int | None = None,
         cluster: ClusterSpec | None = None,
         connect_timeout: float | None = None,
@@ -85,7 +85,7 @@ class Where:
                 raise UsageError("a connect timeout is for a running scheduler (--scheduler or --scheduler-file)")
             connect_timeout = _seconds(connect_timeout)
         if scheduler_file:
-            return cls.from_scheduler_file(scheduler_file, connect_timeout)
+            return cls.from_scheduler_file(os.fspath(scheduler_file), connect_timeout)
         if address:
             origin = "DASK_SCHEDULER_ADDRESS" if from_environ else "scheduler address"
             return cls.scheduler(checked_address(address, origin), connect_timeout)
