@@ -149,8 +149,7 @@ def _prepare(
     """Where the blocks go and their plan; for a new store, a local cluster starting meanwhile."""
     workflow = setup.workflow
     if status.state == "new":
-        dask_client.start_early(workflow.plan.tasks_total)  # every task of a new store is pending
-        return location, create_store(workflow, location)
+        return _create(workflow, location, dask_client)
     if setup.overwrite:
         return _prepare_replacement(setup, location.sibling(REPLACEMENT_SUFFIX), dask_client, say)
     if status.state in ("complete", "incomplete"):
@@ -175,7 +174,13 @@ def _prepare_replacement(
     if status.state != "new":
         check_target(staged, "cube", what="the replacement path")
         staged.fs()[0].rm(staged.fs()[1], recursive=True)  # an abandoned replacement of ours
-    return _prepare(setup, staged, StoreStatus("new", status.found), dask_client, say)
+    return _create(setup.workflow, staged, dask_client)
+
+
+def _create(workflow: Workflow, location: StoreLocation, dask_client: RunClient) -> tuple[StoreLocation, StoreState]:
+    """A new cube at ``location``; a local cluster starts meanwhile (every task is pending)."""
+    dask_client.start_early(workflow.plan.tasks_total)
+    return location, create_store(workflow, location)
 
 
 def _compute(
