@@ -162,7 +162,7 @@ from pipeline.storage.location import StoreLocation
 wf = parse_workflow(open(sys.argv[1]).read())
 location = StoreLocation(sys.argv[2])
 part, parts, start_at = int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
-token = wf.fingerprint()
+token = wf.fingerprint
 ready = time.time()
 time.sleep(max(0.0, start_at - ready))
 for task in list(wf.plan.task_keys())[part::parts]:

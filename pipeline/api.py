@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.core.errors import UsageError
@@ -46,9 +45,10 @@ def run(
     *,
     workers: int | None = None,
     scheduler: str | None = None,
-    scheduler_file: str | None = None,
+    scheduler_file: str | os.PathLike[str] | None = None,
+    connect_timeout: float | None = None,
     cluster: str | None = None,
-    cluster_profile: Mapping[str, Any] | None = None,
+    cluster_profile: Mapping[str, Any] | str | os.PathLike[str] | None = None,
     overwrite: bool = False,
     extend: bool = False,
     progress: bool = False,
@@ -58,27 +58,30 @@ def run(
 
     Where the work runs: a local cluster (``workers`` processes, default one per core),
     a running scheduler (``scheduler`` address or ``scheduler_file``, or the environment's
-    ``DASK_SCHEDULER_ADDRESS``), or a batch cluster (``cluster="slurm"`` etc. with the
-    ``[cluster]`` keys of the workflow or ``cluster_profile``). Raises ``UsageError`` for
-    bad input (nothing written) and ``RunError`` when blocks failed (re-run to retry).
-    """
-    from pipeline.driver.engine import run as run_workflow
-    from pipeline.driver.where import Where
-    from pipeline.storage.location import StoreLocation
+    ``DASK_SCHEDULER_ADDRESS``; ``connect_timeout`` seconds to wait for it to answer,
+    default Dask's ``distributed.comm.timeouts.connect``), or a batch cluster
+    (``cluster="slurm"`` etc. with the ``[cluster]`` keys of the workflow or of
+    ``cluster_profile``, a mapping or the path of a profile file).
 
-    wf = load(workflow)
-    spec = wf.cluster.overridden(cluster, cluster_profile)
-    where = Where.choose(scheduler=scheduler, scheduler_file=scheduler_file, workers=workers, cluster=spec)
-    location = StoreLocation(os.fspath(out) if out is not None else str(Path("data") / f"{wf.name}.zarr"))
-    return run_workflow(
-        wf,
-        location,
-        where=where,
+    Raises ``UsageError`` for bad input and ``RunError`` for a scheduler that does not
+    answer (nothing is written in either case), or when blocks failed (re-run to retry them).
+    """
+    from pipeline.driver import engine
+    from pipeline.driver.setup import setup_run
+
+    setup = setup_run(
+        load(workflow),
+        out,
+        workers=workers,
+        scheduler=scheduler,
+        scheduler_file=scheduler_file,
+        connect_timeout=connect_timeout,
+        cluster=cluster,
+        cluster_profile=cluster_profile,
         overwrite=overwrite,
         extend=extend,
-        progress=progress,
-        say=(lambda _: None) if quiet else print,
     )
+    return engine.run(setup, progress=progress, say=(lambda _: None) if quiet else print)
 
 
 def open_cube(path: str | os.PathLike[str], *, partial: bool = False) -> xr.Dataset:

@@ -33,6 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--scheduler", help="address of an existing Dask scheduler (or $DASK_SCHEDULER_ADDRESS)")
     run.add_argument("--scheduler-file", help="scheduler file of an existing Dask scheduler")
     run.add_argument(
+        "--connect-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="how long to wait for the scheduler to answer (default: Dask's distributed.comm.timeouts.connect, 30 s)",
+    )
+    run.add_argument(
         "--overwrite",
         action="store_true",
         help="replace a cube made from another workflow (the new one is built beside it and takes "
@@ -60,14 +66,20 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("store")
     info.add_argument("--format", choices=("text", "json"), default="text")
 
-    query = sub.add_parser("query", help="select cells of a cube")
+    query = sub.add_parser(
+        "query",
+        help="select cells of a cube",
+        description="Select cells of a cube. DIM=VALUE takes the cell at exactly VALUE on every axis (floats "
+        "as stored, e.g. noise_ratio=3.1622776601683795; a miss names the values beside it); DIM~VALUE takes "
+        "the nearest value of a numeric axis and says which (e.g. noise_ratio~3).",
+    )
     query.add_argument("store")
     query.add_argument(
         "--sel",
         action="append",
         default=[],
-        metavar="DIM=VALUE",
-        help="select along a dim (nearest on float axes); repeatable",
+        metavar="DIM=VALUE|DIM~VALUE",
+        help="select along a dim: exactly (=) or the nearest value (~); repeatable",
     )
     query.add_argument("--var", action="append", default=None, help="variable(s) to show (default: all)")
     query.add_argument("--format", choices=("table", "csv", "json"), default="table")
@@ -169,31 +181,32 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from pipeline.driver.clients import start_worker_forkserver
-    from pipeline.driver.cluster import load_profile
-    from pipeline.driver.where import Where
+    from pipeline.driver.setup import setup_run
     from pipeline.plan.config import DEFAULT_MAX_CELLS, load_workflow
 
-    workflow = load_workflow(args.workflow, max_cells=args.max_cells or DEFAULT_MAX_CELLS)
-    profile = load_profile(args.cluster_profile) if args.cluster_profile else None
-    cluster = workflow.cluster.overridden(args.cluster, profile)
-    if args.overwrite and args.extend:
-        raise UsageError("--overwrite and --extend exclude each other")
-    where = Where.choose(
-        scheduler=args.scheduler, scheduler_file=args.scheduler_file, workers=args.workers, cluster=cluster
+    setup = setup_run(
+        load_workflow(args.workflow, max_cells=args.max_cells or DEFAULT_MAX_CELLS),
+        args.out,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        scheduler_file=args.scheduler_file,
+        connect_timeout=args.connect_timeout,
+        cluster=args.cluster,
+        cluster_profile=args.cluster_profile,
+        overwrite=args.overwrite,
+        extend=args.extend,
     )
-    if not args.dry_run and where.is_local and workflow.plan.total != 1:
+    if not args.dry_run and setup.where.is_local and setup.workflow.plan.total != 1:
+        from pipeline.driver.clients import start_worker_forkserver
+
         start_worker_forkserver()  # its imports overlap with ours below
 
     from pipeline.driver.engine import describe_plan, run
 
-    location = StoreLocation(args.out or str(Path("data") / f"{workflow.name}.zarr"))
     if args.dry_run:
-        print(describe_plan(workflow, location, where, extend=args.extend))
+        print(describe_plan(setup))
         return 0
-    report = run(
-        workflow, location, where=where, overwrite=args.overwrite, extend=args.extend, progress=not args.no_progress
-    )
+    report = run(setup, progress=not args.no_progress)
     if report.blocks_computed:
         print(report.summary())
     return 0

@@ -13,6 +13,7 @@ import numpy as np
 import xarray as xr
 
 from pipeline.driver.engine import RunReport, run
+from pipeline.driver.setup import RunSetup
 from pipeline.driver.where import Where
 from pipeline.experiments import get_experiment
 from pipeline.plan.config import Workflow, parse_workflow, toml_text
@@ -80,7 +81,8 @@ def _workflow(
 def run_quietly(text: str | Workflow, out: Path | str, where: Where | None = None, **kwargs: Any) -> RunReport:
     """Run a workflow into ``out`` with no progress bar and no messages."""
     wf = text if isinstance(text, Workflow) else parse_workflow(text)
-    return run(wf, StoreLocation(str(out)), where=where or Where.local(1), progress=False, say=lambda _: None, **kwargs)
+    setup = RunSetup(wf, StoreLocation(str(out)), where or Where.local(1), **kwargs)
+    return run(setup, progress=False, say=lambda _: None)
 
 
 def direct(text: str) -> dict[str, np.ndarray]:

@@ -57,7 +57,8 @@ class DaskProcesses:
                 raise RuntimeError("dask scheduler did not start")
             time.sleep(0.1)
 
-    def start_worker(self, env: dict[str, str] | None = None) -> subprocess.Popen:
+    def start_worker(self, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.Popen:
+        """A single-threaded worker process, in ``cwd`` (default: ours) as its working directory."""
         proc = subprocess.Popen(
             [
                 DASK,
@@ -78,6 +79,7 @@ class DaskProcesses:
             stderr=subprocess.DEVNULL,
             start_new_session=True,
             env=dict(os.environ, **(env or {})),
+            cwd=cwd,
         )
         self.workers.append(proc)
         return proc

@@ -12,7 +12,7 @@ import pytest
 import xarray as xr
 
 import pipeline
-from pipeline.core.errors import UsageError
+from pipeline.core.errors import RunError, UsageError
 from tests.helpers import REPO, hidden
 
 README_PYTHON = re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), flags=re.S)
@@ -103,3 +103,15 @@ def test_run_from_a_jupyter_kernel_with_local_worker_processes(project):
         manager.shutdown_kernel(now=True)
     assert not errors, errors
     assert "".join(printed).split() == ["True", "3", "3"]
+
+
+def test_run_refuses_a_scheduler_it_cannot_use_and_writes_nothing(tmp_path):
+    text = hidden("api", lam=[1.0], noise_ratio=[4.0], k=[1, 3], T=[10, 1000])
+    out = tmp_path / "a.zarr"
+    with pytest.raises(UsageError, match="scheduler address 'not-an-address' is not a Dask scheduler address"):
+        pipeline.run(text, out, scheduler="not-an-address")
+    with pytest.raises(UsageError, match=r"scheduler file '.*none\.json' does not exist"):
+        pipeline.run(text, out, scheduler_file=tmp_path / "none.json")
+    with pytest.raises(RunError, match=r"no Dask scheduler answered at tcp://127\.0\.0\.1:1: gave up after .*1 s"):
+        pipeline.run(text, out, scheduler="tcp://127.0.0.1:1", connect_timeout=1)
+    assert list(tmp_path.iterdir()) == []

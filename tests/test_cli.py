@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from pipeline.cli import main
-from tests.helpers import emergence, one_clean_line, write_workflow
+from tests.helpers import REPO, emergence, one_clean_line, write_workflow
 from tests.plan.test_config import BAD, GOOD
 
 OBSERVED = """
@@ -111,7 +115,10 @@ def test_invocations_exit_2_and_leave_the_store_untouched(cube, tmp_path, capsys
         ["info", str(tmp_path / "missing.zarr")],
         ["query", str(not_a_cube), "--sel", "k=1"],
         ["query", str(out), "--sel", "bogus=1"],
-        ["query", str(out), "--sel", "lam=7"],  # outside the float axis range
+        ["query", str(out), "--sel", "lam=7"],  # not on the float axis
+        ["query", str(out), "--sel", "lam~7"],  # outside the float axis range
+        ["query", str(out), "--sel", "noise_ratio=1.1"],  # exact by default: no silent nearest
+        ["query", str(out), "--sel", "learner~best_fir"],  # nearest needs a numeric axis
         ["query", str(out), "--sel", "k=99"],  # not on the integer axis
         ["query", str(out), "--sel", "learner=lstm"],
         ["query", str(out), "--sel", "noise_ratio=abc"],
@@ -190,7 +197,7 @@ def test_info_json_and_query_formats(cube, capsys):
                 "query",
                 str(out),
                 "--sel",
-                "noise_ratio=1.1",
+                "noise_ratio~1.1",
                 "--sel",
                 "learner=truncated_kalman",
                 "--sel",
@@ -205,8 +212,10 @@ def test_info_json_and_query_formats(cube, capsys):
         )
         == 0
     )
-    rows = json.loads(capsys.readouterr().out)
-    assert len(rows) == 1 and rows[0]["noise_ratio"] == 1.0  # nearest on a float axis
+    captured = capsys.readouterr()
+    rows = json.loads(captured.out)
+    assert len(rows) == 1 and rows[0]["noise_ratio"] == 1.0  # nearest, as asked with ~
+    assert captured.err == "noise_ratio: nearest to 1.1 is 1.0\n"
     assert (
         main(
             [
@@ -237,3 +246,86 @@ def test_real_exit_codes_in_a_subprocess(tmp_path):
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "grid.lam[0]" in result.stderr
     result = emergence("query", str(tmp_path / "none.zarr"))
     assert result.returncode == 2 and "not an emergence cube" in result.stderr
+
+
+def test_query_selects_exactly_and_the_nearest_only_when_asked(cube, capsys):
+    _, out = cube
+    base = ["query", str(out), "--sel", "learner=best_fir", "--sel", "k=2", "--var", "risk", "--format", "csv"]
+    assert main([*base, "--sel", "noise_ratio=4", "--sel", "T=1000"]) == 2
+    assert one_clean_line(capsys.readouterr().err) == (
+        "emergence: error: --sel noise_ratio=4: not on the axis (values beside it: 1.0 and 10.0); "
+        "--sel noise_ratio~4 takes the nearest"
+    )
+    assert main([*base, "--sel", "noise_ratio=10", "--sel", "T=1001"]) == 2
+    assert "--sel T=1001: not on the axis (values beside it: 1000 and 10000)" in capsys.readouterr().err
+    assert main([*base, "--sel", "noise_ratio=10", "--sel", "T=1000"]) == 0
+    exact = capsys.readouterr()
+    assert exact.err == "" and exact.out.splitlines()[1].endswith(",2,best_fir,10.0,1000")
+    assert main([*base, "--sel", "noise_ratio~4", "--sel", "T~1001"]) == 0
+    nearest = capsys.readouterr()
+    assert nearest.err.splitlines() == ["noise_ratio: nearest to 4 is 1.0", "T: nearest to 1001 is 1000"]
+    assert nearest.out.splitlines()[1].endswith(",2,best_fir,1.0,1000")
+
+
+def test_query_help_says_how_to_select_exactly_and_the_nearest(capsys):
+    with pytest.raises(SystemExit):
+        main(["query", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "DIM=VALUE takes the cell at exactly VALUE" in text and "DIM~VALUE takes the nearest value" in text
+
+
+SCHEDULER_ERRORS = {
+    "not an address": (["--scheduler", "not-an-address"], 2, "scheduler address 'not-an-address' is not a Dask"),
+    "no port": (["--scheduler", "tcp://127.0.0.1"], 2, "missing port number"),
+    "missing scheduler file": (["--scheduler-file", "{tmp}/none.json"], 2, "none.json' does not exist"),
+    "scheduler file of no scheduler": (["--scheduler-file", "{tmp}/wf.toml"], 2, "cannot be read as a Dask scheduler"),
+    "connect timeout without scheduler": (["--connect-timeout", "5"], 2, "a connect timeout is for a running"),
+    "negative connect timeout": (
+        ["--scheduler", "tcp://127.0.0.1:1", "--connect-timeout", "-1"],
+        2,
+        "connect timeout -1.0: must be",
+    ),
+    "unreachable": (
+        ["--scheduler", "tcp://127.0.0.1:1", "--connect-timeout", "1"],
+        1,
+        "emergence: failed: no Dask scheduler answered at tcp://127.0.0.1:1: gave up after ",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SCHEDULER_ERRORS))
+def test_scheduler_errors_say_so_in_one_line_and_write_nothing(case, tmp_path, capsys):
+    args, code, says = SCHEDULER_ERRORS[case]
+    wf = write_workflow(tmp_path, GOOD)
+    out = tmp_path / "out.zarr"
+    argv = ["run", str(wf), "--out", str(out), "--no-progress", *(a.format(tmp=tmp_path) for a in args)]
+    assert main(argv) == code
+    line = one_clean_line(capsys.readouterr().err)
+    assert says in line, line
+    if case == "unreachable":
+        assert line.endswith("(connect timeout 1 s); nothing was written")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["wf.toml"]  # no store, no lock
+
+
+def test_a_scheduler_address_from_the_environment_is_checked_too(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", "nowhere")
+    wf = write_workflow(tmp_path, GOOD)
+    assert main(["run", str(wf), "--out", str(tmp_path / "out.zarr")]) == 2
+    assert "DASK_SCHEDULER_ADDRESS 'nowhere' is not a Dask scheduler address" in one_clean_line(capsys.readouterr().err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["wf.toml"]
+
+
+@pytest.mark.slow
+def test_the_readme_commands_run_verbatim(tmp_path):
+    """The "Using it" block of the README, in a fresh project folder with this install's command."""
+    block = re.search(r"## Using it\n+```bash\n(.*?)```", (REPO / "README.md").read_text(), re.S)
+    assert block is not None
+    shutil.copytree(REPO / "workflows", tmp_path / "workflows")
+    (tmp_path / ".venv" / "bin").mkdir(parents=True)
+    (tmp_path / ".venv" / "bin" / "emergence").symlink_to(Path(sys.executable).parent / "emergence")
+    result = subprocess.run(
+        ["bash", "-e", "-c", block.group(1)], cwd=tmp_path, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr
+    assert "noise_ratio: nearest to 4 is 3.1622776601683795" in result.stderr.splitlines()
+    assert result.stdout.count("truncated_kalman") >= 2  # the exact cell and the nearest one

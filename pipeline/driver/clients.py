@@ -1,14 +1,17 @@
-"""Dask clients: an existing scheduler, a batch cluster, or a local cluster."""
+"""Dask clients: a running scheduler, a batch cluster, or a local cluster."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
 import sys
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from pipeline.core.errors import RunError
 from pipeline.driver.cluster import start_batch_cluster
 from pipeline.driver.where import Where
 
@@ -112,22 +115,20 @@ def forget_unimportable_main() -> None:
 def make_client(where: Where, blocks: int | None = None) -> Any:
     """A distributed Client for ``where``.
 
-    A local cluster gets at most one single-threaded worker process per pending block;
-    for a single block, one worker thread in this process (starting and stopping a
-    worker process costs more than the block). Local worker processes fork from the
-    forkserver of ``start_worker_forkserver``, which has imported ``worker_modules()``
-    already; where they are spawned instead (no forkserver), they import those modules
-    while they start, not on their first block.
+    A running scheduler is connected to (``connect``). A local cluster gets at most one
+    single-threaded worker process per pending block; for a single block, one worker
+    thread in this process (starting and stopping a worker process costs more than the
+    block). Local worker processes fork from the forkserver of ``start_worker_forkserver``,
+    which has imported ``worker_modules()`` already; where they are spawned instead (no
+    forkserver), they import those modules while they start, not on their first block.
     """
     from distributed import Client, LocalCluster
 
+    if not where.owns_cluster:
+        return connect(where)
     if where.kind == "batch":
         assert where.cluster is not None
         return Client(start_batch_cluster(where.cluster))
-    if where.kind == "scheduler_file":
-        return Client(scheduler_file=where.scheduler_file, timeout="30s")
-    if where.kind == "scheduler":
-        return Client(where.address, timeout="30s")
     import dask
 
     n = min(where.workers or os.cpu_count() or 1, blocks or sys.maxsize)
@@ -147,6 +148,72 @@ def make_client(where: Where, blocks: int | None = None) -> Any:
     return Client(cluster)
 
 
+def connect(where: Where) -> Any:
+    """A Client of the running scheduler of ``where``; RunError naming its address and the
+    time waited when it does not answer within ``where.connect_timeout`` seconds."""
+    import dask
+    from dask.utils import parse_timedelta
+    from distributed import Client
+
+    timeout = where.connect_timeout or parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), "s")
+    started = time.monotonic()
+    try:
+        return Client(where.address, timeout=timeout)
+    except OSError as exc:  # includes TimeoutError and Dask's CommClosedError
+        waited = time.monotonic() - started
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise RunError(
+            f"no Dask scheduler answered at {where.address}: gave up after {waited:.1f} s "
+            f"(connect timeout {timeout:g} s){'' if reason.startswith('Timed out') else f'; {reason}'}; "
+            "nothing was written"
+        ) from None
+
+
+class RunClient:
+    """The Dask client of one run, got as early as its kind of cluster allows.
+
+    A running scheduler is connected to when this is made, before the run writes
+    anything: a scheduler that does not answer fails the run with nothing written. A
+    local cluster may start in a thread (``start_early``) while the run creates a new
+    store; a batch cluster submits jobs only once there is work (``get``). ``close``
+    stops a cluster the run started, and is idempotent.
+    """
+
+    def __init__(self, where: Where) -> None:
+        self.where = where
+        self._client: Any = None if where.owns_cluster else connect(where)
+        self._starting: Future[Any] | None = None
+
+    def start_early(self, blocks: int) -> None:
+        """Start a local cluster for ``blocks`` pending blocks in a thread (others: nothing)."""
+        if self.where.is_local and self._client is None and self._starting is None:
+            pool = ThreadPoolExecutor(1, thread_name_prefix="emergence-cluster-start")
+            self._starting = pool.submit(make_client, self.where, blocks)
+            pool.shutdown(wait=False)  # the thread ends when the cluster is up
+
+    def get(self, blocks: int) -> Any:
+        """The client, for ``blocks`` pending blocks (a cluster is sized by them)."""
+        if self._client is None:
+            starting, self._starting = self._starting, None
+            self._client = starting.result() if starting is not None else make_client(self.where, blocks)
+        return self._client
+
+    def close(self) -> None:
+        starting, self._starting = self._starting, None
+        if starting is not None:
+            with contextlib.suppress(Exception):  # a cluster that failed to start has nothing to close
+                self._client = starting.result()
+        client, self._client = self._client, None
+        if client is not None:
+            close(client, own_cluster=self.where.owns_cluster)
+
+    def __enter__(self) -> RunClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def dashboard_link(client: Any) -> str | None:
     """The dashboard's URL on the address it really listens on (None if it has none)."""
     server = getattr(client.cluster, "scheduler", None) if client.cluster is not None else None
@@ -157,27 +224,6 @@ def dashboard_link(client: Any) -> str | None:
         link = client.dashboard_link
         return link if link and "127.0.0.1" in link else None
     return f"http://{DASHBOARD_HOST}:{port}/status"
-
-
-def start_client_early(where: Where, blocks: int) -> Future[Any] | None:
-    """Start a local cluster in a thread while the driver creates a new store (every block
-    of a new store is pending). Returns a Future of the client, or None."""
-    if not where.is_local:
-        return None
-    pool = ThreadPoolExecutor(1, thread_name_prefix="emergence-cluster-start")
-    future = pool.submit(make_client, where, blocks)
-    pool.shutdown(wait=False)  # the thread ends when the cluster is up
-    return future
-
-
-def discard_early(early: Future[Any] | None) -> None:
-    if early is None:
-        return
-    try:
-        client = early.result()
-    except Exception:
-        return
-    close(client, own_cluster=True)
 
 
 def close(client: Any, own_cluster: bool) -> None:

@@ -19,11 +19,11 @@ import numpy as np
 
 from pipeline.core.errors import RunError, UsageError
 from pipeline.core.wording import count
-from pipeline.driver.clients import close, dashboard_link, discard_early, make_client, start_client_early
+from pipeline.driver.clients import RunClient, dashboard_link
 from pipeline.driver.lock import StoreLock
 from pipeline.driver.resume import StoreState, create_store, extend_store, extension_plan, new_regions, stored_state
+from pipeline.driver.setup import RunSetup
 from pipeline.driver.status import StoreStatus, store_status
-from pipeline.driver.where import Where
 from pipeline.experiments import get_experiment
 from pipeline.plan.config import Workflow
 from pipeline.plan.grid import BlockKey, as_key_string
@@ -81,63 +81,81 @@ class RunReport:
             + ("; replaced the cube of another workflow" if self.replaced else "")
         )
 
+    def failures(self) -> str:
+        """What failed, for ``RunError``: each distinct error once (a task's own key in its
+        text stands as ``<task>``), with how many tasks and which it failed, most frequent
+        first; one line when there is one error, else one line per error below a head line,
+        at most ``FAILURES_SHOWN`` of them."""
+        tasks_of: dict[str, list[str]] = {}
+        for task, error in sorted(self.failed.items(), key=lambda item: _task_order(item[0])):
+            tasks_of.setdefault(_shortened(error.replace(task, TASK_PLACEHOLDER)), []).append(task)
+        ranked = sorted(tasks_of.items(), key=lambda item: -len(item[1]))
+        lines = [
+            f"{error if len(tasks) > 1 else error.replace(TASK_PLACEHOLDER, tasks[0])} "
+            f"({count(len(tasks), 'task')}: {', '.join(tasks[:3])}{', ...' if len(tasks) > 3 else ''})"
+            for error, tasks in ranked[:FAILURES_SHOWN]
+        ]
+        if len(ranked) > FAILURES_SHOWN:
+            rest = ranked[FAILURES_SHOWN:]
+            lines.append(f"and {count(len(rest), 'other error')} in {count(sum(len(t) for _, t in rest), 'task')}")
+        head = f"{len(self.failed)} of {count(self.tasks_total, 'task')} failed (re-run to retry them):"
+        return f"{head} {lines[0]}" if len(lines) == 1 else "\n  ".join([head, *lines])
 
-def run(
-    workflow: Workflow,
-    location: StoreLocation,
-    *,
-    where: Where | None = None,
-    overwrite: bool = False,
-    extend: bool = False,
-    progress: bool = True,
-    say: Callable[[str], None] = print,
-) -> RunReport:
-    """Run (or resume, extend, replace) the sweep of ``workflow`` into ``location``."""
+
+FAILURES_SHOWN = 5
+"""Distinct errors a failed run names, one line each (the others are counted)."""
+TASK_PLACEHOLDER = "<task>"
+ERROR_CHARS = 300
+"""An error's text is cut to this many characters."""
+
+
+def _task_order(key: str) -> tuple[int, ...]:
+    return tuple(int(i) for i in key.split("."))
+
+
+def _shortened(text: str) -> str:
+    return text if len(text) <= ERROR_CHARS else text[: ERROR_CHARS - 3] + "..."
+
+
+def run(setup: RunSetup, *, progress: bool = True, say: Callable[[str], None] = print) -> RunReport:
+    """Run (or resume, extend, replace) the sweep of ``setup.workflow`` into ``setup.location``.
+
+    A running scheduler is connected to before anything is written; the store (and its
+    lock) are made only then."""
     started = time.perf_counter()
-    where = where or Where.choose(cluster=workflow.cluster)
-    if overwrite and extend:
-        raise UsageError("--overwrite and --extend exclude each other")
-    with StoreLock(location):
-        check_target(location, "cube")
-        status = store_status(workflow, location)
-        target, state, early = _prepare(workflow, location, status, where, overwrite, extend, say)
-        report = _compute(workflow, target, state, where, progress, say, early)
+    location = setup.location
+    with RunClient(setup.where) as dask_client, StoreLock(location):
+        try:
+            status = store_status(setup.workflow, location)
+            if status.state == "foreign":
+                check_target(location, "cube")  # raises: what this tool did not make is never touched
+            target, state = _prepare(setup, location, status, dask_client, say)
+            report = _compute(setup.workflow, target, state, dask_client, progress, say)
+        finally:
+            dask_client.close()  # workers the run started stop before the lock is released
         report.location = location.url
         if target != location and report.complete:
             swap_into_place(location, target)
             report.replaced = True
         report.seconds = time.perf_counter() - started
     if report.failed:
-        lines = "; ".join(f"{k}: {v}" for k, v in sorted(report.failed.items()))
-        raise RunError(
-            f"{len(report.failed)} of {count(report.tasks_total, 'task')} failed (re-run to retry them): {lines}"
-        )
+        raise RunError(report.failures())
     return report
 
 
 def _prepare(
-    workflow: Workflow,
-    location: StoreLocation,
-    status: StoreStatus,
-    where: Where,
-    overwrite: bool,
-    extend: bool,
-    say: Callable[[str], None],
-) -> tuple[StoreLocation, StoreState, Any]:
+    setup: RunSetup, location: StoreLocation, status: StoreStatus, dask_client: RunClient, say: Callable[[str], None]
+) -> tuple[StoreLocation, StoreState]:
     """Where the blocks go and their plan; for a new store, a local cluster starting meanwhile."""
+    workflow = setup.workflow
     if status.state == "new":
-        early = start_client_early(where, workflow.plan.tasks_total)
-        try:
-            return location, create_store(workflow, location), early
-        except BaseException:
-            discard_early(early)
-            raise
-    if overwrite:
-        return _prepare_replacement(workflow, location.sibling(REPLACEMENT_SUFFIX), where, say)
+        return _create(workflow, location, dask_client)
+    if setup.overwrite:
+        return _prepare_replacement(setup, location.sibling(REPLACEMENT_SUFFIX), dask_client, say)
     if status.state in ("complete", "incomplete"):
-        return location, stored_state(workflow, location), None
-    if extend:
-        return location, extend_store(workflow, location, say), None
+        return location, stored_state(workflow, location)
+    if setup.extend:
+        return location, extend_store(workflow, location, say)
     raise UsageError(
         f"store {location.url!r} was made from a different workflow; pass --overwrite to replace "
         f"it{', --extend to compute only the added cells' if status.state == 'extendable' else ''}"
@@ -146,27 +164,32 @@ def _prepare(
 
 
 def _prepare_replacement(
-    workflow: Workflow, staged: StoreLocation, where: Where, say: Callable[[str], None]
-) -> tuple[StoreLocation, StoreState, Any]:
+    setup: RunSetup, staged: StoreLocation, dask_client: RunClient, say: Callable[[str], None]
+) -> tuple[StoreLocation, StoreState]:
     """The replacement cube beside the old one: new, or resumed after an interruption."""
-    status = store_status(workflow, staged)
+    status = store_status(setup.workflow, staged)
     if status.state in ("complete", "incomplete"):
         say(f"{staged.url}: resuming the unfinished replacement")
-        return staged, stored_state(workflow, staged), None
+        return staged, stored_state(setup.workflow, staged)
     if status.state != "new":
         check_target(staged, "cube", what="the replacement path")
         staged.fs()[0].rm(staged.fs()[1], recursive=True)  # an abandoned replacement of ours
-    return _prepare(workflow, staged, StoreStatus("new", status.found), where, False, False, say)
+    return _create(setup.workflow, staged, dask_client)
+
+
+def _create(workflow: Workflow, location: StoreLocation, dask_client: RunClient) -> tuple[StoreLocation, StoreState]:
+    """A new cube at ``location``; a local cluster starts meanwhile (every task is pending)."""
+    dask_client.start_early(workflow.plan.tasks_total)
+    return location, create_store(workflow, location)
 
 
 def _compute(
     workflow: Workflow,
     location: StoreLocation,
     state: StoreState,
-    where: Where,
+    dask_client: RunClient,
     progress: bool,
     say: Callable[[str], None],
-    early: Any,
 ) -> RunReport:
     plan = state.plan
     ledger.compact_done(location)  # marks a killed run left: into the ledger
@@ -174,19 +197,15 @@ def _compute(
     pending = [t for t in plan.task_keys() if t not in done]
     report = RunReport(location.url, plan.total, plan.blocks_in(done), plan.tasks_total)
     if not pending:
-        discard_early(early)
         say(f"{location.url}: all {count(plan.total, 'block')} already done; nothing to do")
         return report
     if done:
         say(f"{location.url}: resuming, {report.blocks_done_before}/{count(plan.total, 'block')} already done")
-    client = early.result() if early is not None else make_client(where, len(pending))
-    try:
-        report.dashboard = dashboard_link(client)
-        if report.dashboard:
-            say(f"dask dashboard: {report.dashboard}")
-        _run_blocks(client, workflow, location, state, pending, report, progress)
-    finally:
-        close(client, own_cluster=where.owns_cluster)
+    client = dask_client.get(len(pending))
+    report.dashboard = dashboard_link(client)
+    if report.dashboard:
+        say(f"dask dashboard: {report.dashboard}")
+    _run_blocks(client, workflow, location, state, pending, report, progress)
     return report
 
 
@@ -202,7 +221,7 @@ def _run_blocks(
     from distributed import as_completed
     from tqdm import tqdm
 
-    token = workflow.fingerprint()
+    token = workflow.fingerprint
     submitted = time.perf_counter()
     futures = {
         client.submit(
@@ -255,9 +274,9 @@ def _run_blocks(
             ledger.compact_done(location)
 
 
-def describe_plan(workflow: Workflow, location: StoreLocation, where: Where | None = None, extend: bool = False) -> str:
+def describe_plan(setup: RunSetup) -> str:
     """What ``run`` would do, without writing anything (``emergence run --dry-run``)."""
-    where = where or Where.choose(cluster=workflow.cluster)
+    workflow, location, where = setup.workflow, setup.location, setup.where
     experiment = get_experiment(workflow.experiment)
     plan = workflow.plan
     variables = experiment.variables(workflow.settings)
@@ -282,7 +301,7 @@ def describe_plan(workflow: Workflow, location: StoreLocation, where: Where | No
         f"store: {location.url} ({status.describe()})",
         f"workers: {where.describe()}",
     ]
-    if extend:
+    if setup.extend:
         lines.append(_describe_extension(workflow, location))
     if where.kind == "batch":
         from pipeline.driver.cluster import job_script

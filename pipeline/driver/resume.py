@@ -37,8 +37,8 @@ def create_store(workflow: Workflow, location: StoreLocation) -> StoreState:
     variables = experiment.variables(workflow.settings)
     attrs = provenance.provenance(
         workflow.text,
-        workflow.fingerprint(),
-        workflow.fingerprint(without_axes=True),
+        workflow.fingerprint,
+        workflow.base_fingerprint,
         workflow.experiment,
         workflow.plan,
         workflow.source,
@@ -76,8 +76,9 @@ def stored_state(workflow: Workflow, location: StoreLocation) -> StoreState:
 def extension_plan(workflow: Workflow, location: StoreLocation) -> tuple[BlockPlan, BlockPlan]:
     """(old plan, grown plan) for ``--extend``; UsageError saying why the cube cannot grow."""
     attrs = nodes.read_attrs(location)
-    if attrs.get("experiment") != workflow.experiment or attrs.get("workflow_base_fingerprint") != workflow.fingerprint(
-        without_axes=True
+    if (
+        attrs.get("experiment") != workflow.experiment
+        or attrs.get("workflow_base_fingerprint") != workflow.base_fingerprint
     ):
         raise UsageError(
             f"store {location.url!r}: --extend may only add axis values; the workflow's "
@@ -114,7 +115,7 @@ def extend_store(workflow: Workflow, location: StoreLocation, say: Callable[[str
         complete_shape=old_plan.shape,
         attrs={
             "workflow": workflow.text,
-            "workflow_fingerprint": workflow.fingerprint(),
+            "workflow_fingerprint": workflow.fingerprint,
             "workflow_file": workflow.source,
             "blocks_total": plan.total,
         },

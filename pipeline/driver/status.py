@@ -57,7 +57,7 @@ def store_status(workflow: Workflow, location: StoreLocation) -> StoreStatus:
         return StoreStatus("foreign", found)
     attrs = nodes.read_attrs(location)
     done, total = ledger.count_done(location), int(attrs["blocks_total"])
-    if attrs.get("workflow_fingerprint") == workflow.fingerprint():
+    if attrs.get("workflow_fingerprint") == workflow.fingerprint:
         return StoreStatus("complete" if done == total else "incomplete", found, done, total)
     if done == total and extends(workflow, location, attrs):
         return StoreStatus("extendable", found, done, total)
@@ -66,7 +66,7 @@ def store_status(workflow: Workflow, location: StoreLocation) -> StoreStatus:
 
 def extends(workflow: Workflow, location: StoreLocation, attrs: dict[str, object]) -> bool:
     """Whether ``workflow`` differs from the cube only by values appended to its axes."""
-    if attrs.get("workflow_base_fingerprint") != workflow.fingerprint(without_axes=True):
+    if attrs.get("workflow_base_fingerprint") != workflow.base_fingerprint:
         return False
     return not axis_mismatches(workflow, location)
 

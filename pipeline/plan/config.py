@@ -9,6 +9,7 @@ import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -54,24 +55,34 @@ class Workflow:
     def experiment(self) -> str:
         return self.settings.experiment
 
-    def fingerprint(self, *, without_axes: bool = False) -> str:
-        """Hash of what determines the cube's numbers (not comments, spacing or chunking).
+    @cached_property
+    def fingerprint(self) -> str:
+        """Hash of what determines the cube's numbers (not comments, spacing or chunking),
+        computed once per Workflow (it is immutable).
 
         Chunking is left out because results are bit-identical whatever the chunking;
-        a store keeps the block plan it was created with. ``without_axes`` also leaves
-        out axis values, which is what may change when a sweep is extended.
+        a store keeps the block plan it was created with.
         """
-        content: dict[str, Any] = {
+        return _digest(self._determining() | {"axes": {k: _jsonable(v) for k, v in self.coords.items()}})
+
+    @cached_property
+    def base_fingerprint(self) -> str:
+        """``fingerprint`` without the axis values, which is what may change when a sweep
+        is extended."""
+        return _digest(self._determining())
+
+    def _determining(self) -> dict[str, Any]:
+        return {
             "experiment": self.settings.experiment,
             "seed": self.settings.seed,
             "method": self.settings.method,
             "mc_samples": self.settings.mc_samples if self.settings.method == "montecarlo" else None,
             "extra": dict(sorted(self.settings.extra.items())),
         }
-        if not without_axes:
-            content["axes"] = {k: _jsonable(v) for k, v in self.coords.items()}
-        blob = json.dumps(content, sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _digest(content: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _jsonable(values: np.ndarray) -> list[Any]:

@@ -4,7 +4,7 @@ For every ``*.toml`` under the workflows folder (sorted by file name):
 
 1. the cube ``<data>/<name>.zarr`` is run when it is missing, resumed when it is
    incomplete, re-run from scratch when it was made from a different workflow
-   (``workflow_fingerprint`` differs from ``load_workflow(path).fingerprint()``),
+   (``workflow_fingerprint`` differs from ``load_workflow(path).fingerprint``),
    and left alone when it is up to date;
 2. its thresholds are written to ``<data>/<name>.thresholds.zarr`` and the printed
    table to ``<out>/<name>.thresholds.txt``;
@@ -67,6 +67,7 @@ def regenerate(
 ) -> list[WorkflowResult]:
     """Run stale or missing cubes, then thresholds, plots and the index (see module docstring)."""
     from pipeline.driver.engine import run
+    from pipeline.driver.setup import RunSetup
     from pipeline.driver.status import store_status
     from pipeline.plan.config import load_workflow
     from pipeline.readers import plots
@@ -109,14 +110,9 @@ def regenerate(
             say(f"{path}: cube {store} is up to date, not re-run")
         else:
             say(f"{path}: cube {store} is {status.describe()}; running")
-            run(
-                wf,
-                StoreLocation(str(store)),
-                where=where,
-                overwrite=status.state in ("other_workflow", "extendable"),
-                progress=progress,
-                say=say,
-            )
+            overwrite = status.state in ("other_workflow", "extendable")
+            setup = RunSetup(wf, StoreLocation(str(store)), where or Where.choose(cluster=wf.cluster), overwrite)
+            run(setup, progress=progress, say=say)
         ds = open_cube(str(store))
         th = thresholds.compute_thresholds(ds, opts, source=store.as_posix())
         result.thresholds_path = Path(thresholds.default_output(str(store)))

@@ -104,47 +104,67 @@ def format_info(info: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def parse_selection(ds: xr.Dataset, selections: Sequence[str]) -> dict[str, Any]:
-    """``DIM=VALUE`` strings -> exact coordinate values to select.
+def parse_selection(
+    ds: xr.Dataset, selections: Sequence[str], note: Callable[[str], None] | None = None
+) -> dict[str, Any]:
+    """``DIM=VALUE`` (exact) and ``DIM~VALUE`` (nearest) strings -> coordinate values to select.
 
-    Float axes take the nearest value, but a value outside the axis range is an
-    error; integer and string axes need an exact match.
+    ``=`` matches the stored value exactly on every axis (a float compared as stored);
+    a miss names the values either side. ``~`` takes the nearest value of a numeric axis
+    inside its range and tells ``note`` which.
     """
     chosen: dict[str, Any] = {}
     for item in selections:
-        dim, sep, text = item.partition("=")
-        dim = dim.strip()
-        if not sep or not dim:
-            raise UsageError(f"--sel {item!r}: expected DIM=VALUE")
+        at = min((i for i in (item.find("="), item.find("~")) if i >= 0), default=-1)
+        dim, op, text = item[:at].strip(), item[at : at + 1], item[at + 1 :]
+        if at < 0 or not dim:
+            raise UsageError(f"--sel {item!r}: expected DIM=VALUE (exact) or DIM~VALUE (nearest)")
         if dim not in ds.dims:
             raise UsageError(f"--sel {item!r}: unknown dim {dim!r}; dims are {list(ds.dims)}")
         coord = ds[dim].values
-        kind = coord.dtype.kind
-        if kind in "fiu":
-            try:
-                value = float(text)
-            except ValueError:
-                raise UsageError(f"--sel {dim}={text!r}: not a number") from None
-            if kind == "f":
-                lo, hi = float(np.min(coord)), float(np.max(coord))
-                if not lo <= value <= hi:
-                    raise UsageError(f"--sel {dim}={text}: outside the axis range [{lo:g}, {hi:g}]")
-                chosen[dim] = coord[int(np.argmin(np.abs(coord - value)))].item()
-            else:
-                if value not in set(coord.tolist()):
-                    raise UsageError(f"--sel {dim}={text}: not on the axis; values are {_preview(coord)}")
-                chosen[dim] = int(value)
-        else:
+        if coord.dtype.kind not in "fiu":
             values = [str(v) for v in coord]
+            if op == "~":
+                raise UsageError(f"--sel {dim}~{text}: nearest needs a numeric axis; values are {values}")
             if text not in values:
                 raise UsageError(f"--sel {dim}={text!r}: not on the axis; values are {values}")
             chosen[dim] = text
+            continue
+        try:
+            value = float(text)
+        except ValueError:
+            raise UsageError(f"--sel {dim}{op}{text!r}: not a number") from None
+        chosen[dim] = _nearest(dim, coord, value, text, note) if op == "~" else _exact(dim, coord, value, text)
     return chosen
 
 
-def _preview(values: np.ndarray) -> str:
-    items = values.tolist()
-    return str(items) if len(items) <= 12 else f"[{items[0]}, {items[1]}, ..., {items[-1]}] ({len(items)} values)"
+def _exact(dim: str, coord: np.ndarray, value: float, text: str) -> Any:
+    hits = np.flatnonzero(coord == value)
+    if not hits.size:
+        below, above = coord[coord < value], coord[coord > value]
+        either_side = [_shown(v) for v in (below.max() if below.size else None, above.min() if above.size else None)]
+        nearby = " and ".join(v for v in either_side if v is not None)
+        raise UsageError(
+            f"--sel {dim}={text}: not on the axis (values beside it: {nearby}); --sel {dim}~{text} takes the nearest"
+        )
+    return coord[hits[0]].item()
+
+
+def _nearest(dim: str, coord: np.ndarray, value: float, text: str, note: Callable[[str], None] | None) -> Any:
+    lo, hi = coord.min().item(), coord.max().item()
+    if not lo <= value <= hi:
+        raise UsageError(f"--sel {dim}~{text}: outside the axis range [{_shown(lo)}, {_shown(hi)}]")
+    picked = coord[int(np.argmin(np.abs(coord - value)))].item()
+    if note is not None:
+        note(f"{dim}: nearest to {text} is {_shown(picked)}")
+    return picked
+
+
+def _shown(value: Any) -> str | None:
+    """A coordinate as it can be typed back (floats in full: ``repr``)."""
+    if value is None:
+        return None
+    return repr(float(value)) if isinstance(value, (float, np.floating)) else str(value)
 
 
 def query(
@@ -154,7 +174,8 @@ def query(
     fmt: str = "table",
     note: Callable[[str], None] | None = None,
 ) -> str:
-    """Cells of a cube selected by ``DIM=VALUE``, as a table, CSV or JSON records.
+    """Cells of a cube selected by ``DIM=VALUE`` (exact) or ``DIM~VALUE`` (nearest; ``note``
+    names the value taken), as a table, CSV or JSON records.
 
     A selection along a dim that a chosen variable lacks is ignored for it, with a note;
     cells of unfinished blocks are NaN (the note says how many blocks are done)."""
@@ -165,7 +186,7 @@ def query(
     for name in names:
         if name not in ds.data_vars:
             raise UsageError(f"--var {name!r}: unknown variable; variables are {list(ds.data_vars)}")
-    chosen = parse_selection(ds, selections)
+    chosen = parse_selection(ds, selections, note)
     dims = set().union(*(ds[n].dims for n in names))
     ignored = sorted(d for d in chosen if d not in dims)
     if ignored:

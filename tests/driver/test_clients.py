@@ -72,8 +72,8 @@ def test_run_reads_the_workflow_before_importing_xarray_or_distributed():
     """`emergence run` starts the forkserver before its own heavy imports, so they overlap."""
     code = (
         "import sys; from pipeline.cli import build_parser; from pipeline.plan.config import load_workflow; "
-        "from pipeline.driver.where import Where; import pipeline; build_parser(); "
-        "wf = load_workflow('workflows/quickstart.toml'); "
+        "from pipeline.driver.setup import setup_run; import pipeline; build_parser(); "
+        "setup = setup_run(load_workflow('workflows/quickstart.toml'), environ={}); "
         "print(sorted(m for m in ('xarray', 'zarr', 'distributed', 'dask') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60, check=True)

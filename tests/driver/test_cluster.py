@@ -1,18 +1,23 @@
-"""Real ``dask scheduler``/``dask worker`` processes: equality, worker loss, driver loss."""
+"""Real ``dask scheduler``/``dask worker`` processes: equality, worker loss, driver loss, the
+README's recipe with a worker started in another folder."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import xarray as xr
 
-from tests.helpers import REPO, comparable, done_count, emergence, run_quietly, write_workflow
+from pipeline.plan.config import load_workflow
+from tests.helpers import REPO, assert_cubes_identical, comparable, done_count, emergence, run_quietly, write_workflow
 from tests.processes import DaskProcesses
 
 pytestmark = pytest.mark.slow
@@ -147,3 +152,43 @@ def test_driver_kill_then_rerun_recomputes_only_unfinished_blocks(processes, tmp
     remaining = 16 - partial["blocks_done"]
     assert f"computed {remaining} blocks" in rerun.stdout
     xr.testing.assert_identical(comparable(xr.open_zarr(out)), local_reference)
+
+
+def _readme_cluster_runs() -> list[str]:
+    """The ``emergence run`` lines of the README's recipe for a running scheduler."""
+    section = (REPO / "README.md").read_text().split("## Running on a cluster")[1].split("\n## ")[0]
+    lines = [
+        line.split("#")[0].strip()
+        for block in re.findall(r"```bash\n(.*?)```", section, re.S)
+        for line in block.splitlines()
+    ]
+    assert "dask worker tcp://10.0.0.5:8786" in lines  # the worker the test starts elsewhere
+    return [line for line in lines if "emergence run" in line and "--cluster" not in line]
+
+
+def test_readme_recipe_with_a_worker_started_in_another_folder(processes, tmp_path):
+    """Without --out the cube goes under the driver's folder, whatever the worker's folder."""
+    elsewhere, project = tmp_path / "worker-home", tmp_path / "project"
+    elsewhere.mkdir()
+    shutil.copytree(REPO / "workflows", project / "workflows")
+    processes.start_worker(cwd=elsewhere)
+    processes.wait_for_workers(1)
+    reference = tmp_path / "reference.zarr"
+    run_quietly(load_workflow(REPO / "workflows" / "random_walk.toml"), reference)
+    runs = _readme_cluster_runs()
+    assert len(runs) == 3
+    for line in runs:
+        command = line.replace("tcp://10.0.0.5:8786", processes.address)
+        command = command.replace("~/scheduler.json", str(processes.scheduler_file))
+        shutil.rmtree(project / "data", ignore_errors=True)
+        result = subprocess.run(
+            ["bash", "-c", command],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            timeout=240,
+            env=dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"),
+        )
+        assert result.returncode == 0, (command, result.stderr)
+        assert_cubes_identical(project / "data" / "random_walk.zarr", reference)
+        assert list(elsewhere.iterdir()) == [], "the worker wrote into its own folder"

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 from pipeline.core.errors import RunError, UsageError
 from pipeline.core.types import VariableSpec
-from pipeline.driver.engine import run
+from pipeline.driver.engine import RunReport, run
+from pipeline.driver.setup import RunSetup
 from pipeline.driver.where import Where
 from pipeline.plan.config import parse_workflow
 from pipeline.storage import ledger
@@ -77,7 +78,7 @@ def test_rerun_of_finished_store_does_nothing_and_says_so(tmp_path, shared_clust
     run_quietly(SMALL, out, where=shared_cluster)
     said = []
     wf = parse_workflow(SMALL)
-    report = run(wf, StoreLocation(str(out)), where=shared_cluster, progress=False, say=said.append)
+    report = run(RunSetup(wf, StoreLocation(str(out)), shared_cluster), progress=False, say=said.append)
     assert report.blocks_computed == 0 and report.complete
     assert "nothing to do" in said[-1]
 
@@ -154,6 +155,54 @@ def test_failed_block_is_reported_and_retried_on_rerun(tmp_path, monkeypatch):
     assert report.blocks_done_before == 2 and report.blocks_computed == 1
     arrays = direct(SMALL)
     np.testing.assert_array_equal(xr.open_zarr(out)["risk"].values, arrays["risk"])
+
+
+@pytest.mark.slow
+def test_a_failure_repeated_by_many_tasks_is_reported_once_with_a_count(tmp_path, monkeypatch):
+    text = SMALL + "\n[chunks]\nlam = 1\nblocks_per_task = 1\n"
+    monkeypatch.setenv("EMERGENCE_FAULT", "fail-kernel=*")
+    with pytest.raises(RunError) as failed:
+        run_quietly(text, tmp_path / "f.zarr")
+    assert str(failed.value) == (
+        "3 of 3 tasks failed (re-run to retry them): BlockError: task <task>: kernel failed: "
+        "FloatingPointError: injected kernel fault in block <task> (3 tasks: 0.0.0.0.0, 1.0.0.0.0, 2.0.0.0.0)"
+    )
+
+
+def test_distinct_failures_one_line_each_most_frequent_first_and_capped():
+    report = RunReport("s.zarr", blocks_total=40, blocks_done_before=0, tasks_total=40)
+    report.failed = {f"{i}.0": "OSError: disk full" for i in range(5, 12)}
+    report.failed |= {f"{i}.0": f"BlockError: risk is NaN at {{'k': {i}}}" + "!" * 500 * (i == 0) for i in range(5)}
+    lines = report.failures().splitlines()
+    assert lines[0] == "12 of 40 tasks failed (re-run to retry them):"
+    assert lines[1] == "  OSError: disk full (7 tasks: 5.0, 6.0, 7.0, ...)"
+    assert lines[2].startswith("  BlockError: risk is NaN at {'k': 0}!!!") and lines[2].endswith("... (1 task: 0.0)")
+    assert len(lines[2]) < 320
+    assert lines[3:] == [
+        "  BlockError: risk is NaN at {'k': 1} (1 task: 1.0)",
+        "  BlockError: risk is NaN at {'k': 2} (1 task: 2.0)",
+        "  BlockError: risk is NaN at {'k': 3} (1 task: 3.0)",
+        "  and 1 other error in 1 task",
+    ]
+
+
+def test_a_run_hashes_its_workflow_once(tmp_path, shared_cluster, monkeypatch):
+    """Each fingerprint (with and without axis values) is computed once per workflow."""
+    import hashlib
+
+    hashed: list[bytes] = []
+    sha256 = hashlib.sha256
+
+    def spy(data: bytes = b"", **kwargs):
+        if data.startswith(b'{"') and b'"seed"' in data and b'"experiment"' in data:
+            hashed.append(data)
+        return sha256(data, **kwargs)
+
+    wf = parse_workflow(SMALL)
+    monkeypatch.setattr(hashlib, "sha256", spy)
+    run_quietly(wf, tmp_path / "once.zarr", where=shared_cluster)
+    run_quietly(wf, tmp_path / "once.zarr", where=shared_cluster)  # and a rerun: nothing to do
+    assert hashed and len(hashed) == len(set(hashed)) <= 2
 
 
 SLOW = hidden(

@@ -39,7 +39,7 @@ def test_fingerprint_ignores_comments_but_not_values():
     a = parse_workflow(GOOD)
     b = parse_workflow("# a comment\n" + GOOD)
     c = parse_workflow(GOOD.replace("lam = [1.0]", "lam = [0.9]"))
-    assert a.fingerprint() == b.fingerprint() != c.fingerprint()
+    assert a.fingerprint == b.fingerprint != c.fingerprint
 
 
 BAD = {
