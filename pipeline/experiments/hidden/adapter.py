@@ -13,11 +13,25 @@ import numpy as np
 
 from pipeline.core.errors import ConfigError
 from pipeline.core.types import AxisRule, SettingRule, Settings, VariableSpec
-from pipeline.experiments.base import PackageReaders, at_least_one, positive
+from pipeline.experiments.base import Experiment, PackageReaders, at_least_one, positive
 from pipeline.models import hidden as model
 
 if TYPE_CHECKING:  # imported where used: `emergence run` reads workflows before importing xarray
     import xarray as xr
+
+EXAMPLE = """\
+experiment = "hidden"
+name = "example_hidden"
+method = "{method}"
+mc_samples = 40
+
+[grid]
+lam = [0.9, 1.0, 1.05]
+noise_ratio = [0.5, 4.0]
+learner = ["truncated_kalman", "best_fir"]
+k = {{ range = [1, 4] }}
+T = [10, 1000, 100000]
+"""
 
 
 class HiddenExperiment(PackageReaders):
@@ -32,6 +46,12 @@ class HiddenExperiment(PackageReaders):
         "T": AxisRule("T", "int", "horizon T", "steps", check=at_least_one),
     }
     extra_settings: Mapping[str, SettingRule] = {}
+    methods = ("exact", "montecarlo")
+    horizon = "T"
+    levels = "tau"
+
+    def example_workflow(self, method: str) -> str:
+        return EXAMPLE.format(method=method)
 
     # -- the grid and the cube ------------------------------------------------
 
@@ -121,4 +141,4 @@ class HiddenExperiment(PackageReaders):
         return 1e-3 + float(cost)
 
 
-HIDDEN = HiddenExperiment()
+HIDDEN: Experiment = HiddenExperiment()

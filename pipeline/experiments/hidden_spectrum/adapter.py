@@ -21,7 +21,7 @@ import numpy as np
 
 from pipeline.core.errors import ConfigError
 from pipeline.core.types import AxisRule, SettingRule, Settings, VariableSpec
-from pipeline.experiments.base import PackageReaders, at_least_one, positive, str_array
+from pipeline.experiments.base import Experiment, PackageReaders, at_least_one, positive, str_array
 from pipeline.models import hidden_spectrum as model
 from pipeline.models.spectra import SpectrumError, parse_spectrum
 
@@ -30,6 +30,21 @@ if TYPE_CHECKING:  # imported where used: `emergence run` reads workflows before
 
 
 DIMS = ("spectrum", "noise_ratio", "learner", "k", "T")
+
+EXAMPLE = """\
+experiment = "hidden"
+name = "example_hidden_spectrum"
+method = "{method}"
+mc_samples = 40
+observation = "sum"
+
+[grid]
+spectrum = ["1.0", "1.0^2", "1.0, 0.5", "0.9"]
+noise_ratio = [0.5, 4.0]
+learner = ["truncated_kalman", "best_fir"]
+k = {{ range = [1, 3] }}
+T = [3, 1000, 100000]
+"""
 
 
 def _check_spectrum(value: Any) -> str | None:
@@ -67,6 +82,13 @@ class HiddenSpectrumExperiment(PackageReaders):
         "T": AxisRule("T", "int", "horizon T", "steps", check=at_least_one),
     }
     extra_settings: Mapping[str, SettingRule] = {"observation": SettingRule("sum", _check_observation)}
+    methods = ("exact", "montecarlo")
+    horizon = "T"
+    levels = "tau"
+
+    def example_workflow(self, method: str) -> str:
+        """Selected through ``experiment = "hidden"`` and its ``spectrum`` axis, as users write it."""
+        return EXAMPLE.format(method=method)
 
     # -- the grid and the cube ------------------------------------------------
 
@@ -266,4 +288,4 @@ class HiddenSpectrumExperiment(PackageReaders):
         return 1e-3 + cost
 
 
-HIDDEN_SPECTRUM = HiddenSpectrumExperiment()
+HIDDEN_SPECTRUM: Experiment = HiddenSpectrumExperiment()
