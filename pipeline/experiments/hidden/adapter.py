@@ -30,7 +30,7 @@ lam = [0.9, 1.0, 1.05]
 noise_ratio = [0.5, 4.0]
 learner = ["truncated_kalman", "best_fir"]
 k = {{ range = [1, 4] }}
-T = [10, 1000, 100000]
+T = {horizons}
 """
 
 
@@ -51,7 +51,8 @@ class HiddenExperiment(PackageReaders):
     levels = "tau"
 
     def example_workflow(self, method: str) -> str:
-        return EXAMPLE.format(method=method)
+        horizons = "[10, 30, 100]" if method == "montecarlo" else "[3, 1000, 100000]"
+        return EXAMPLE.format(method=method, horizons=horizons)
 
     # -- the grid and the cube ------------------------------------------------
 

@@ -43,7 +43,7 @@ spectrum = ["1.0", "1.0^2", "1.0, 0.5", "0.9"]
 noise_ratio = [0.5, 4.0]
 learner = ["truncated_kalman", "best_fir"]
 k = {{ range = [1, 3] }}
-T = [3, 1000, 100000]
+T = {horizons}
 """
 
 
@@ -88,7 +88,8 @@ class HiddenSpectrumExperiment(PackageReaders):
 
     def example_workflow(self, method: str) -> str:
         """Selected through ``experiment = "hidden"`` and its ``spectrum`` axis, as users write it."""
-        return EXAMPLE.format(method=method)
+        horizons = "[10, 30, 100]" if method == "montecarlo" else "[3, 1000, 100000]"
+        return EXAMPLE.format(method=method, horizons=horizons)
 
     # -- the grid and the cube ------------------------------------------------
 
