@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=None,
         metavar="GROUP",
-        choices=("hidden", "observed", "hidden_spectrum", "pipeline", "blocks"),
+        choices=("hidden", "observed", "hidden_spectrum", "pipeline", "blocks", "estimates"),
         help="run only these groups (debugging)",
     )
     return p
@@ -59,10 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from benchmarks import blocks, hidden_spectrum, kernels, pipeline_runs
+    from benchmarks import blocks, estimates, hidden_spectrum, kernels, pipeline_runs
 
     quick = bool(args.quick)
-    groups = set(args.only or ("hidden", "observed", "hidden_spectrum", "pipeline", "blocks"))
+    groups = set(args.only or ("hidden", "observed", "hidden_spectrum", "pipeline", "blocks", "estimates"))
     info = machine()
     info["mode"] = "quick" if quick else "full"
     figures: list[Figure] = []
@@ -104,6 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             step("many small blocks (subprocess runs)", lambda: blocks.many_blocks(quick))
             step("done-state scan of 10^5 blocks", lambda: blocks.done_scan(quick))
             step("done-state scan of 10^5 blocks on loopback S3", lambda: blocks.done_scan_s3(quick))
+        if "estimates" in groups:
+            step("dry-run estimates vs measured compute (runs)", lambda: estimates.figures(1 if quick else 3))
 
     elapsed = time.perf_counter() - started
     figures.sort(key=lambda f: ORDER.index(f.name) if f.name in ORDER else len(ORDER))

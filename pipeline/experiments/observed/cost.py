@@ -12,25 +12,44 @@ from pipeline.experiments.observed.axes import SAME, resolved_learner
 from pipeline.models import parametrisation as pm
 from pipeline.models.spectra import parse_spectrum
 
+PER_CALL = 1e-3
+"""Seconds of a kernel call beside its cells (static part selections, checks)."""
+PER_PROBLEM = 1e-3
+"""Seconds to set up one (spectrum, family, learner_family): the problem and its rank test."""
+
+
+def factorisation_seconds(D: int) -> float:
+    """One exact factorisation of the risk at one horizon, ``D`` the learner's dimension.
+
+    Measured with the kernel in one process on the shared 2-core machine (full family,
+    spectra of n = 1..22): ~2.5 ms at D <= 16, 6 ms at D = 64, 45-80 ms at D = 256,
+    0.2-0.4 s at D = 484 (the doubling of ``Sigmabar_T`` and the Householder QR of the
+    scaled rows are O(D^2) to O(D^3)); ``benchmarks/estimates.py`` checks the totals."""
+    return 2e-3 + 1e-6 * D**2 + 2e-9 * D**3
+
+
+def cell_seconds(D: int) -> float:
+    """One (d, draw) of one factorisation: the best coefficients' risk, O(D)."""
+    return 0.5e-6 + 2e-8 * D
+
 
 def estimate_seconds(coords: Mapping[str, np.ndarray], settings: Settings) -> float:
-    """One exact factorisation per (spectrum, family, learner_family, T), shared by every d and draw
-    (~0.05 s + 7e-9 D^3 s in the fast kernel, D the learner's dimension: measured 0.19 s at
-    D = 128, 1.0 s at D = 512, ~10 s at D = 1024), plus ~10 us per cell;
+    """Exact: one factorisation per (spectrum, family, learner_family, T), shared by every
+    ``d`` and draw of the call (``factorisation_seconds``), plus ``cell_seconds`` per cell.
     Monte Carlo simulates D + 1 residuals per draw over T steps (~5 ns per sample, step and
-    matrix entry)."""
-    total = 1e-3
+    matrix entry) on top of the exact factorisations."""
+    total = PER_CALL
     families = [str(f) for f in coords["family"]]
     learners = [str(f) for f in coords.get("learner_family", [SAME])]
+    horizons = len(coords["T"])
     cells_per = len(coords["d"]) * len(coords["draw"])
     for text in coords["spectrum"]:
         sp = parse_spectrum(str(text))
         for family in families:
             for lf in learners:
                 D = pm.learner_dimension(sp, resolved_learner(family, lf))
+                total += PER_PROBLEM + horizons * (factorisation_seconds(D) + cells_per * cell_seconds(D))
                 if settings.method == "montecarlo":
                     steps = float(np.sum(coords["T"]))
                     total += 5e-9 * settings.mc_samples * steps * (D + 1) * sp.n**2 * len(coords["draw"])
-                else:
-                    total += len(coords["T"]) * (0.05 + 7e-9 * D**3 + 1e-5 * cells_per)
     return total

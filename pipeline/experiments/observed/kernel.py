@@ -14,6 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+# The exact kernel's triangular solves (models.observed imports scipy.linalg where it solves):
+# imported with this module, which local workers preload, so that no worker pays the import
+# (~0.2 s, over a second on a loaded machine) inside its first block.
+import scipy.linalg  # noqa: F401
+
 from pipeline.core.types import Settings
 from pipeline.experiments.observed.axes import resolved_learner
 from pipeline.models import observed as om
