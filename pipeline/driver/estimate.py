@@ -4,7 +4,8 @@ The plan is the one the run would follow: the store's own when the store exists 
 resume, or an ``--extend`` that keeps the stored chunking), else the workflow's. The
 seconds add, over the tasks still to compute, the experiment's estimate of every kernel
 call the task makes (``Experiment.estimate_seconds``, one call per region the task
-computes) and the engine's own cost of a task (``TASK_SECONDS_OVERHEAD``).
+computes) and the engine's own cost of a task (``TASK_SECONDS_OVERHEAD``, and
+``FIRST_TASK_SECONDS`` once: the estimate is of one core, one worker).
 """
 
 from __future__ import annotations
@@ -19,12 +20,15 @@ from pipeline.driver.resume import new_regions
 from pipeline.experiments import get_experiment
 from pipeline.plan.grid import BlockKey, BlockPlan
 
-TASK_SECONDS_OVERHEAD = 0.025
+TASK_SECONDS_OVERHEAD = 0.03
 """Seconds a task costs a worker beside its kernel calls: the static part restricted to the
 task, the NaN check, one shard write per result variable, the done-mark and Dask's
-bookkeeping. Measured 25 ms per task on the shared 2-core machine (the task bodies of
+bookkeeping. Measured ~25 ms per task on the shared 2-core machine (the task bodies of
 ``theorem31`` with 30 draws in one process: 12 ms selecting the static part, 17 ms writing
-~400 KB); ``benchmarks/estimates.py`` measures it beside every shipped workflow."""
+~400 KB), 30-50 ms per task in the blocks phase of real runs (``benchmarks/estimates.py``)."""
+FIRST_TASK_SECONDS = 0.04
+"""Seconds more of a worker's first task: opening the store and loading its static part
+(a run on one core pays it once; ``benchmarks/estimates.py``: 50-80 ms one-task runs)."""
 SAMPLED_TASKS = 2048
 """Above this many tasks to compute, the estimate adds up an evenly spaced sample of them."""
 
@@ -85,4 +89,4 @@ def _seconds(
     per_task = [
         TASK_SECONDS_OVERHEAD + sum(call_seconds(r) for r in new_regions(plan.task_slices(t), known)) for t in sampled
     ]
-    return float(np.mean(per_task)) * len(pending)
+    return FIRST_TASK_SECONDS + float(np.mean(per_task)) * len(pending)
