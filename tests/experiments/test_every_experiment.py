@@ -124,6 +124,7 @@ def test_random_chunkings_give_the_same_bits(name, method):
                 assert same_bits(np.asarray(part[var]), expected), (var, seed, key)
 
 
+@pytest.mark.slow  # no process, but seconds of figures per case
 @pytest.mark.parametrize(("name", "method"), CASES, ids=IDS)
 def test_a_real_cube_reads_back(name, method, tmp_path):
     """One task (run in this process): thresholds beside theory, their store, table, every

@@ -38,7 +38,7 @@ spectrum = ["1.0^2, 0.5", "1.05@30"]
 family = ["block", "similarity"]
 learner_family = {learners}
 d = "all"
-T = [10, 1000]
+T = {horizons}
 draw = 2
 """
 
@@ -55,8 +55,9 @@ class ObservedExperiment(PackageReaders):
 
     def example_workflow(self, method: str) -> str:
         """Monte Carlo takes only the adversary's own learner family (``same``)."""
-        learners = '["same"]' if method == "montecarlo" else '["same", "diagonal", "full"]'
-        return EXAMPLE.format(method=method, learners=learners)
+        if method == "montecarlo":
+            return EXAMPLE.format(method=method, learners='["same"]', horizons="[10, 100]")
+        return EXAMPLE.format(method=method, learners='["same", "diagonal", "full"]', horizons="[10, 1000]")
 
     def resolve_axes(self, axes: dict[str, np.ndarray], settings: Settings) -> dict[str, np.ndarray]:
         """Checked, resolved axes (see ``axes.resolve_axes``)."""
