@@ -62,6 +62,10 @@ class SettingRule:
 
     default: Any
     check: Check
+    recorded_at_default: bool = True
+    """False for a key added after cubes of the experiment exist (e.g. ``fit = "best"``): at
+    its default it is left out of the settings, so the fingerprint of every workflow that
+    does not change it stays what it was (``Settings.extra.get(key, default)`` reads it)."""
 
 
 @dataclass(frozen=True)

@@ -158,7 +158,8 @@ def _settings(raw: Mapping[str, Any], experiment: Experiment) -> Settings:
         problem = rule.check(value)
         if problem:
             raise ConfigError(key, value, problem)
-        extra[key] = value
+        if rule.recorded_at_default or value != rule.default:
+            extra[key] = value
     return Settings(
         experiment=experiment.name,
         name=name,

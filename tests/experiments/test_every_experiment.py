@@ -210,3 +210,29 @@ def test_an_unsupported_method_is_one_line_exit_2_nothing_written(exact_only, tm
         "it offers ['exact']"
     )
     assert not out.exists() and not Path(f"{out}.lock").exists()
+
+
+class HiddenWithFit(HiddenExperiment):
+    """The hidden experiment after gaining a key whose default keeps older cubes' fingerprints."""
+
+    name = "hidden_with_fit"
+    extra_settings: Mapping[str, SettingRule] = {
+        "fit": SettingRule("best", lambda v: None if v in ("best", "other") else "no", recorded_at_default=False)
+    }
+
+
+WITH_FIT = HiddenWithFit()
+
+
+def test_a_key_added_later_keeps_fingerprints_at_its_default(monkeypatch):
+    from pipeline import experiments
+
+    monkeypatch.setattr(experiments, "_LOADED", dict(experiments._LOADED))
+    monkeypatch.setitem(experiments._REGISTRY, WITH_FIT.name, (__name__, "WITH_FIT"))
+    text = get_experiment("hidden").example_workflow("exact").replace('"hidden"', '"hidden_with_fit"', 1)
+    before = parse_workflow(text)
+    at_default = parse_workflow('fit = "best"\n' + text)
+    assert before.experiment == "hidden_with_fit" and "fit" not in at_default.settings.extra
+    assert at_default.fingerprint() == before.fingerprint()
+    other = parse_workflow('fit = "other"\n' + text)
+    assert other.settings.extra["fit"] == "other" and other.fingerprint() != before.fingerprint()
