@@ -263,10 +263,12 @@ def describe_plan(workflow: Workflow, location: StoreLocation, where: Where | No
     where = where or Where.choose(cluster=workflow.cluster)
     experiment = get_experiment(workflow.experiment)
     variables = experiment.variables(workflow.settings)
-    nbytes = sum(
-        int(np.prod([len(workflow.coords[d]) for d in spec.dims])) * np.dtype(spec.dtype).itemsize
+    nbytes = sum(  # inner dims (no grid axis) are sized by the static part, not computed here
+        int(np.prod([len(workflow.coords[d]) for d in spec.dims if d in workflow.coords]))
+        * np.dtype(spec.dtype).itemsize
         for spec in variables.values()
     )
+    inner = any(d not in workflow.coords for spec in variables.values() for d in spec.dims)
     status = store_status(workflow, location)
     work, extension = _planned(workflow, location, status, extend)
     plan = work.plan
@@ -282,7 +284,8 @@ def describe_plan(workflow: Workflow, location: StoreLocation, where: Where | No
         + " blocks",
         f"estimated compute: {_duration(work.seconds)} on one core{left}"
         + (f" ({_duration(work.seconds / work.tasks)} per task on average)" if work.tasks else ""),
-        f"estimated size on disk: at most {_human(nbytes)} uncompressed ({count(len(variables), 'result variable')})",
+        f"estimated size on disk: at most {_human(nbytes)} uncompressed ({count(len(variables), 'result variable')}"
+        + (", per value of their inner dims)" if inner else ")"),
         f"store: {location.url} ({status.describe()})",
         f"workers: {where.describe()}",
     ]

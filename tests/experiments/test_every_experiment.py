@@ -16,11 +16,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+import xarray as xr
 
 from pipeline.cli import main
 from pipeline.core.errors import ConfigError
 from pipeline.core.measure import MEASURED, STATIC, THEORY
-from pipeline.core.types import SettingRule
+from pipeline.core.types import SettingRule, Settings, VariableSpec
+from pipeline.driver.resume import create_store
 from pipeline.experiments import Variant, get_experiment, known_experiments
 from pipeline.experiments.base import Experiment
 from pipeline.experiments.hidden.adapter import HiddenExperiment
@@ -31,8 +33,8 @@ from pipeline.readers import thresholding as thr
 from pipeline.readers.cubes import open_cube
 from pipeline.readers.summary import summarize
 from pipeline.storage.location import StoreLocation
-from pipeline.worker.tasks import check_block
-from tests.helpers import assert_cubes_identical, one_clean_line, run_quietly, write_workflow
+from pipeline.worker.tasks import check_block, compute_task
+from tests.helpers import assert_cubes_identical, direct, one_clean_line, run_quietly, write_workflow
 
 CASES = [(name, method) for name in known_experiments() for method in get_experiment(name).methods]
 IDS = [f"{name}-{method}" for name, method in CASES]
@@ -72,7 +74,8 @@ def test_declares_the_seam(name):
         assert (wf.experiment, wf.settings.method) == (name, method)  # reached as users write it
         assert len(wf.coords[experiment.horizon]) >= 2
         for spec in experiment.variables(wf.settings).values():
-            assert set(spec.dims) <= set(experiment.axes) and spec.long_name and spec.units
+            axes = [d for d in spec.dims if d in experiment.axes]
+            assert axes == [a for a in experiment.axes if a in spec.dims] and spec.long_name and spec.units
 
 
 @pytest.mark.parametrize("name", known_experiments())
@@ -93,7 +96,8 @@ def test_kernel_returns_every_variable_checked(name, method):
     out = experiment.kernel(wf.coords, static, wf.settings)
     variables = experiment.variables(wf.settings)
     assert set(out) == set(variables)
-    check_block((0,) * len(experiment.axes), wf.coords, out, variables)  # shapes; NaN only where declared
+    inner = {str(d): static[d].values for d in static.dims if d not in wf.coords}  # dims of no grid axis
+    check_block((0,) * len(experiment.axes), wf.coords | inner, out, variables)  # shapes; NaN only where declared
     for name_, spec in variables.items():
         assert np.asarray(out[name_]).dtype == np.dtype(spec.dtype), name_
     seconds = experiment.estimate_seconds(wf.coords, wf.settings)
@@ -236,3 +240,50 @@ def test_a_key_added_later_keeps_fingerprints_at_its_default(monkeypatch):
     assert at_default.fingerprint() == before.fingerprint()
     other = parse_workflow('fit = "other"\n' + text)
     assert other.settings.extra["fit"] == "other" and other.fingerprint() != before.fingerprint()
+
+
+class HiddenWithTaps(HiddenExperiment):
+    """The hidden experiment with a result variable over an inner dim ``tap`` (no grid axis:
+    a coordinate of the static part, like the index of a fitted parameter)."""
+
+    name = "hidden_with_taps"
+
+    def static(self, coords: Mapping[str, np.ndarray], settings: Settings) -> xr.Dataset:
+        return super().static(coords, settings).assign_coords(tap=np.arange(3))
+
+    def variables(self, settings: Settings) -> dict[str, VariableSpec]:
+        return super().variables(settings) | {"weighted": VariableSpec((*self.axes, "tap"), "risk (tap + 1)", "1")}
+
+    def kernel(self, coords: Mapping[str, np.ndarray], static: xr.Dataset, settings: Settings) -> dict[str, np.ndarray]:
+        out = super().kernel(coords, static, settings)
+        return out | {"weighted": out["risk"][..., None] * (static["tap"].values + 1.0)}
+
+
+WITH_TAPS = HiddenWithTaps()
+
+
+def test_a_variable_may_have_inner_dims(monkeypatch, tmp_path):
+    """Written whole by every task (sharded or not), read back, masked in a partial cube."""
+    from pipeline import experiments
+
+    monkeypatch.setattr(experiments, "_LOADED", dict(experiments._LOADED))
+    monkeypatch.setitem(experiments._REGISTRY, WITH_TAPS.name, (__name__, "WITH_TAPS"))
+    raw = tomllib.loads(get_experiment("hidden").example_workflow("exact")) | {"experiment": WITH_TAPS.name}
+    raw["chunks"] = {"lam": 1, "k": 3, "T": 2, "blocks_per_task": 2}
+    wf = parse_workflow(toml_text(raw))
+    assert wf.plan.sharded and wf.plan.tasks_total > 2
+    reference = direct(toml_text(raw))["weighted"]
+    tasks = list(wf.plan.task_keys())
+    for cube, computed in (("all.zarr", tasks), ("some.zarr", tasks[::2])):
+        location = StoreLocation(str(tmp_path / cube))
+        create_store(wf, location)
+        for task in computed:  # the real task body, in this process
+            compute_task(wf.experiment, wf.settings, location, wf.fingerprint(), task, [wf.plan.task_slices(task)])
+        ds = open_cube(location, partial=True)
+        weighted = ds["weighted"].transpose(*WITH_TAPS.axes, "tap").values
+        if computed is tasks:
+            assert same_bits(weighted, reference)
+            continue
+        done = np.broadcast_to(ds["computed"].transpose(*WITH_TAPS.axes).values[..., None], weighted.shape)
+        assert done.any() and not done.all()
+        assert same_bits(weighted[done], reference[done]) and np.isnan(weighted[~done]).all()
