@@ -22,11 +22,11 @@ def factorisation_seconds(D: int) -> float:
     """One exact factorisation of the risk at one horizon, ``D`` the learner's dimension.
 
     Measured with the kernel in one process on the shared 2-core machine (full family,
-    spectra of n = 1..22): ~2.5 ms at D <= 16, 6 ms at D = 64, 45-80 ms at D = 256,
+    spectra of n = 1..22): 1-2.5 ms at D <= 16 (light to heavy load), 6 ms at D = 64, 45-80 ms at D = 256,
     0.2-0.4 s at D = 484; ~10 s at D = 1,024 (docs/scaling.md). The doubling of ``Sigmabar_T``
     and the Householder QR of the scaled rows are O(D^2) to O(D^3); the model stays within
     a factor of 2-3 of each (``benchmarks/estimates.py`` checks the shipped workflows)."""
-    return 2e-3 + 1e-6 * D**2 + 3e-9 * D**3
+    return 1.5e-3 + 1e-6 * D**2 + 3e-9 * D**3
 
 
 def cell_seconds(D: int) -> float:
