@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=None,
         metavar="GROUP",
-        choices=("hidden", "observed", "hidden_spectrum", "fitted", "pipeline", "blocks"),
+        choices=("hidden", "observed", "hidden_spectrum", "fitted", "pipeline", "blocks", "estimates"),
         help="run only these groups (debugging)",
     )
     return p
@@ -67,10 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from benchmarks import blocks, fitted, hidden_spectrum, kernels, pipeline_runs
+    from benchmarks import blocks, estimates, fitted, hidden_spectrum, kernels, pipeline_runs
 
     quick = bool(args.quick)
-    groups = set(args.only or ("hidden", "observed", "hidden_spectrum", "fitted", "pipeline", "blocks"))
+    groups = set(args.only or ("hidden", "observed", "hidden_spectrum", "fitted", "pipeline", "blocks", "estimates"))
     info = machine()
     info["mode"] = "quick" if quick else "full"
     figures: list[Figure] = []
@@ -114,6 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             step("many small blocks (subprocess runs)", lambda: blocks.many_blocks(quick))
             step("done-state scan of 10^5 blocks", lambda: blocks.done_scan(quick))
             step("done-state scan of 10^5 blocks on loopback S3", lambda: blocks.done_scan_s3(quick))
+        if "estimates" in groups:
+            step("dry-run estimates vs measured compute (runs)", lambda: estimates.figures(1 if quick else 3))
 
     elapsed = time.perf_counter() - started
     figures.sort(key=lambda f: ORDER.index(f.name) if f.name in ORDER else len(ORDER))

@@ -44,7 +44,11 @@ class AxisRule:
 
 @dataclass(frozen=True)
 class VariableSpec:
-    """A result variable of the cube: its dims (a subset of the cube's axes), dtype and attrs."""
+    """A result variable of the cube: its dims, dtype and attrs.
+
+    ``dims`` are cube axes (blocked like the grid), possibly followed by inner dims: dims
+    that are no grid axis (e.g. the index of a fitted parameter), each a coordinate of the
+    experiment's static part, whole in every block."""
 
     dims: tuple[str, ...]
     long_name: str
@@ -62,6 +66,10 @@ class SettingRule:
 
     default: Any
     check: Check
+    recorded_at_default: bool = True
+    """False for a key added after cubes of the experiment exist (e.g. ``fit = "best"``): at
+    its default it is left out of the settings, so the fingerprint of every workflow that
+    does not change it stays what it was (``Settings.extra.get(key, default)`` reads it)."""
 
 
 @dataclass(frozen=True)

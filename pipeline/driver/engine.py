@@ -20,6 +20,7 @@ import numpy as np
 from pipeline.core.errors import RunError, UsageError
 from pipeline.core.wording import count
 from pipeline.driver.clients import RunClient, dashboard_link
+from pipeline.driver.estimate import PlannedWork, planned_work
 from pipeline.driver.lock import StoreLock
 from pipeline.driver.resume import StoreState, create_store, extend_store, extension_plan, new_regions, stored_state
 from pipeline.driver.setup import RunSetup
@@ -275,17 +276,22 @@ def _run_blocks(
 
 
 def describe_plan(setup: RunSetup) -> str:
-    """What ``run`` would do, without writing anything (``emergence run --dry-run``)."""
+    """What ``run`` would do, without writing anything (``emergence run --dry-run``): the plan
+    it would follow (the store's own when it resumes or extends one), what of it is left to
+    compute and the estimated seconds of that (``pipeline.driver.estimate``)."""
     workflow, location, where = setup.workflow, setup.location, setup.where
     experiment = get_experiment(workflow.experiment)
-    plan = workflow.plan
     variables = experiment.variables(workflow.settings)
-    nbytes = sum(
-        int(np.prod([len(workflow.coords[d]) for d in spec.dims])) * np.dtype(spec.dtype).itemsize
+    nbytes = sum(  # inner dims (no grid axis) are sized by the static part, not computed here
+        int(np.prod([len(workflow.coords[d]) for d in spec.dims if d in workflow.coords]))
+        * np.dtype(spec.dtype).itemsize
         for spec in variables.values()
     )
+    inner = any(d not in workflow.coords for spec in variables.values() for d in spec.dims)
     status = store_status(workflow, location)
-    estimated = experiment.estimate_seconds(workflow.coords, workflow.settings)
+    work, extension = _planned(workflow, location, status, setup.extend)
+    plan = work.plan
+    left = "" if work.blocks == plan.total else f" for the {count(work.blocks, 'block')} to compute"
     lines = [
         f"workflow {workflow.name!r} (experiment {workflow.experiment}, method {workflow.settings.method})",
         "grid: "
@@ -295,14 +301,15 @@ def describe_plan(setup: RunSetup) -> str:
         f"tasks: {plan.tasks_total:,} of "
         + " x ".join(f"{a}={t}" for a, t in zip(plan.axes, plan.task_blocks, strict=True))
         + " blocks",
-        f"estimated compute: {_duration(estimated)} on one core ({_duration(estimated / plan.tasks_total)} "
-        "per task on average)",
-        f"estimated size on disk: at most {_human(nbytes)} uncompressed ({count(len(variables), 'result variable')})",
+        f"estimated compute: {_duration(work.seconds)} on one core{left}"
+        + (f" ({_duration(work.seconds / work.tasks)} per task on average)" if work.tasks else ""),
+        f"estimated size on disk: at most {_human(nbytes)} uncompressed ({count(len(variables), 'result variable')}"
+        + (", per value of their inner dims)" if inner else ")"),
         f"store: {location.url} ({status.describe()})",
         f"workers: {where.describe()}",
     ]
-    if setup.extend:
-        lines.append(_describe_extension(workflow, location))
+    if extension:
+        lines.append(extension)
     if where.kind == "batch":
         from pipeline.driver.cluster import job_script
 
@@ -312,14 +319,22 @@ def describe_plan(setup: RunSetup) -> str:
     return "\n".join(lines)
 
 
-def _describe_extension(workflow: Workflow, location: StoreLocation) -> str:
-    old, grown = extension_plan(workflow, location)
-    new_blocks = sum(1 for key in grown if new_regions(grown.slices(key), old.shape))
-    return (
-        f"--extend would add {count(grown.cells - old.cells, 'cell')} "
-        f"({old.cells:,} -> {grown.cells:,}) in {count(new_blocks, 'block')} "
-        f"(of {grown.total:,}; the others are done)"
-    )
+def _planned(workflow: Workflow, location: StoreLocation, status: StoreStatus, extend: bool) -> tuple[PlannedWork, str]:
+    """The work a run would do (the store's plan where it resumes or extends one) and, for
+    ``--extend``, the line saying what it adds."""
+    args = (workflow.coords, workflow.experiment, workflow.settings)
+    if status.state in ("complete", "incomplete"):
+        state = stored_state(workflow, location)
+        return planned_work(state.plan, *args, ledger.done_tasks(location), state.complete_shape), ""
+    if extend and status.state == "extendable":
+        old, grown = extension_plan(workflow, location)
+        work = planned_work(grown, *args, complete_shape=old.shape)
+        return work, (
+            f"--extend would add {count(grown.cells - old.cells, 'cell')} "
+            f"({old.cells:,} -> {grown.cells:,}) in {count(work.blocks, 'block')} "
+            f"(of {grown.total:,}; the others are done)"
+        )
+    return planned_work(workflow.plan, *args), ""
 
 
 def _duration(seconds: float) -> str:

@@ -1,12 +1,18 @@
 """Registry: experiment name -> Experiment (see ``base.py`` for the interface).
 
-Adding an experiment: its model in ``pipeline/models/``, its package here, one line below.
+Adding an experiment: its model in ``pipeline/models/``, its package here (an adapter module
+whose instance is annotated ``Experiment``, and its readers), one line in ``_REGISTRY``; if a
+workflow selects it through another experiment's name (by a grid axis or a top-level
+setting), one line in ``_VARIANTS`` too. ``tests/experiments/test_every_experiment.py``
+then holds it to the bar every experiment meets.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from pipeline.core.errors import UsageError
 
@@ -22,17 +28,36 @@ _REGISTRY = {
 }
 
 
-# A workflow's ``experiment`` may name a family whose variant its grid picks: the hidden
-# experiment with a ``spectrum`` axis (in place of ``lam``) is ``hidden_spectrum``.
-_VARIANTS: dict[str, tuple[str, str]] = {"hidden": ("spectrum", "hidden_spectrum")}
+@dataclass(frozen=True)
+class Variant:
+    """A registered experiment a workflow reaches through another's name: ``experiment =
+    family`` runs ``key`` when its ``[grid]`` has the axis ``axis`` and (or) its top-level
+    ``setting`` has the value ``value``."""
+
+    family: str
+    key: str
+    axis: str | None = None
+    setting: str | None = None
+    value: object = None
+
+    def selected_by(self, raw: Mapping[str, Any]) -> bool:
+        """Whether the workflow ``raw`` (its parsed TOML) selects this variant."""
+        grid = raw.get("grid")
+        if self.axis is not None and not (isinstance(grid, dict) and self.axis in grid):
+            return False
+        return self.setting is None or (self.setting in raw and raw[self.setting] == self.value)
 
 
-def resolve_experiment(name: str, grid: object) -> str:
-    """The registry key a workflow runs: ``name``, or its variant when ``grid`` (the
-    workflow's ``[grid]`` table) has the variant's distinguishing axis."""
-    variant = _VARIANTS.get(name)
-    if variant is not None and isinstance(grid, dict) and variant[0] in grid:
-        return variant[1]
+# First match wins: a variant that needs more goes before one that needs less.
+_VARIANTS: tuple[Variant, ...] = (Variant("hidden", "hidden_spectrum", axis="spectrum"),)
+
+
+def resolve_experiment(name: str, raw: Mapping[str, Any]) -> str:
+    """The registry key a workflow runs: ``name``, or the first of its variants that the
+    workflow ``raw`` (its parsed TOML) selects."""
+    for variant in _VARIANTS:
+        if variant.family == name and variant.selected_by(raw):
+            return variant.key
     return name
 
 
@@ -45,9 +70,24 @@ def experiment_module(name: str) -> str:
     return _REGISTRY[name][0]
 
 
+_LOADED: dict[str, Experiment] = {}
+
+
 def get_experiment(name: str) -> Experiment:
+    """The registered experiment ``name``; TypeError if its object lacks a member of the
+    ``Experiment`` protocol (mypy checks the types, this the presence)."""
+    found = _LOADED.get(name)
+    if found is not None:
+        return found
+    from pipeline.experiments.base import Experiment
+
     module, attribute = _REGISTRY[name]
-    experiment: Experiment = getattr(importlib.import_module(module), attribute)
+    experiment = getattr(importlib.import_module(module), attribute)
+    if not isinstance(experiment, Experiment):
+        raise TypeError(f"{module}.{attribute} does not implement the Experiment protocol")
+    if experiment.name != name:
+        raise TypeError(f"{module}.{attribute} is named {experiment.name!r}, registered as {name!r}")
+    _LOADED[name] = experiment
     return experiment
 
 

@@ -13,7 +13,7 @@ import importlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -45,13 +45,59 @@ class DrawnFigure:
     figure: Figure
 
 
+@runtime_checkable
 class Experiment(Protocol):
-    name: str
-    """Registry key; stored in the cube's ``experiment`` attribute."""
-    axes: tuple[str, ...]
-    axis_rules: Mapping[str, AxisRule]
-    extra_settings: Mapping[str, SettingRule]
-    """Extra top-level workflow keys (e.g. ``basis``)."""
+    """What an experiment declares and does; the registry returns objects of this type and
+    mypy checks every adapter against it (each adapter module annotates its instance with it).
+
+    The engine and the readers assume nothing about a cube beyond what is declared here:
+    the axes (the cube's dims, blocked by the engine), the methods the kernel implements,
+    the horizon axis along which growth is read, and the thresholds' risk levels.
+    """
+
+    @property
+    def name(self) -> str:
+        """Registry key; stored in the cube's ``experiment`` attribute."""
+        ...
+
+    @property
+    def axes(self) -> tuple[str, ...]:
+        """The grid's axes, in the cube's dim order (every result variable's dims are among them)."""
+        ...
+
+    @property
+    def axis_rules(self) -> Mapping[str, AxisRule]:
+        """How each axis is typed, checked and described (one rule per axis)."""
+        ...
+
+    @property
+    def extra_settings(self) -> Mapping[str, SettingRule]:
+        """Extra top-level workflow keys (e.g. ``basis``)."""
+        ...
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        """The workflow ``method`` values the kernel implements (``exact``, ``montecarlo``); a
+        workflow asking for another is refused before anything is written."""
+        ...
+
+    @property
+    def horizon(self) -> str:
+        """The axis of horizons ``T`` along which growth is read: thresholds and the summary
+        need two or more of its values."""
+        ...
+
+    @property
+    def levels(self) -> str | None:
+        """The coordinate of the thresholds holding the risk levels ``tau`` that ``--tau``
+        chooses among (figures draw ``k*`` at one of them), or None: no levels."""
+        ...
+
+    def example_workflow(self, method: str) -> str:
+        """TOML text of a tiny workflow of this experiment with ``method`` (one of ``methods``):
+        every axis, two or more horizons, a second of work or so. The test every experiment
+        passes (``tests/experiments/test_every_experiment.py``) runs it."""
+        ...
 
     # -- the grid and the cube ------------------------------------------------
 
@@ -75,8 +121,9 @@ class Experiment(Protocol):
         ...
 
     def estimate_seconds(self, coords: Mapping[str, np.ndarray], settings: Settings) -> float:
-        """Estimated seconds (one core) to compute the cells of a rectangle of the grid given by
-        its coordinates (block sizing; ``emergence run --dry-run`` prints the total)."""
+        """Estimated seconds (one core) of one kernel call on a rectangle of the grid given by
+        its coordinates: block sizing, and ``emergence run --dry-run`` (which adds the
+        engine's own cost per task). Work the cells of a call share counts once per call."""
         ...
 
     def adapt(self, ds: xr.Dataset) -> xr.Dataset:
@@ -102,8 +149,9 @@ class Experiment(Protocol):
         """A few lines on what the cube shows."""
         ...
 
-    def figures(self, ds: xr.Dataset, th: xr.Dataset, tau: float) -> list[DrawnFigure]:
-        """Every figure of the cube (``tau``: the level for ``k*`` where the experiment has one)."""
+    def figures(self, ds: xr.Dataset, th: xr.Dataset, tau: float | None) -> list[DrawnFigure]:
+        """Every figure of the cube; ``tau`` is one of the thresholds' ``levels`` (None
+        where the experiment has none)."""
         ...
 
 
@@ -155,5 +203,5 @@ class PackageReaders:
     def summary(self, ds: xr.Dataset, th: xr.Dataset) -> list[str]:
         return list(self._module("report").summary(ds, th))
 
-    def figures(self, ds: xr.Dataset, th: xr.Dataset, tau: float) -> list[DrawnFigure]:
+    def figures(self, ds: xr.Dataset, th: xr.Dataset, tau: float | None) -> list[DrawnFigure]:
         return list(self._module("figures").figures(ds, th, tau))

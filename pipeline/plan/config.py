@@ -24,6 +24,7 @@ from pipeline.plan.grid import TASK_SECONDS, BlockPlan, geom_axis, linspace_axis
 
 DEFAULT_MAX_CELLS = 10**9
 METHODS = ("exact", "montecarlo")
+"""Every ``method`` the tool knows; an experiment implements some of them (``Experiment.methods``)."""
 BLOCKS_PER_TASK = "blocks_per_task"
 """``[chunks] blocks_per_task = N``: at most N blocks per task (default: as cheap blocks need)."""
 TASK_SECONDS_KEY = "task_seconds"
@@ -141,7 +142,7 @@ def _experiment(raw: Mapping[str, Any]) -> Experiment:
         raise ConfigError("experiment", None, f"is required: one of {known_experiments()}")
     if not isinstance(experiment_name, str) or experiment_name not in known_experiments():
         raise ConfigError("experiment", experiment_name, f"must be one of {known_experiments()}")
-    experiment = get_experiment(resolve_experiment(experiment_name, raw.get("grid")))
+    experiment = get_experiment(resolve_experiment(experiment_name, raw))
     allowed = set(COMMON_KEYS) | set(experiment.extra_settings)
     for key in raw:
         if key not in allowed:
@@ -157,7 +158,10 @@ def _settings(raw: Mapping[str, Any], experiment: Experiment) -> Settings:
     seed = _integer(raw, "seed", 0, minimum=0)
     method = raw.get("method", "exact")
     if method not in METHODS:
-        raise ConfigError("method", method, f"must be one of {list(METHODS)}")
+        raise ConfigError("method", method, f"must be one of {list(experiment.methods)}")
+    if method not in experiment.methods:
+        offered = list(experiment.methods)
+        raise ConfigError("method", method, f"the {experiment.name} experiment has no such method; it offers {offered}")
     mc_samples = _integer(raw, "mc_samples", 1000, minimum=2)
     extra: dict[str, Any] = {}
     for key, rule in experiment.extra_settings.items():
@@ -165,7 +169,8 @@ def _settings(raw: Mapping[str, Any], experiment: Experiment) -> Settings:
         problem = rule.check(value)
         if problem:
             raise ConfigError(key, value, problem)
-        extra[key] = value
+        if rule.recorded_at_default or value != rule.default:
+            extra[key] = value
     return Settings(
         experiment=experiment.name,
         name=name,

@@ -140,8 +140,8 @@ def _mask_unfinished(ds: xr.Dataset, location: StoreLocation, attrs: dict[str, o
     out = ds.copy()
     for name in result_variables(ds):
         dims = ds[name].dims
-        own = computed.all([a for a in axes if a not in dims]).transpose(*dims)
-        out[name] = ds[name].where(own)
+        own = computed.all([a for a in axes if a not in dims]).transpose(*(d for d in dims if d in axes))
+        out[name] = ds[name].where(own)  # broadcast along inner dims (no grid axis)
     out[COMPUTED] = computed
     return out
 

@@ -40,17 +40,26 @@ def draw(ds: xr.Dataset, th: xr.Dataset | None = None, tau: float | None = None)
     from pipeline.experiments import experiment_of
     from pipeline.readers import thresholding as thr
 
+    experiment = experiment_of(ds)
     if th is None:
         th = thr.compute_thresholds(ds, thr.options([tau] if tau is not None else None))
-    if tau is None:
-        tau = float(th["tau"].values[0]) if "tau" in th.coords else 1.0
-    elif "tau" in th.coords and not any(math.isclose(float(t), tau) for t in th["tau"].values):
-        raise UsageError(f"--tau {tau:g} is not among the thresholds' levels {list(th['tau'].values)}")
-    drawn = experiment_of(ds).figures(ds, th, float(tau))
+    drawn = experiment.figures(ds, th, _level(th, experiment.levels, tau))
     stems = [d.stem for d in drawn]
     if len(set(stems)) != len(stems):
         raise AssertionError(f"two figures share a file name: {sorted(s for s in stems if stems.count(s) > 1)}")
     return drawn
+
+
+def _level(th: xr.Dataset, levels: str | None, tau: float | None) -> float | None:
+    """The risk level the figures draw: ``tau`` (one of the thresholds' ``levels``), by
+    default the first of them; None for an experiment without levels (``tau`` unused)."""
+    if levels is None:
+        return None
+    if tau is None:
+        return float(th[levels].values[0])
+    if not any(math.isclose(float(t), tau) for t in th[levels].values):
+        raise UsageError(f"--tau {tau:g} is not among the thresholds' levels {list(th[levels].values)}")
+    return float(tau)
 
 
 def save(drawn: Sequence[DrawnFigure], out_dir: str | Path, keep: Sequence[str] = ()) -> list[SavedFigure]:

@@ -1,6 +1,7 @@
 """``emergence summary``: a few lines on what a cube shows (used by ``make demo``).
 
-The lines come from the cube's experiment, drawn from its thresholds.
+The lines come from the cube's experiment, drawn from its thresholds; the head names the
+cube's axes (``Experiment.axes``) and growth needs two horizons (``Experiment.horizon``).
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ def summarize(location: StoreLocation, partial: bool = False) -> str:
 
     ds = open_cube(location, partial=partial)
     experiment = experiment_of(ds)
-    shape = " x ".join(f"{ds.sizes[d]} {d}" for d in ds["risk"].dims)
+    shape = " x ".join(f"{ds.sizes[d]} {d}" for d in experiment.axes)
     head = f"{location.url} ({experiment.name}): {shape}; blocks {ds.attrs[BLOCKS_ATTR]} done"
     if ds.attrs.get(PARTIAL_ATTR):
         head += f" [{ds.attrs[PARTIAL_ATTR]}: findings that need unfinished cells say '?' or 'not known yet']"
-    if ds.sizes.get("T", 0) < 2:
-        return f"{head}\n(one horizon only: nothing to tell about growth in T)"
+    if ds.sizes.get(experiment.horizon, 0) < 2:
+        return f"{head}\n(one horizon only: nothing to tell about growth in {experiment.horizon})"
     th = compute_thresholds(ds, source=location.url)
     return "\n".join([head, *experiment.summary(ds, th)])

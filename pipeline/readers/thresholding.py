@@ -51,9 +51,9 @@ def compute_thresholds(ds: xr.Dataset, opts: ThresholdOptions | None = None, sou
     from pipeline.storage.provenance import now
 
     opts = opts or ThresholdOptions()
-    if ds.sizes.get("T", 0) < 2:
-        raise UsageError("thresholds need at least two horizons T in the cube")
     experiment = experiment_of(ds)
+    if ds.sizes.get(experiment.horizon, 0) < 2:
+        raise UsageError(f"thresholds need at least two horizons {experiment.horizon} in the cube")
     th = mask_unknown(experiment.thresholds(ds, opts), ds)
     th.attrs.update(
         {

@@ -60,21 +60,37 @@ def template(
         rule = axis_rules[axis]
         ds = ds.assign_coords({axis: (axis, values, {"long_name": rule.long_name, "units": rule.units})})
     encoding: dict[str, dict[str, Any]] = {}
+    sizes = variable_sizes(coords, static)
     for name, spec in variables.items():
-        shape = tuple(len(coords[d]) for d in spec.dims)
-        chunks = plan.chunk_of(spec.dims)
-        data = da.full(shape, _fill(spec.dtype), dtype=spec.dtype, chunks=plan.shard_of(spec.dims))
+        shape = tuple(sizes[d] for d in spec.dims)
+        chunks = _blocked(plan.axes, plan.chunks, spec.dims, sizes)
+        shards = _blocked(plan.axes, plan.shard, spec.dims, sizes)
+        data = da.full(shape, _fill(spec.dtype), dtype=spec.dtype, chunks=shards)
         var_attrs = {"long_name": spec.long_name, "units": spec.units}
         if spec.description:
             var_attrs["description"] = spec.description
         ds[name] = xr.Variable(spec.dims, data, var_attrs)
         encoding[name] = {"chunks": chunks, "compressors": result_compressors(spec.dtype)}
         if plan.sharded:
-            encoding[name]["shards"] = plan.shard_of(spec.dims)
+            encoding[name]["shards"] = shards
         if np.dtype(spec.dtype).kind == "f":
             encoding[name]["_FillValue"] = np.nan
     ds.attrs.update(attrs)
     return ds, encoding
+
+
+def variable_sizes(coords: Mapping[str, np.ndarray], static: xr.Dataset) -> dict[str, int]:
+    """Length of every dim a result variable may have: the grid axes, and the static part's
+    dims (a variable's inner dims, whole in every block)."""
+    return {**{str(d): int(n) for d, n in static.sizes.items()}, **{a: len(v) for a, v in coords.items()}}
+
+
+def _blocked(
+    axes: tuple[str, ...], per_axis: tuple[int, ...], dims: tuple[str, ...], sizes: Mapping[str, int]
+) -> tuple[int, ...]:
+    """Chunk (or shard) shape of a variable: the plan's along grid axes, whole along inner dims."""
+    lookup = dict(zip(axes, per_axis, strict=True))
+    return tuple(lookup.get(d, sizes[d]) for d in dims)
 
 
 def create_cube(location: StoreLocation, ds: xr.Dataset, encoding: Mapping[str, Any], plan: BlockPlan) -> None:
@@ -100,7 +116,8 @@ def write_task(
     """Write one region of a task into every variable the task owns.
 
     A variable whose dims omit an axis (e.g. ``bounded`` has no ``T``) is written only by
-    the tasks at index 0 along the omitted axes, so every shard has exactly one writer.
+    the tasks at index 0 along the omitted axes, so every shard has exactly one writer;
+    inner dims (no grid axis) are written whole.
     Returns the names written.
     """
     axes = list(slices)
@@ -109,7 +126,7 @@ def write_task(
         omitted = [i for i, a in enumerate(axes) if a not in spec.dims]
         if any(task[i] != 0 for i in omitted):
             continue
-        group[name][tuple(slices[d] for d in spec.dims)] = arrays[name]
+        group[name][tuple(slices.get(d, slice(None)) for d in spec.dims)] = arrays[name]
         written.append(name)
     return written
 
@@ -150,8 +167,9 @@ def grow_cube(
             raise UsageError(f"--extend: the cube has no static variable {name!r}; rebuild it with --overwrite")
         array(group, str(name)).resize(var.shape)
         array(group, str(name))[...] = var.values
+    sizes = variable_sizes(coords, static)
     for name, spec in variables.items():
-        array(group, name).resize(tuple(len(coords[d]) for d in spec.dims))
+        array(group, name).resize(tuple(sizes[d] for d in spec.dims))
     ledger.keep_done_within(location, plan, complete_shape)
     history = json.loads(str(group.attrs.get("history", "[]")))
     history.append(history_entry("extend", math.prod(complete_shape), plan.cells))

@@ -101,6 +101,7 @@ def compute_task(
     bounds = _bounds(regions)
     tiled = sum(_cells(r) for r in regions) == _cells(bounds)  # not after --extend: only new blocks
     shard: dict[str, np.ndarray] = {}
+    inner = {str(d): static[d].values for d in static.dims if d not in regions[0]}  # dims no block cuts
     for slices in regions:
         coords = {axis: static[axis].values[s] for axis, s in slices.items()}
         region_static = static.isel({d: s for d, s in slices.items() if d in static.dims})
@@ -112,7 +113,7 @@ def compute_task(
             raise BlockError(f"task {as_key_string(task)}: kernel failed: {type(exc).__name__}: {exc}") from exc
         kernel_seconds += time.perf_counter() - kernel_started
         faults.inject("nan-result", task, arrays)
-        check_block(task, coords, arrays, variables)
+        check_block(task, coords | inner, arrays, variables)
         cells += _cells(slices)
         if tiled:
             _place(shard, bounds, slices, arrays, variables)
@@ -149,10 +150,17 @@ def _place(
     for name, spec in variables.items():
         if name not in arrays:
             continue
+        whole = slice(None)  # along an inner dim (no grid axis)
         if name not in shard:
-            shape = tuple(bounds[d].stop - bounds[d].start for d in spec.dims)
+            shape = tuple(
+                bounds[d].stop - bounds[d].start if d in bounds else n
+                for d, n in zip(spec.dims, np.shape(arrays[name]), strict=True)
+            )
             shard[name] = np.empty(shape, dtype=arrays[name].dtype)
-        at = tuple(slice(slices[d].start - bounds[d].start, slices[d].stop - bounds[d].start) for d in spec.dims)
+        at = tuple(
+            slice(slices[d].start - bounds[d].start, slices[d].stop - bounds[d].start) if d in slices else whole
+            for d in spec.dims
+        )
         shard[name][at] = arrays[name]
 
 
@@ -162,7 +170,8 @@ def check_block(
     arrays: Mapping[str, np.ndarray],
     variables: Mapping[str, VariableSpec],
 ) -> None:
-    """Shapes must match and no unexplained NaN may reach the cube."""
+    """Shapes must match and no unexplained NaN may reach the cube (``coords``: the block's
+    coordinates along every dim of the variables, inner dims whole)."""
     for name, spec in variables.items():
         if name not in arrays:
             raise BlockError(f"task {as_key_string(key)}: kernel returned no {name!r}")
