@@ -169,6 +169,12 @@ def test_real_run_thresholds_and_chunking_invariance(tmp_path, shared_cluster):
     assert len([s for s in drawn if "_kstar_" in s]) == ds.sizes["spectrum"]
     # one risk map per learner and noise ratio, not only for one noise ratio
     assert len([s for s in drawn if "_risk_" in s]) == ds.sizes["learner"] * ds.sizes["noise_ratio"]
+    # "0.9" has critical k 0 below the cube's smallest k: its empirical value is marked censored ("at most")
+    assert (
+        th["critical_k_empirical_verdict"].sel(spectrum="0.9", learner="best_fir").values.tolist()
+        == ["unresolved"] * ds.sizes["noise_ratio"]
+    )
+    assert "v" in {line.get_marker() for line in drawn["hspec_summary"].figure.axes[0].get_lines()}
 
     split = SMALL + "\n[chunks]\nspectrum = 1\nnoise_ratio = 1\nk = 3\nT = 2\n"
     run_quietly(split, tmp_path / "b.zarr", shared_cluster)
