@@ -122,11 +122,11 @@ def risk_colourbar(fig: Any, mesh: Any, axes: Any, has_zeros: bool, what: str = 
         bar.ax.yaxis.set_major_locator(FixedLocator(symlog_ticks(float(lo), float(hi))))
         bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: tick_text(v)))
         bar.ax.yaxis.set_minor_locator(FixedLocator([]))
-        what += " (symmetric-log scale beyond ±10)"
-    bar.set_label(what)
+        what += " (symlog beyond ±10)"
+    bar.set_label(what, fontsize=FONT - 1)
     if has_zeros:
         bar.ax.text(
-            0.5, -0.055, "black:\n$R_T = 0$", transform=bar.ax.transAxes, ha="center", va="top", fontsize=FONT - 2
+            0.5, -0.055, "black:\nrisk = 0", transform=bar.ax.transAxes, ha="center", va="top", fontsize=FONT - 2
         )
     return bar
 
@@ -222,6 +222,16 @@ def stems(values: Iterable[Any]) -> dict[str, str]:
     return out
 
 
+def number_stems(values: Iterable[Any]) -> dict[str, str]:
+    """File-name stems for numbers (keyed by ``value_text``): three significant digits
+    (``0.316``), or :func:`stems` of the exact values where two would coincide."""
+    exact = {value_text(v): format(float(v), ".3g") for v in values}
+    if len(set(exact.values())) < len(exact):
+        return stems(values)
+    short = stems(exact.values())
+    return {key: short[text] for key, text in exact.items()}
+
+
 def join_stem(*parts: str) -> str:
     return "_".join(p for p in parts if p)
 
@@ -277,11 +287,11 @@ def measured_points(
     in its colour; an unresolved one hollow with a grey bar; a disagreeing one filled with a
     thick red edge; unknown (not computed) and non-finite values are not drawn. ``label``
     names the series once."""
-    from pipeline.core.verdicts import AGREES, DISAGREES, UNRESOLVED
+    from pipeline.core.verdicts import AGREES, DISAGREES, UNRESOLVED, as_text
 
     xs, ys = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     es = np.full(xs.shape, np.nan) if err is None else np.asarray(err, dtype=np.float64)
-    vs = np.asarray(verdicts, dtype=str)
+    vs = as_text(verdicts)
     styles = {
         AGREES: {"mfc": colour, "mec": colour, "ecolor": colour, "mew": 1.2},
         UNRESOLVED: {"mfc": "white", "mec": colour, "ecolor": UNRESOLVED_COLOUR, "mew": 1.6},

@@ -56,6 +56,13 @@ NOISE_SIGMAS = 3.0
 errors to the edge of its band is within the noise: unresolved."""
 
 
+def as_text(values: Any) -> np.ndarray:
+    """Verdicts as a numpy array of ``str`` of the same shape, whether held as Python strings
+    (computed) or numpy's variable-width strings (read back from a Zarr store)."""
+    a = np.asarray(values)
+    return np.array(a.tolist(), dtype=str).reshape(a.shape)
+
+
 def text(verdict: str) -> str:
     """A verdict as a reader prints it (``not known yet`` for ``unknown``)."""
     return UNKNOWN_TEXT if verdict == UNKNOWN else verdict
@@ -131,7 +138,7 @@ def names(th: xr.Dataset) -> list[str]:
 def counts_of(values: Any) -> Counter[str]:
     """How many elements of an array of verdicts hold each verdict (no-comparison elements left out)."""
     out: Counter[str] = Counter({v: 0 for v in VERDICTS})
-    found, n = np.unique(np.asarray(values, dtype=str), return_counts=True)
+    found, n = np.unique(as_text(values), return_counts=True)
     for v, c in zip(found, n, strict=True):
         if v != NOT_COMPARED:
             out[str(v)] += int(c)
@@ -157,11 +164,11 @@ def counts_line(th: xr.Dataset) -> str:
     return f"comparisons with theory: {counts_text(counts(th))}"
 
 
-def where(th: xr.Dataset, name: str, verdict: str, limit: int = 6) -> str:
+def where(th: xr.Dataset, name: str, verdict: str, limit: int = 12) -> str:
     """Where the verdict variable ``name`` holds ``verdict``: each such element's coordinates
     (those of dimensions with more than one value) when there are at most ``limit``, else per
     dimension the coordinate values involved (``spectrum 1.02; noise_ratio 10, 100``)."""
-    hit = np.asarray(th[name].values, dtype=str) == verdict
+    hit = as_text(th[name].values) == verdict
     dims = th[name].dims
     varying = [i for i, d in enumerate(dims) if th.sizes[d] > 1] or list(range(len(dims)))
     if hit.sum() <= limit:
@@ -279,7 +286,7 @@ def by_comparison(th: xr.Dataset) -> dict[tuple[str, ...], str]:
     out: dict[tuple[str, ...], str] = {}
     for name in names(th):
         var = th[name]
-        values = np.asarray(var.values, dtype=str)
+        values = as_text(var.values)
         coords = [[f"{d}={_exact(v)}" for v in np.asarray(th[d].values)] for d in var.dims]
         for at in zip(*np.nonzero(values != NOT_COMPARED), strict=True):
             out[(name, *(coords[i][j] for i, j in enumerate(at)))] = str(values[at])

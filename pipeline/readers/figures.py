@@ -59,8 +59,8 @@ class WorkflowResult:
     """Every comparison with theory of the cube (``verdicts.by_comparison``, keys prefixed by the experiment)."""
     resolved_by: dict[str, int] = field(default_factory=dict)
     """How many of this cube's unresolved comparisons each other workflow resolves."""
-    still_unresolved: dict[str, int] = field(default_factory=dict)
-    """Per verdict variable, how many of this cube's unresolved comparisons no cube resolves."""
+    still_unresolved: dict[str, list[tuple[str, ...]]] = field(default_factory=dict)
+    """Per verdict variable, the coordinates of this cube's unresolved comparisons no cube resolves."""
 
     @property
     def counts(self) -> Counter[str]:
@@ -151,8 +151,10 @@ def regenerate(
     for r in results:
         for other, n in r.resolved_by.items():
             say(f"{r.name}: {n} unresolved comparison(s) resolved by the cube of {other}")
-        for name, n in r.still_unresolved.items():
-            say(f"{r.name}: {n} {name.removesuffix('_verdict')} comparison(s) unresolved by every cube")
+        for name, cells in r.still_unresolved.items():
+            shown = "; ".join(" ".join(c) for c in cells[:8]) + ("; ..." if len(cells) > 8 else "")
+            what = name.removesuffix("_verdict")
+            say(f"{r.name}: {len(cells)} {what} comparison(s) unresolved by every cube: {shown}")
     say(f"gallery (each comparison once, at its most decisive cube): {verdicts.counts_text(gallery)}")
     write_index(results, out_dir, opts.taus[0], gallery)
     say(f"index: {out_dir / 'index.md'} and {out_dir / 'index.html'}")
@@ -168,7 +170,7 @@ def reconcile(results: Sequence[WorkflowResult]) -> Counter[str]:
             found.setdefault(key, []).append((r.name, verdict))
     for r in results:
         resolved: Counter[str] = Counter()
-        left: Counter[str] = Counter()
+        left: dict[str, list[tuple[str, ...]]] = {}
         for key, verdict in r.comparisons.items():
             if verdict != verdicts.UNRESOLVED:
                 continue
@@ -176,8 +178,8 @@ def reconcile(results: Sequence[WorkflowResult]) -> Counter[str]:
             if deciders:
                 resolved[deciders[0]] += 1
             else:
-                left[key[1]] += 1
-        r.resolved_by, r.still_unresolved = dict(resolved), dict(left)
+                left.setdefault(key[1], []).append(key[2:])
+        r.resolved_by, r.still_unresolved = dict(resolved), left
     return verdicts.counts_of([verdicts.most_decisive(v for _, v in seen) for seen in found.values()])
 
 

@@ -180,7 +180,7 @@ def test_a_comparison_made_by_two_cubes_counts_once_at_its_most_decisive():
     companion = _result("main_slopes", {law: "agrees"})
     gallery = figures.reconcile([main, companion])
     assert gallery == {"agrees": 1, "disagrees": 0, "unresolved": 1, "unknown": 0}
-    assert main.resolved_by == {"main_slopes": 1} and main.still_unresolved == {"k_star_slope_verdict": 1}
+    assert main.resolved_by == {"main_slopes": 1} and main.still_unresolved == {"k_star_slope_verdict": [other[2:]]}
     # a cube that decides against the theory is never outvoted
     bad = _result("bad", {law: "disagrees"})
     assert figures.reconcile([main, companion, bad])["disagrees"] == 1

@@ -95,8 +95,8 @@ def test_colour_scale_covers_the_data_and_marks_exact_zeros():
     finite = finite[np.isfinite(finite)]
     assert mesh.norm.vmin == finite.min() and mesh.norm.vmax == finite.max()
     bar = fig.axes[-1]
-    assert "symmetric-log" in bar.get_ylabel() and "\n" not in bar.get_ylabel()  # one line
-    assert any("R_T = 0" in t.get_text() for t in bar.texts)  # said below the bar, beside the zero colour
+    assert "symlog" in bar.get_ylabel() and "\n" not in bar.get_ylabel()  # one line
+    assert any("risk = 0" in t.get_text() for t in bar.texts)  # said below the bar, beside the zero colour
 
 
 def test_symlog_colour_bar_has_ticks_on_both_sides_of_zero():

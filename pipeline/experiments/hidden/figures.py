@@ -113,9 +113,11 @@ def kstar_panels(
     colours = pl.sequential_colours(len(ratios))
     theory_drawn = False
     for ax, learner in zip(axes, learners, strict=True):
-        for ratio, colour in zip(ratios, colours, strict=True):
+        for i, (ratio, colour) in enumerate(zip(ratios, colours, strict=True)):
             ks = th["k_star"].sel({**select, "noise_ratio": ratio, "learner": learner, "tau": tau}).values
-            ax.step(T, ks, where="mid", color=colour, lw=1.6, label=f"{ratio:.3g}")
+            # steps that coincide stay visible: the first drawn is the widest, below the others
+            width = 3.2 - 2.0 * i / max(len(ratios) - 1, 1)
+            ax.step(T, ks, where="mid", color=colour, lw=width, label=f"{ratio:.3g}", zorder=2 + i)
             line = theory_curve(ratio, learner, ks)
             if line is not None:
                 ax.plot(T, line, color=colour, ls="--", lw=1.0)
@@ -179,19 +181,20 @@ def _pole_slope(th: xr.Dataset, tau: float, stem: str, partial: str | None) -> D
         for learner in th["learner"].values:
             sel = {"lam": lam, "learner": learner, "tau": tau}
             slope = th["k_star_slope"].sel(sel).values
+            band = th["k_star_slope_band"].sel(sel).values
             if np.isfinite(slope).any():
                 pl.measured_points(
                     ax_s,
                     ratios,
                     slope,
-                    th["k_star_slope_band"].sel(sel).values,
+                    band,
                     th["k_star_slope_verdict"].sel(sel).values,
                     colour,
                     marker=markers.get(str(learner), "^"),
                     label=f"measured, {learner}, lam = {lam:g}",
                     ms=6,
                 )
-                shown += [float(v) for v in slope]
+                shown += [float(v) for v in slope + np.nan_to_num(band)]
     ax_s.set_xscale("log")
     ax_s.set_ylim(*pl.positive_range(shown))
     ax_s.set_xlabel(pl.RATIO_LABEL)

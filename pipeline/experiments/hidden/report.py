@@ -52,7 +52,7 @@ def disagreements(th: xr.Dataset) -> list[str]:
                     f"{float(th['k_star_slope'].sel(sel)):.3f} vs theory {theory:.3f} "
                     f"(band ±{float(th['k_star_slope_band'].sel(sel)):.3g})"
                 )
-        g_verdict = np.asarray(th["growth_exponent_verdict"].sel(unit).values, dtype=str)
+        g_verdict = vd.as_text(th["growth_exponent_verdict"].sel(unit).values)
         bad = g_verdict == vd.DISAGREES
         if bad.any():
             g = th["growth_exponent"].sel(unit).values

@@ -36,7 +36,7 @@ def figures(ds: xr.Dataset, th: xr.Dataset, tau: float) -> list[DrawnFigure]:
     wf = pl.workflow_stem(str(th.attrs.get("workflow_name") or "cube"))
     partial = ds.attrs.get(PARTIAL_ATTR)
     names = pl.stems(ds["spectrum"].values)
-    ratio_stems = pl.stems(ds["noise_ratio"].values)
+    ratio_stems = pl.number_stems(ds["noise_ratio"].values)
     out = []
     with pl.style():
         for s in ds["spectrum"].values:
@@ -135,7 +135,7 @@ def _critical_panel(ax: Any, th: xr.Dataset, spectra: list[str]) -> None:
     ax.plot(x, th["critical_k_theory"].sel(sel).values, "k_", ms=22, mew=2, label="theory n_u")
     ax.plot(x, rank, "o", color="C0", ms=8, label="rank test (exact)")
     emp = th["critical_k_empirical"].sel(sel).transpose("spectrum", "noise_ratio").values
-    verdict = np.asarray(th["critical_k_empirical_verdict"].sel(sel).transpose("spectrum", "noise_ratio").values, str)
+    verdict = vd.as_text(th["critical_k_empirical_verdict"].sel(sel).transpose("spectrum", "noise_ratio").values)
     k_min = float(th["k"].min())
     censored = (emp == k_min) & (rank[:, None] < k_min)
     for j in range(emp.shape[1]):
@@ -159,7 +159,7 @@ def _slope_panel(ax: Any, th: xr.Dataset, spectra: list[str], tau: float) -> Non
     theory = th["k_star_slope_theory"].sel(learner="truncated_kalman").transpose(*dims).values
     meas = th["k_star_slope"].sel(sel).transpose(*dims).values
     band = th["k_star_slope_band"].sel(sel).transpose(*dims).values
-    verdict = np.asarray(th["k_star_slope_verdict"].sel(sel).transpose(*dims).values, dtype=str)
+    verdict = vd.as_text(th["k_star_slope_verdict"].sel(sel).transpose(*dims).values)
     colours = pl.categorical_colours(len(spectra))
     shown: list[float] = []
     for i, s in enumerate(spectra):

@@ -47,7 +47,7 @@ def _summarised(values: np.ndarray) -> str:
 def _disagreeing(th: xr.Dataset, name: str) -> list[dict[str, Any]]:
     """The coordinates of every element of the verdict variable ``name`` that disagrees."""
     verdict = th[f"{name}_verdict"]
-    hits = np.argwhere(np.asarray(verdict.values, dtype=str) == vd.DISAGREES)
+    hits = np.argwhere(vd.as_text(verdict.values) == vd.DISAGREES)
     return [{str(d): th[d].values[i] for d, i in zip(verdict.dims, at, strict=True)} for at in hits]
 
 

@@ -37,7 +37,7 @@ LINE_STYLES = (
     {"marker": "^", "ms": 4.0, "ls": ":"},
     {"marker": "D", "ms": 3.5, "ls": "-."},
 )
-RISK_LABEL = r"$\log_{10} r_T(d)$ (median over draws)"
+RISK_LABEL = r"$\log_{10} r_T(d)$, median of draws"
 
 
 def figures(ds: xr.Dataset, th: xr.Dataset) -> list[DrawnFigure]:
@@ -121,6 +121,8 @@ def _learner_lines(ds: xr.Dataset, th: xr.Dataset, spectrum: str, stem: str, par
 
 def _learnable_table(th: xr.Dataset, stem: str, partial: str | None) -> DrawnFigure:
     """Predicted (and measured) critical d across (spectrum, adversary, learner)."""
+    from matplotlib.patches import Patch
+
     spectra = [str(s) for s in th["spectrum"].values]
     families = [str(f) for f in th["family"].values]
     learners = [str(x) for x in th["learner_family"].values]
@@ -140,6 +142,12 @@ def _learnable_table(th: xr.Dataset, stem: str, partial: str | None) -> DrawnFig
             text = _count(predicted) if agree else f"{_count(predicted)}\n(measured {_count(got)})"
             ax.text(c, r, text, ha="center", va="center", fontsize=pl.FONT - 1)
     ax.imshow(colour, aspect="auto")
+    key = [
+        Patch(facecolor=(0.51, 0.88, 0.67), label="learnable from that d (measured = predicted)"),
+        Patch(facecolor=(0.96, 0.60, 0.55), label="never: no d bounds the risk"),
+        Patch(facecolor=(0.97, 0.86, 0.44), label="measured differs from predicted"),
+    ]
+    fig.legend(handles=key, loc="outside lower center", ncols=3, fontsize=pl.FONT - 2, frameon=False)
     ax.set_xticks(range(len(cols)), [f"{f}\nvs {lf}" for f, lf in cols], fontsize=pl.FONT - 2)
     ax.set_yticks(range(len(spectra)), spectra)
     ax.set_xlabel("adversary family vs learner family")
