@@ -105,7 +105,7 @@ def _learner_lines(ds: xr.Dataset, th: xr.Dataset, spectrum: str, stem: str, par
                 ax.axvline(predicted, color=colour, ls=":", lw=1.0)
         ax.set_title(f"adversary: {family} family (dim {int(th['family_dim'].sel(spectrum=spectrum, family=family))})")
         ax.set_xlabel(D_LABEL)
-        pl.legend_if_any(ax, loc="lower left", framealpha=0.85, fontsize=pl.FONT - 3)
+        pl.legend_if_any(ax, loc="best", framealpha=0.85, fontsize=pl.FONT - 3)  # clear of the stars
     axes[0].set_ylabel(rf"$\log_{{10}} r_T(d)$ at $T = {pl.power_of_ten(Tmax)}$ (median over draws)")
     text = pl.title(f"{th.attrs.get('workflow_name', '')}: learner families for spectrum {spectrum}", partial)
     fig.suptitle(text)
