@@ -11,19 +11,25 @@ For every ``*.toml`` under the workflows folder (sorted by file name):
 3. its figures go to ``<out>/<name>/``.
 
 Finally ``<out>/index.md`` and ``<out>/index.html`` list every figure with its
-workflow, the command that regenerates it and one sentence on what it shows.
-All workflows are validated before anything is run or written.
+workflow, the command that regenerates it and one sentence on what it shows, and how each
+cube's comparisons with theory stand. A comparison made by several cubes of one experiment
+(the same verdict variable at the same coordinates, e.g. a companion workflow that extends
+the horizons of another's ``k*`` slopes) counts once in the gallery, with its most decisive
+verdict (``verdicts.most_decisive``): an unresolved comparison that another cube resolves is
+reported as resolved there. All workflows are validated before anything is run or written.
 """
 
 from __future__ import annotations
 
 import html
 import os
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.core import verdicts
 from pipeline.core.cliargs import positive_int
 from pipeline.core.errors import UsageError
 from pipeline.driver.where import Where
@@ -49,6 +55,16 @@ class WorkflowResult:
     table: str = ""
     disagreements: list[str] = field(default_factory=list)
     plots: list[Any] = field(default_factory=list)
+    comparisons: dict[tuple[str, ...], str] = field(default_factory=dict)
+    """Every comparison with theory of the cube (``verdicts.by_comparison``, keys prefixed by the experiment)."""
+    resolved_by: dict[str, int] = field(default_factory=dict)
+    """How many of this cube's unresolved comparisons each other workflow resolves."""
+    still_unresolved: dict[str, list[tuple[str, ...]]] = field(default_factory=dict)
+    """Per verdict variable, the coordinates of this cube's unresolved comparisons no cube resolves."""
+
+    @property
+    def counts(self) -> Counter[str]:
+        return verdicts.counts_of(list(self.comparisons.values()))
 
     @property
     def ran(self) -> bool:
@@ -119,16 +135,48 @@ def regenerate(
         thresholds.write_thresholds(th, str(result.thresholds_path))
         result.table = thresholds.format_table(th)
         result.disagreements = experiment_of(th).disagreements(th)
+        result.comparisons = {(wf.experiment, *key): v for key, v in verdicts.by_comparison(th).items()}
         result.table_path = out_dir / f"{wf.name}.thresholds.txt"
         result.plots = plots.save(plots.draw(ds, th, opts.taus[0]), out_dir / wf.name)
         say(
-            f"{path}: {len(result.plots)} figures in {out_dir / wf.name}, "
-            f"{len(result.disagreements)} disagreement(s) with theory"
+            f"{path}: {len(result.plots)} figures in {out_dir / wf.name}; comparisons with theory: "
+            f"{verdicts.counts_text(result.counts)}"
         )
         results.append(result)
-    write_index(results, out_dir, opts.taus[0])
+    gallery = reconcile(results)
+    for r in results:
+        for other, n in r.resolved_by.items():
+            say(f"{r.name}: {n} unresolved comparison(s) resolved by the cube of {other}")
+        for name, cells in r.still_unresolved.items():
+            shown = "; ".join(" ".join(c) for c in cells[:8]) + ("; ..." if len(cells) > 8 else "")
+            what = name.removesuffix("_verdict")
+            say(f"{r.name}: {len(cells)} {what} comparison(s) unresolved by every cube: {shown}")
+    say(f"gallery (each comparison once, at its most decisive cube): {verdicts.counts_text(gallery)}")
+    write_index(results, out_dir, opts.taus[0], gallery)
     say(f"index: {out_dir / 'index.md'} and {out_dir / 'index.html'}")
     return results
+
+
+def reconcile(results: Sequence[WorkflowResult]) -> Counter[str]:
+    """The gallery's verdicts, each comparison counted once with its most decisive verdict over
+    the cubes that make it; fills every result's ``resolved_by``. Returns the counts."""
+    found: dict[tuple[str, ...], list[tuple[str, str]]] = {}
+    for r in results:
+        for key, verdict in r.comparisons.items():
+            found.setdefault(key, []).append((r.name, verdict))
+    for r in results:
+        resolved: Counter[str] = Counter()
+        left: dict[str, list[tuple[str, ...]]] = {}
+        for key, verdict in r.comparisons.items():
+            if verdict != verdicts.UNRESOLVED:
+                continue
+            deciders = [name for name, v in found[key] if v in (verdicts.AGREES, verdicts.DISAGREES)]
+            if deciders:
+                resolved[deciders[0]] += 1
+            else:
+                left.setdefault(key[1], []).append(key[2:])
+        r.resolved_by, r.still_unresolved = dict(resolved), left
+    return verdicts.counts_of([verdicts.most_decisive(v for _, v in seen) for seen in found.values()])
 
 
 def _rel(path: Path, base: Path) -> str:
@@ -140,28 +188,40 @@ def _plot_command(result: WorkflowResult, out_dir: Path, tau: float) -> str:
     return f"emergence plot {result.store.as_posix()} --out {(out_dir / result.name).as_posix()}{tau_part}"
 
 
-def write_index(results: Sequence[WorkflowResult], out_dir: Path, tau: float = 1.0) -> tuple[Path, Path]:
+def _verdict_text(r: WorkflowResult) -> str:
+    text = f"comparisons with theory: {verdicts.counts_text(r.counts)}"
+    notes = [f"{n} of the unresolved resolved by the cube of {other}" for other, n in r.resolved_by.items()]
+    return text + (f" ({'; '.join(notes)})" if notes else "")
+
+
+def write_index(
+    results: Sequence[WorkflowResult], out_dir: Path, tau: float = 1.0, gallery: Counter[str] | None = None
+) -> tuple[Path, Path]:
     """``index.md``, a static ``index.html`` and the thresholds tables, listing every figure
     (no timestamps: regenerating from unchanged cubes changes no byte)."""
+    total = (
+        f"Comparisons with theory across the gallery (each counted once, at its most decisive cube): "
+        f"{verdicts.counts_text(gallery)}."
+        if gallery is not None
+        else ""
+    )
     md = [
         "# Emergence figures",
         "",
         f"Regenerate everything with `emergence figures --out {out_dir.as_posix()}` "
         "(runs only the cubes that are missing, unfinished or made from a different workflow text).",
         "",
-    ]
+    ] + ([total, ""] if total else [])
     body = [
         "<h1>Emergence figures</h1>",
         f"<p>Regenerate everything with <code>emergence figures --out {html.escape(out_dir.as_posix())}</code> "
         "(runs only the cubes that are missing, unfinished or made from a different workflow text).</p>",
-    ]
+    ] + ([f"<p>{html.escape(total)}</p>"] if total else [])
     for r in results:
         wf_rel = r.path.as_posix()
         cmd = _plot_command(r, out_dir, tau)
         th_rel = _rel(r.table_path, out_dir) if r.table_path else ""
-        verdict = (
-            f"{len(r.disagreements)} disagreement(s) with theory" if r.disagreements else "no disagreement with theory"
-        )
+        verdict = _verdict_text(r)
         md += [
             f"## {r.name} ({r.experiment})",
             "",
@@ -226,7 +286,8 @@ def _cmd_figures(args: Any) -> int:
     ran = [r.name for r in results if r.ran]
     print(
         f"{len(results)} workflows, {len(ran)} run ({', '.join(ran) or 'none'}), "
-        f"{sum(len(r.plots) for r in results)} figures; index in {args.out}"
+        f"{sum(len(r.plots) for r in results)} figures; index in {args.out}; comparisons with theory: "
+        f"{verdicts.counts_text(reconcile(results))}"
     )
     return 0
 

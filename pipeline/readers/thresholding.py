@@ -73,9 +73,12 @@ def compute_thresholds(ds: xr.Dataset, opts: ThresholdOptions | None = None, sou
 
 def mask_unknown(th: xr.Dataset, ds: xr.Dataset) -> xr.Dataset:
     """In thresholds of a partial cube, every measured value that depends on an unfinished
-    cell becomes NaN, and ``<name>_known`` says which values were drawn from computed
-    cells only: a value over some of the cube's dims depends on every cell of the cube
-    that projects onto it."""
+    cell becomes NaN, every verdict weighing such a value becomes ``unknown``, and
+    ``<name>_known`` says which values were drawn from computed cells only: a value over some
+    of the cube's dims depends on every cell of the cube that projects onto it."""
+    import xarray as xr
+
+    from pipeline.core import verdicts
     from pipeline.core.measure import MEASURED
     from pipeline.core.types import COMPUTED
 
@@ -83,13 +86,21 @@ def mask_unknown(th: xr.Dataset, ds: xr.Dataset) -> xr.Dataset:
         return th
     computed = ds[COMPUTED]
     out = th.copy()
-    for name, var in th.data_vars.items():
-        if var.attrs.get("role") != MEASURED:
-            continue
+
+    def own(var: xr.DataArray) -> xr.DataArray:
         reduced = [d for d in computed.dims if d not in var.dims]
-        own = computed.all(reduced) if reduced else computed
-        out[name] = var.where(own)
-        out[f"{name}_known"] = own.assign_attrs(long_name=f"{name} drawn from computed cells only", units="1")
+        return computed.all(reduced) if reduced else computed
+
+    for name, var in th.data_vars.items():
+        role = var.attrs.get("role")
+        if role == MEASURED:
+            out[name] = var.where(own(var))
+            out[f"{name}_known"] = own(var).assign_attrs(long_name=f"{name} drawn from computed cells only", units="1")
+        elif role == verdicts.VERDICT and any(
+            th[c].attrs.get("role") == MEASURED for c in var.attrs.get("compares", "").split() if c in th
+        ):
+            compared = (var != verdicts.NOT_COMPARED) & ~own(var)
+            out[name] = xr.where(compared, verdicts.UNKNOWN, var).astype(object).assign_attrs(var.attrs)
     return out
 
 
@@ -114,7 +125,9 @@ def write_thresholds(th: xr.Dataset, path: str) -> None:
 
 
 def format_table(th: xr.Dataset) -> str:
-    """A readable table with theory beside each value; disagreements at the end."""
+    """A readable table with theory beside each value; the verdicts, the disagreements and, last,
+    the counts of agreeing, disagreeing and unresolved comparisons."""
+    from pipeline.core import verdicts
     from pipeline.core.types import PARTIAL_ATTR
     from pipeline.experiments import experiment_of
 
@@ -125,11 +138,14 @@ def format_table(th: xr.Dataset) -> str:
     ]
     if th.attrs.get(PARTIAL_ATTR):
         head.append(
-            f"{th.attrs[PARTIAL_ATTR]}: values that need unfinished cells are shown as '-' and "
-            "left out of the comparison with theory"
+            f"{th.attrs[PARTIAL_ATTR]}: values that need unfinished cells are shown as '?' or "
+            f"'{verdicts.UNKNOWN_TEXT}' and left out of the comparison with theory"
         )
     problems = experiment.disagreements(th)
-    tail = ["", f"disagreements with theory: {len(problems) or 'none'}"] + [f"  {p}" for p in problems]
+    tail = ["", "verdicts against theory (rules: each verdict variable's rule attribute, docs/theory.md §4):"]
+    tail += verdicts.lines(th)
+    tail += ["", f"disagreements with theory: {len(problems)}"] + [f"  {p}" for p in problems]
+    tail += [verdicts.counts_line(th)]
     return "\n".join(head + experiment.table(th) + tail)
 
 

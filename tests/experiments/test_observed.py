@@ -90,7 +90,12 @@ def test_known_answer():
     assert float(g.sel(spectrum="1.0^2, 0.5", family="full", d=0, draw=0)) == pytest.approx(3.0)
     assert np.isnan(g.sel(spectrum="1.0^[1,1]", family="full", d=5)).all()  # d > family_dim
     assert report.disagreements(out) == []
-    assert "disagreements with theory: none" in thr.format_table(out)
+    table = thr.format_table(out)
+    assert "disagreements with theory: 0" in table
+    # exact counts agree; the growth readings have settled over the two windows of T = 10, 100, 1000
+    assert set(np.asarray(out["critical_d_verdict"].values, dtype=str).ravel()) == {"agrees"}
+    assert set(np.asarray(out["critical_d_empirical_verdict"].values, dtype=str).ravel()) == {"agrees"}
+    assert table.splitlines()[-1] == "comparisons with theory: 18 agree, 0 disagree, 0 unresolved"
 
 
 def test_every_draw_counts():
@@ -147,3 +152,68 @@ def test_critical_d_equals_theory_on_a_real_run(tmp_path, shared_cluster):
     xrt.assert_equal(out["critical_d_empirical"].drop_attrs(), out["critical_d_theory"].drop_attrs())
     assert out["critical_d_theory"].sel(spectrum="1.0^[2,1]", learner_family="same").values.tolist() == [9, 9, 4]
     assert report.disagreements(out) == []
+
+
+def _noisy_late_draw(rel_stderr: float) -> xr.Dataset:
+    """The late-draw cube as a Monte Carlo cube: draw 1 of (1.0^2, 0.5; block) grows like T^0.55
+    at d = d* = 4 (just above growth_tol 0.5), every risk with relative standard error ``rel_stderr``."""
+    ds = synthetic_observed(late_draw=True)
+    cell = {"spectrum": "1.0^2, 0.5", "family": "block", "d": 4, "draw": 1}
+    ds["log10_risk"].loc[cell] = 0.55 * np.log10(ds["T"].values) - 1.0
+    ds["risk"] = 10.0 ** ds["log10_risk"]
+    ds["risk_stderr"] = ds["risk"] * rel_stderr
+    return ds
+
+
+def test_montecarlo_miss_within_the_noise_is_unresolved_not_a_disagreement():
+    sel = {"spectrum": "1.0^2, 0.5", "family": "block", "learner_family": "same"}
+    # sigma_g = sqrt(2) * 0.08 / ln 10 = 0.049: the miss of 0.05 is within 3 standard errors
+    noisy = thr.compute_thresholds(_noisy_late_draw(0.08))
+    assert float(noisy["critical_d_empirical"].sel(sel)) == 5
+    assert str(noisy["critical_d_empirical_verdict"].sel(sel).values) == "unresolved"
+    assert report.disagreements(noisy) == ["critical_d spectrum=1.0^2, 0.5 family=block: 5 vs theory 4"]
+    # the same reading with a hundredfold smaller error is a disagreement
+    clear = thr.compute_thresholds(_noisy_late_draw(0.0008))
+    assert str(clear["critical_d_empirical_verdict"].sel(sel).values) == "disagrees"
+
+
+def test_two_horizons_cannot_tell_a_transient_from_the_law():
+    """With T = 10, 100 only (as the reference Monte Carlo cube mc_observed), a growth exponent
+    has no window before it to show it has settled: the empirical count is unresolved."""
+    out = thr.compute_thresholds(synthetic_observed().isel(T=[0, 1]))
+    verdict = out["critical_d_empirical_verdict"].sel(learner_family="same", drop=True)
+    growing = (out["family_dim"] > 0).values  # a family of dimension 0: r_T = 0 exactly, nothing to settle
+    assert set(np.asarray(verdict.values, dtype=str)[growing]) == {"unresolved"}
+    assert set(np.asarray(out["critical_d_verdict"].values, dtype=str).ravel()) == {"agrees"}  # exact: decided
+
+
+def test_figures_a_reader_can_read():
+    ds = synthetic_observed()
+    drawn = {d.stem: d.figure for d in plots.draw(ds, thr.compute_thresholds(ds))}
+    # the grey region of d beyond a family's dimension is named in the legend
+    bounded = drawn["synthetic_observed_bounded"]
+    legend = [t.get_text() for ax in bounded.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+    assert any(label.startswith("d > family dimension") for label in legend)
+    # a risk map's d axis ends at the spectrum's largest family dimension (1.0^[1,1]: 4), its colour
+    # bar label is one line
+    risk = drawn["synthetic_observed_risk_1.0p1_1"]
+    assert all(ax.get_xlim()[1] <= 4.5 for ax in risk.axes[:-1])
+    assert "\n" not in risk.axes[-1].get_ylabel()
+
+
+def test_learner_lines_stay_apart_and_name_the_horizon_in_powers_of_ten():
+    from pipeline.experiments.observed.thresholds import with_learner_axis
+
+    same = with_learner_axis(synthetic_observed())
+    other = same.assign_coords(learner_family=np.array(["block"], dtype=object))
+    ds = xr.concat([same, other], dim="learner_family", data_vars="minimal", coords="minimal", compat="override")
+    ds = ds.assign_coords(T=[10, 1000, 10**8])
+    fig = {d.stem: d.figure for d in plots.draw(ds, thr.compute_thresholds(ds))}[
+        "synthetic_observed_learners_1.0p2_0.5"
+    ]
+    ax = fig.axes[0]
+    assert "10^{8}" in ax.get_ylabel() and "e+" not in ax.get_ylabel().replace(" ", "")
+    curves = [line for line in ax.get_lines() if len(line.get_xdata()) > 1 and line.get_marker() not in ("None", "*")]
+    assert len(curves) == 2
+    assert len({(c.get_marker(), c.get_linestyle()) for c in curves}) == 2  # told apart where they coincide
+    assert curves[0].get_linewidth() > curves[1].get_linewidth()  # the one below is the wider

@@ -216,13 +216,15 @@ def test_thresholds_and_figures_per_learner_family(tmp_path, shared_cluster):
     learnt = {"spectrum": "1.0, -1.0, 0.5", "family": "block", "learner_family": "diagonal"}
     assert float(th["critical_d"].sel(learnt)) == 2 and np.isnan(th["growth_at_dim"].sel(learnt)).all()
     table = "\n".join(report.table(th))
-    assert "never" in table and "disagreements with theory: none" in thr.format_table(th)
+    assert "never" in table and "disagreements with theory: 0" in thr.format_table(th)
+    assert set(np.asarray(th["growth_at_dim_verdict"].sel(sel).values, dtype=str).ravel()) <= {"agrees", "unresolved"}
     stems = [f.stem for f in plots.draw(ds, th)]
     assert "cross_cube_learnable" in stems and "cross_cube_learners_1.0p2_0.5" in stems
     assert "cross_cube_risk_1.0p2_0.5" in stems  # the same learner's figures stay
     # a disagreement is flagged, never hidden: pretend theory said 1 for a never cell
-    bad = th.copy(deep=True)
-    bad["critical_d_theory"].loc[sel] = 1.0
+    wrong = ds.load().copy(deep=True)
+    wrong["critical_d_theory"].loc[sel] = 1.0
+    bad = thr.compute_thresholds(wrong)
     assert any("learner_family=diagonal: never vs theory 1" in line for line in report.disagreements(bad))
 
 

@@ -163,3 +163,48 @@ def test_every_workflow_is_named_by_its_own_file(tmp_path, shared_cluster):
     assert any(line.startswith(f"{tmp_path / 'wf' / 'b.toml'}: cube") and "second.zarr" in line for line in said)
     md = (tmp_path / "out" / "index.md").read_text()
     assert str(tmp_path / "wf" / "a.toml") in md and str(tmp_path / "wf" / "b.toml") in md
+
+
+def _result(name: str, comparisons: dict[tuple[str, ...], str]) -> figures.WorkflowResult:
+    from pathlib import Path
+
+    return figures.WorkflowResult(
+        Path(f"{name}.toml"), name, "hidden", Path(f"{name}.zarr"), "complete", comparisons=comparisons
+    )
+
+
+def test_a_comparison_made_by_two_cubes_counts_once_at_its_most_decisive():
+    law = ("hidden", "k_star_slope_verdict", "lam=1.0", "noise_ratio=1.0", "learner=truncated_kalman", "tau=1.0")
+    other = (*law[:3], "noise_ratio=10.0", *law[4:])
+    main = _result("main", {law: "unresolved", other: "unresolved"})
+    companion = _result("main_slopes", {law: "agrees"})
+    gallery = figures.reconcile([main, companion])
+    assert gallery == {"agrees": 1, "disagrees": 0, "unresolved": 1, "unknown": 0}
+    assert main.resolved_by == {"main_slopes": 1} and main.still_unresolved == {"k_star_slope_verdict": [other[2:]]}
+    # a cube that decides against the theory is never outvoted
+    bad = _result("bad", {law: "disagrees"})
+    assert figures.reconcile([main, companion, bad])["disagrees"] == 1
+
+
+TINY_SLOPES = TINY.replace('name = "tiny"', 'name = "tiny_slopes"').replace(
+    "k = { range = [1, 8] }\nT = { geom = [10, 1e4], num = 4 }",
+    "k = { range = [1, 64] }\nT = { geom = [10, 1e15], num = 57 }",
+)
+
+
+@pytest.mark.slow
+def test_a_companion_resolves_what_the_main_cube_cannot(tmp_path, shared_cluster):
+    (tmp_path / "wf").mkdir()
+    (tmp_path / "wf" / "tiny.toml").write_text(TINY)
+    (tmp_path / "wf" / "tiny_slopes.toml").write_text(TINY_SLOPES)
+    said: list[str] = []
+    main, companion = figures.regenerate(
+        tmp_path / "wf", tmp_path / "data", tmp_path / "out", where=shared_cluster, say=said.append
+    )
+    assert main.counts["unresolved"] > 0 and main.resolved_by == {"tiny_slopes": main.counts["unresolved"]}
+    assert companion.counts["unresolved"] == companion.counts["disagrees"] == 0
+    assert f"tiny: {main.counts['unresolved']} unresolved comparison(s) resolved by the cube of tiny_slopes" in said
+    assert said[-2].startswith("gallery (each comparison once, at its most decisive cube): ")
+    assert " 0 disagree, 0 unresolved" in said[-2]
+    md = (tmp_path / "out" / "index.md").read_text()
+    assert "resolved by the cube of tiny_slopes" in md and "0 disagree, 0 unresolved." in md

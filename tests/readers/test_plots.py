@@ -62,11 +62,17 @@ def test_every_legend_entry_has_its_artist():
             if line.get_linestyle() == "--" and np.isfinite(np.asarray(line.get_ydata(), dtype=float)).any()
         ]
         labelled = {line.get_label() for line in lines}
+        labelled |= {c.get_label() for ax in drawn.figure.axes for c in ax.containers}  # error bars
+        meshes = [m for ax in drawn.figure.axes for m in ax.collections if hasattr(m, "get_array")]
+        masked = any(np.ma.is_masked(m.get_array()) for m in meshes)
+        verdict_labels = set(plotting.verdict_handles()[1]) if any(ax.containers for ax in drawn.figure.axes) else set()
         legends = [*drawn.figure.legends, *(ax.get_legend() for ax in drawn.figure.axes if ax.get_legend())]
         for legend in legends:
             for text in legend.get_texts():
                 label = text.get_text()
                 proxy = label.startswith("theory") and bool(dashed)  # a legend proxy for dashed theory lines
+                proxy |= label in verdict_labels  # how measured values are drawn by verdict
+                proxy |= label.startswith("d > family dimension") and masked  # the grey (undefined) cells
                 assert label in labelled or proxy, (drawn.stem, label)
 
 
@@ -89,7 +95,24 @@ def test_colour_scale_covers_the_data_and_marks_exact_zeros():
     finite = finite[np.isfinite(finite)]
     assert mesh.norm.vmin == finite.min() and mesh.norm.vmax == finite.max()
     bar = fig.axes[-1]
-    assert "R_T = 0" in bar.get_ylabel() and "symmetric-log" in bar.get_ylabel()
+    assert "symlog" in bar.get_ylabel() and "\n" not in bar.get_ylabel()  # one line
+    assert any("risk = 0" in t.get_text() for t in bar.texts)  # said below the bar, beside the zero colour
+
+
+def test_symlog_colour_bar_has_ticks_on_both_sides_of_zero():
+    ds = synthetic_hidden()
+    ds["log10_risk"] = ds["log10_risk"] * 30.0 - 220.0  # from about -400 up to +5: no power of ten above 0
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = {d.stem: d.figure for d in plots.draw(ds, thr.compute_thresholds(ds), 1.0)}[
+        "synthetic_hidden_risk_lam1.0_truncated_kalman"
+    ]
+    FigureCanvasAgg(fig).draw()
+    bar = fig.axes[-1]
+    labels = {float(t.get_position()[1]): t.get_text() for t in bar.get_yticklabels()}
+    assert any(v > 0 for v in labels) and any(v < 0 for v in labels) and 0.0 in labels
+    assert all(labels.values())  # every tick labelled
+    assert plotting.symlog_ticks(-300.0, 7.6) == [-100.0, -10.0, 0.0, 7.0]
 
 
 def test_slope_axis_fits_the_slopes():

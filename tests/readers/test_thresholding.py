@@ -67,7 +67,10 @@ def test_no_finding_from_unfinished_cells():
     text = thr.format_table(out)
     assert "partial: 1/2 blocks" in text
     # the synthetic slope 0.869 vs 2.241 is a disagreement when known; here it is not known
-    assert "disagreements with theory: none" in text
+    assert "disagreements with theory: 0" in text
+    sel = {"lam": 1.0, "noise_ratio": 4.0, "learner": "truncated_kalman", "tau": 1.0}
+    assert str(out["k_star_slope_verdict"].sel(sel).values) == "unknown"
+    assert "not known yet" in text.splitlines()[-1] and " 0 disagree" in text.splitlines()[-1]
 
 
 def test_partial_observed_critical_d_is_unknown_not_a_disagreement():

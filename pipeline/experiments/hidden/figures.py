@@ -113,9 +113,11 @@ def kstar_panels(
     colours = pl.sequential_colours(len(ratios))
     theory_drawn = False
     for ax, learner in zip(axes, learners, strict=True):
-        for ratio, colour in zip(ratios, colours, strict=True):
+        for i, (ratio, colour) in enumerate(zip(ratios, colours, strict=True)):
             ks = th["k_star"].sel({**select, "noise_ratio": ratio, "learner": learner, "tau": tau}).values
-            ax.step(T, ks, where="mid", color=colour, lw=1.6, label=f"{ratio:.3g}")
+            # steps that coincide stay visible: the first drawn is the widest, below the others
+            width = 3.2 - 2.0 * i / max(len(ratios) - 1, 1)
+            ax.step(T, ks, where="mid", color=colour, lw=width, label=f"{ratio:.3g}", zorder=2 + i)
             line = theory_curve(ratio, learner, ks)
             if line is not None:
                 ax.plot(T, line, color=colour, ls="--", lw=1.0)
@@ -158,7 +160,7 @@ def _kstar(th: xr.Dataset, lam: float, tau: float, stem: str, partial: str | Non
 
 def _pole_slope(th: xr.Dataset, tau: float, stem: str, partial: str | None) -> DrawnFigure:
     ratios = th["noise_ratio"].values.astype(np.float64)
-    fig = pl.figure(11.0, 4.2)
+    fig = pl.figure(14.0, 4.4)
     ax_a, ax_s = fig.subplots(1, 2)
     colours = pl.sequential_colours(len(th["lam"]))
     for lam, colour in zip(th["lam"].values, colours, strict=True):
@@ -177,32 +179,42 @@ def _pole_slope(th: xr.Dataset, tau: float, stem: str, partial: str | None) -> D
     markers = {"truncated_kalman": "o", "best_fir": "s"}
     for lam, colour in zip(th["lam"].values, colours, strict=True):
         for learner in th["learner"].values:
-            slope = th["k_star_slope"].sel(lam=lam, learner=learner, tau=tau).values
+            sel = {"lam": lam, "learner": learner, "tau": tau}
+            slope = th["k_star_slope"].sel(sel).values
+            band = th["k_star_slope_band"].sel(sel).values
             if np.isfinite(slope).any():
-                ax_s.plot(
+                pl.measured_points(
+                    ax_s,
                     ratios,
                     slope,
-                    markers.get(str(learner), "^"),
-                    color=colour,
-                    ms=6,
-                    mfc="none" if learner == "best_fir" else colour,
+                    band,
+                    th["k_star_slope_verdict"].sel(sel).values,
+                    colour,
+                    marker=markers.get(str(learner), "^"),
                     label=f"measured, {learner}, lam = {lam:g}",
+                    ms=6,
                 )
-                shown += [float(v) for v in slope]
+                shown += [float(v) for v in slope + np.nan_to_num(band)]
     ax_s.set_xscale("log")
     ax_s.set_ylim(*pl.positive_range(shown))
     ax_s.set_xlabel(pl.RATIO_LABEL)
     ax_s.set_ylabel(r"slope of $k^*$ in $\ln T$ (taps per e-fold of $T$)")
     ax_s.set_title(rf"growth of $k^*$ with $\ln T$ ($\tau = {tau:g}$)")
     ax_s.grid(alpha=0.3)
-    ax_s.legend(fontsize=pl.FONT - 2)
+    handles, labels = ax_s.get_legend_handles_labels()
+    extra_h, extra_l = pl.verdict_handles()
+    ax_s.legend(
+        handles + extra_h, labels + extra_l, fontsize=pl.FONT - 2, loc="center left", bbox_to_anchor=(1.02, 0.5)
+    )
     text = pl.title(
         f"{th.attrs.get('workflow_name', '')}: Kalman pole and the slope of k* against the noise ratio", partial
     )
     fig.suptitle(text)
     caption = (
         "Left: the Kalman predictor pole a against the noise ratio (a → 1 as observation noise grows); "
-        f"right: the measured slope of k* in ln T (tau = {tau:g}, asymptotic-regime fit) beside the theory "
-        "1/(2 ln(1/a)), which diverges with the noise ratio; best-FIR slopes sit at 0."
+        f"right: the measured slope of k* in ln T (tau = {tau:g}, asymptotic-regime fit) with its agreement "
+        "band beside the theory 1/(2 ln(1/a)), which diverges with the noise ratio; best-FIR slopes sit at 0. "
+        "Filled: agrees with theory; hollow with a grey band: unresolved (band wider than 25% of the theory "
+        "or window shorter than 3 decades); red edge: disagrees."
     )
     return DrawnFigure(stem, text, caption, fig)

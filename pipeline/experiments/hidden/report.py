@@ -1,4 +1,9 @@
-"""Text of a hidden cube's thresholds: the table, the disagreements with theory, the summary."""
+"""Text of a hidden cube's thresholds: the table, the disagreements with theory, the summary.
+
+Every comparison carries its verdict (``pipeline.core.verdicts``: agrees, disagrees,
+unresolved, not known yet), computed with the thresholds (``thresholds.SLOPE_VERDICT_RULE``,
+``thresholds.GROWTH_VERDICT_RULE``).
+"""
 
 from __future__ import annotations
 
@@ -7,33 +12,17 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pipeline.core import verdicts as vd
 from pipeline.core.measure import known
 from pipeline.core.wording import fmt, ranges
 
 if TYPE_CHECKING:
     import xarray as xr
 
-SLOPE_RTOL = 0.10
-STEP_TAPS = 1.5
 BOUNDED_BELOW = 0.1
 EXPONENTIAL_ABOVE = 5.0
-
-
-def slope_band(theory: float, span: float, resolution: float = STEP_TAPS) -> float:
-    """Half-width of the band of measured slopes that agree with ``theory``: 10% of a positive
-    theory or ``resolution`` taps over the fitted window (``span`` = Tmax / Tmin of the fit),
-    whichever is wider. ``resolution`` defaults to 1.5 taps: ``k*`` is an integer, and a single
-    one-tap step inside the window gives a least-squares slope of up to 1.5 / ln(span), so finer
-    differences are below the resolution of the measurement."""
-    taps = resolution / math.log(max(span, math.e))
-    return max(SLOPE_RTOL * theory, taps) if theory > 0 else taps
-
-
-def slope_disagrees(slope: float, theory: float, span: float, resolution: float = STEP_TAPS) -> bool:
-    """True when a finite measured slope lies outside :func:`slope_band` of a finite theory."""
-    if not (math.isfinite(slope) and math.isfinite(theory)):
-        return False
-    return abs(slope - theory) > slope_band(theory, span, resolution)
+UNKNOWN_CELL = "?"
+"""How a table cell shows a value a partial cube cannot know yet (the table's head says so)."""
 
 
 def _units(th: xr.Dataset) -> list[tuple[float, float, str]]:
@@ -45,79 +34,87 @@ def _units(th: xr.Dataset) -> list[tuple[float, float, str]]:
     ]
 
 
+def _verdict(th: xr.Dataset, name: str, **sel: object) -> str:
+    return str(th[f"{name}_verdict"].sel(sel).values)
+
+
 def disagreements(th: xr.Dataset) -> list[str]:
-    """One line per slope or growth exponent that misses its theory beyond the tolerances."""
+    """One line per slope or growth exponent whose verdict is ``disagrees``."""
     lines = []
-    T = th["T"].values.astype(np.float64)
-    tol = float(th.attrs["growth_tol"])
     for lam, ratio, learner in _units(th):
         unit = {"lam": lam, "noise_ratio": ratio, "learner": learner}
         theory = float(th["k_star_slope_theory"].sel(unit))
         for tau in th["tau"].values:
             sel = unit | {"tau": tau}
-            if not known(th, "k_star_slope", **sel):
-                continue
-            slope = float(th["k_star_slope"].sel(sel))
-            mask = th["k_star_in_regime"].sel(sel).values.astype(bool)
-            span = T[mask].max() / T[mask].min() if mask.any() else 1.0
-            if slope_disagrees(slope, theory, span):
+            if _verdict(th, "k_star_slope", **sel) == vd.DISAGREES:
                 lines.append(
                     f"k_star_slope lam={lam:g} noise_ratio={ratio:.3g} {learner} tau={tau:g}: "
-                    f"{slope:.3f} vs theory {theory:.3f}"
+                    f"{float(th['k_star_slope'].sel(sel)):.3f} vs theory {theory:.3f} "
+                    f"(band ±{float(th['k_star_slope_band'].sel(sel)):.3g})"
                 )
-        if not known(th, "growth_exponent", **unit):
-            continue
-        g = th["growth_exponent"].sel(unit).values
-        gt = float(th["growth_exponent_theory"].sel(lam=lam, learner=learner))
-        allowed = max(tol, 0.1 * abs(gt))
-        bad = np.isfinite(g) & (np.abs(g - gt) > allowed)
+        g_verdict = vd.as_text(th["growth_exponent_verdict"].sel(unit).values)
+        bad = g_verdict == vd.DISAGREES
         if bad.any():
+            g = th["growth_exponent"].sel(unit).values
+            gt = float(th["growth_exponent_theory"].sel(lam=lam, learner=learner))
             worst = g[bad][np.argmax(np.abs(g[bad] - gt))]
             lines.append(
                 f"growth_exponent lam={lam:g} noise_ratio={ratio:.3g} {learner} "
-                f"k={ranges([int(x) for x in th['k'].values[bad]])}: up to {worst:.3g} vs theory "
-                f"{gt:.3g} (tolerance {allowed:.3g})"
+                f"k={ranges([int(x) for x in th['k'].values[bad]])}: up to {worst:.3g} vs theory {gt:.3g}"
             )
     return lines
 
 
+def _slope_cell(th: xr.Dataset, sel: dict[str, object]) -> str:
+    verdict = _verdict(th, "k_star_slope", **sel)
+    if verdict == vd.UNKNOWN:
+        return vd.UNKNOWN_TEXT
+    slope, band = float(th["k_star_slope"].sel(sel)), float(th["k_star_slope_band"].sel(sel))
+    shown = fmt(slope, ".3f") + (f"±{band:.2g}" if math.isfinite(band) else "")
+    return f"{shown} {verdict or 'n/a'}"
+
+
+def _growth_cell(verdict_values: np.ndarray) -> str:
+    """The verdicts of one unit's growth exponents over k, in a few words."""
+    present = {v: n for v, n in vd.counts_of(verdict_values).items() if n}
+    if len(present) == 1:
+        return vd.text(next(iter(present)))
+    return vd.counts_text(vd.counts_of(verdict_values)) if present else "n/a"
+
+
 def table(th: xr.Dataset) -> list[str]:
-    """Slopes of k* and growth exponents, measured / theory, per (lam, noise ratio, learner)."""
+    """Slopes of k* and growth exponents, measured / theory and verdict, per (lam, noise ratio,
+    learner)."""
     taus = [float(t) for t in th["tau"].values]
     t1, t2 = th.attrs["growth_horizons"]
     ks = th["k"].values
     k_show = sorted({int(ks.min()), int(ks[len(ks) // 2]), int(ks.max())})
     lines = [
-        "k_star_slope = d k*/d ln T: measured / theory (n = horizons in the fit; regime rule in the "
-        "dataset attribute asymptotic_regime_rule)",
+        "k* slope = d k*/d ln T per tau: measured ± agreement band, verdict (theory in its own column; "
+        "regime and band rules in the dataset attributes asymptotic_regime_rule, slope_band_rule)",
         f"growth exponent g = d log R / d log T between T = {t1:.3g} and {t2:.3g}: measured at "
-        f"k = {', '.join(map(str, k_show))} / theory",
+        f"k = {', '.join(map(str, k_show))} / theory, verdicts over every k",
         "",
     ]
     header = (
-        f"{'lam':>6} {'noise':>8} {'a':>7} {'learner':<17}| "
-        + " ".join(f"{'slope tau=' + format(t, 'g'):>20}" for t in taus)
-        + " | "
-        + f"{'g':>20} {'g theory':>8}"
+        f"{'lam':>6} {'noise':>8} {'a':>7} {'learner':<17}| {'slope theory':>12} "
+        + " ".join(f"{'tau=' + format(t, 'g'):>22}" for t in taus)
+        + f" | {'g':>16} {'theory':>8}  verdicts"
     )
     lines += [header, "-" * len(header)]
     for lam, ratio, learner in _units(th):
         unit = {"lam": lam, "noise_ratio": ratio, "learner": learner}
         a = float(th["a"].sel(lam=lam, noise_ratio=ratio))
         theory = float(th["k_star_slope_theory"].sel(unit))
-        cells = []
-        for tau in taus:
-            sel = unit | {"tau": tau}
-            npts = th["k_star_slope_points"].sel(sel).values
-            n = "?" if not np.isfinite(npts) else str(int(npts))
-            cells.append(f"{fmt(float(th['k_star_slope'].sel(sel)), '.3f')} / {fmt(theory, '.3f')} n={n}")
+        cells = [_slope_cell(th, unit | {"tau": tau}) for tau in taus]
         g = th["growth_exponent"].sel(unit)
-        gs = "/".join(fmt(float(g.sel(k=kk)), ".2f") for kk in k_show)
+        g_known = known(th, "growth_exponent", **unit)
+        gs = "/".join(fmt(float(g.sel(k=kk)), ".2f") if g_known else UNKNOWN_CELL for kk in k_show)
         gt = float(th["growth_exponent_theory"].sel(lam=lam, learner=learner))
         lines.append(
-            f"{lam:6.3g} {ratio:8.3g} {a:7.4f} {learner:<17}| "
-            + " ".join(f"{c:>20}" for c in cells)
-            + f" | {gs:>20} {fmt(gt, '.3g'):>8}"
+            f"{lam:6.3g} {ratio:8.3g} {a:7.4f} {learner:<17}| {fmt(theory, '.3f'):>12} "
+            + " ".join(f"{c:>22}" for c in cells)
+            + f" | {gs:>16} {fmt(gt, '.3g'):>8}  {_growth_cell(th['growth_exponent_verdict'].sel(unit).values)}"
         )
     return lines
 
@@ -135,8 +132,16 @@ def regime(g: np.ndarray) -> str:
     return f"grows like T^{top:.2f}"
 
 
+def _slope_finding(th: xr.Dataset, lam: float, tau: float) -> str:
+    """How the truncated Kalman k* slopes at ``lam`` stand against theory, over the noise ratios."""
+    sel = {"lam": lam, "learner": "truncated_kalman", "tau": tau}
+    counted = vd.counts_text(vd.counts(th.sel(sel), ["k_star_slope_verdict"]))
+    return f"  lam = {lam:g}, truncated_kalman: k* slope in ln T (tau = {tau:g}) against theory: {counted}"
+
+
 def summary(ds: xr.Dataset, th: xr.Dataset) -> list[str]:
-    """One finding per (lam, learner), and k* at the largest horizon for |lam| = 1."""
+    """One finding per (lam, learner), k* at the largest horizon for |lam| = 1 and how the k*
+    slopes stand against theory."""
     kmax = int(th["k"].max())
     Tmax = float(th["T"].max())
     lines = ["findings:"]
@@ -144,10 +149,13 @@ def summary(ds: xr.Dataset, th: xr.Dataset) -> list[str]:
         for learner in th["learner"].values:
             unit = {"lam": lam, "learner": learner}
             if not known(th, "growth_exponent", **unit):
-                lines.append(f"  lam = {lam:g}, {learner}: not known yet (unfinished blocks)")
+                lines.append(f"  lam = {lam:g}, {learner}: {vd.UNKNOWN_TEXT} (unfinished blocks)")
                 continue
             found = regime(th["growth_exponent"].sel(unit).values)
-            lines.append(f"  lam = {lam:g}, {learner}: risk {found} (every noise ratio, k <= {kmax})")
+            verdict = _growth_cell(th["growth_exponent_verdict"].sel(unit).values)
+            lines.append(
+                f"  lam = {lam:g}, {learner}: risk {found} (every noise ratio, k <= {kmax}; against theory: {verdict})"
+            )
     tau = 1.0 if 1.0 in th["tau"].values else float(th["tau"].values[0])
     for lam in th["lam"].values[np.abs(np.abs(th["lam"].values) - 1) <= 1e-12]:
         if "truncated_kalman" not in th["learner"].values:
@@ -157,7 +165,7 @@ def summary(ds: xr.Dataset, th: xr.Dataset) -> list[str]:
             sel = {"lam": lam, "noise_ratio": ratio, "learner": "truncated_kalman", "T": Tmax, "tau": tau}
             k_star = float(th["k_star"].sel(sel))
             if not known(th, "k_star", **sel):
-                measured = "?"
+                measured = UNKNOWN_CELL
             else:
                 measured = f"{k_star:.0f}" if math.isfinite(k_star) else f">{kmax}"
             predicted = float(th["k_star_theory"].sel(lam=lam, noise_ratio=ratio, T=Tmax, tau=tau))
@@ -165,6 +173,7 @@ def summary(ds: xr.Dataset, th: xr.Dataset) -> list[str]:
         lines.append(
             f"  lam = {lam:g}, truncated_kalman: taps needed for R_T <= {tau:g} at T = {Tmax:.0e}: " + ", ".join(parts)
         )
+        lines.append(_slope_finding(th, float(lam), tau))
     Ts = th.attrs["growth_horizons"]
     lines.append(
         f"growth exponent g = dlog R/dlog T between T = {Ts[0]:.3g} and {Ts[1]:.3g} "

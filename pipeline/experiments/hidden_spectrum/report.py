@@ -1,98 +1,121 @@
 """Text of a hidden-spectrum cube's thresholds: the table, the disagreements with theory, the summary.
 
-Tolerances: a growth exponent agrees with a finite theory within ``growth_tol`` (the
-thresholds option, default 0.5) and with ``+inf`` (exponential growth) when it exceeds
-``EXPONENTIAL_ABOVE``; the empirical critical ``k`` agrees with the rank test when equal;
-the rank test agrees with ``n_u`` when equal; the ``k*`` slope as in the scalar experiment
-(``pipeline.experiments.hidden.report.slope_disagrees``: 10% of the theory, and a number of
-taps over the fitted window) with the resolution in taps widened from 1.5 to
-``1.5 + closed_loop_period``: where the dominant closed-loop modes oscillate, ``k*(T)`` is a
-staircase that strays from its ``ln T`` asymptote by about one period (docs/theory.md §5).
+Every comparison carries its verdict (``pipeline.core.verdicts``), computed with the thresholds:
+a growth exponent agrees with a finite theory within ``growth_tol`` and with ``+inf``
+(exponential growth) above ``EXPONENTIAL_ABOVE``, once settled; the empirical critical ``k``
+with the rank test when the growth readings that decide it are settled; the rank test with
+``n_u`` when equal; the ``k*`` slope within its band (``SLOPE_BAND_RULE`` of the scalar
+experiment, widened by the closed-loop period ``P``: where the dominant closed-loop modes
+oscillate, ``k*(T)`` is a staircase that strays from its ``ln T`` asymptote, docs/theory.md §5).
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pipeline.core import verdicts as vd
 from pipeline.core.measure import known
 from pipeline.core.wording import fmt
-from pipeline.experiments.hidden.report import STEP_TAPS, slope_disagrees
+from pipeline.experiments.hidden.report import UNKNOWN_CELL, _growth_cell
+from pipeline.experiments.hidden.thresholds import EXPONENTIAL_ABOVE
 
 if TYPE_CHECKING:
     import xarray as xr
 
-EXPONENTIAL_ABOVE = 5.0
+
+def _k(v: float, k_max: float | None = None) -> str:
+    """A critical filter length: ``never`` for ``+inf``; NaN (none in the cube) as ``>k_max``."""
+    if math.isinf(v):
+        return "never"
+    if math.isnan(v):
+        return f">{k_max:g}" if k_max is not None else "none"
+    return str(int(v))
 
 
-def growth_disagrees(g: float, theory: float, tol: float) -> bool:
-    """Whether a measured growth exponent ``g`` misses its ``theory`` (``inf``: exponential)."""
-    if not math.isfinite(g):
-        return False
-    if math.isinf(theory):
-        return g <= EXPONENTIAL_ABOVE
-    return abs(g - theory) > tol
+def _verdict(th: xr.Dataset, name: str, **sel: object) -> str:
+    return str(th[f"{name}_verdict"].sel(sel).values)
 
 
-def _k(v: float) -> str:
-    return "never" if math.isinf(v) else ("none" if math.isnan(v) else str(int(v)))
+def _summarised(values: np.ndarray) -> str:
+    """Verdicts over some elements in a few words (``agrees``; ``60 agree, 4 unresolved``)."""
+    return _growth_cell(values)
+
+
+def _disagreeing(th: xr.Dataset, name: str) -> list[dict[str, Any]]:
+    """The coordinates of every element of the verdict variable ``name`` that disagrees."""
+    verdict = th[f"{name}_verdict"]
+    hits = np.argwhere(vd.as_text(verdict.values) == vd.DISAGREES)
+    return [{str(d): th[d].values[i] for d, i in zip(verdict.dims, at, strict=True)} for at in hits]
 
 
 def disagreements(th: xr.Dataset) -> list[str]:
-    """One line per growth exponent, critical k or k* slope that misses its theory."""
+    """One line per growth exponent, critical k or k* slope whose verdict is ``disagrees``."""
     lines = []
-    tol = float(th.attrs["growth_tol"])
     T = th["T"].values.astype(np.float64)
-    for s in th["spectrum"].values:
-        for learner in th["learner"].values:
-            unit = {"spectrum": s, "learner": learner}
-            ck = float(th["critical_k"].sel(unit))
-            ct = float(th["critical_k_theory"].sel(unit))
-            if ck != ct:
-                lines.append(f"spectrum {s!r}, {learner}: critical k (rank test) {_k(ck)} vs theory {_k(ct)}")
-            for ratio in th["noise_ratio"].values:
-                cell = unit | {"noise_ratio": ratio}
-                ce = float(th["critical_k_empirical"].sel(cell))
-                k_min, k_max = float(th["k"].min()), float(th["k"].max())
-                # the empirical value cannot be below the cube's smallest k
-                if learner == "best_fir" and math.isfinite(ck) and ck <= k_max and ce != max(ck, k_min):
-                    lines.append(
-                        f"spectrum {s!r}, noise ratio {fmt(ratio)}, {learner}: empirical critical k {_k(ce)} "
-                        f"vs rank test {_k(ck)}"
-                    )
-                for kk in th["k"].values:
-                    g = float(th["growth_exponent"].sel(cell | {"k": kk}))
-                    gt = float(th["growth_exponent_theory"].sel(unit | {"k": kk}))
-                    if known(th, "growth_exponent", **cell, k=kk) and growth_disagrees(g, gt, tol):
-                        lines.append(
-                            f"spectrum {s!r}, noise ratio {fmt(ratio)}, {learner}, k = {int(kk)}: growth exponent "
-                            f"{g:.3g} vs theory {gt:g} (tolerance {tol:g})"
-                        )
-                theory = float(th["k_star_slope_theory"].sel(cell))
-                resolution = STEP_TAPS + float(th["closed_loop_period"].sel(spectrum=s, noise_ratio=ratio))
-                for tau in th["tau"].values:
-                    sel = cell | {"tau": tau}
-                    slope = float(th["k_star_slope"].sel(sel))
-                    mask = th["k_star_in_regime"].sel(sel).values.astype(bool)
-                    span = T[mask].max() / T[mask].min() if mask.any() else 1.0
-                    if slope_disagrees(slope, theory, span, resolution):
-                        lines.append(
-                            f"spectrum {s!r}, noise ratio {fmt(ratio)}, {learner}, tau = {fmt(tau)}: k* slope "
-                            f"{slope:.3g} vs theory {theory:.3g} (misses by {abs(slope - theory) * math.log(span):.3g} "
-                            f"taps over T = {T[mask].min():.3g}..{T[mask].max():.3g}; tolerance 10% or "
-                            f"{resolution:.3g} taps)"
-                        )
+
+    def where(sel: dict[str, Any]) -> str:
+        ratio = f", noise ratio {fmt(float(sel['noise_ratio']))}" if "noise_ratio" in sel else ""
+        return f"spectrum {str(sel['spectrum'])!r}{ratio}, {sel['learner']}"
+
+    for sel in _disagreeing(th, "critical_k"):
+        lines.append(
+            f"{where(sel)}: critical k (rank test) {_k(float(th['critical_k'].sel(sel)))} "
+            f"vs theory {_k(float(th['critical_k_theory'].sel(sel)))}"
+        )
+    for sel in _disagreeing(th, "critical_k_empirical"):
+        rank = float(th["critical_k"].sel(spectrum=sel["spectrum"], learner=sel["learner"]))
+        lines.append(
+            f"{where(sel)}: empirical critical k {_k(float(th['critical_k_empirical'].sel(sel)))} "
+            f"vs rank test {_k(rank)}"
+        )
+    for sel in _disagreeing(th, "growth_exponent"):
+        gt = float(th["growth_exponent_theory"].sel({d: sel[d] for d in ("spectrum", "learner", "k")}))
+        lines.append(
+            f"{where(sel)}, k = {int(sel['k'])}: growth exponent {float(th['growth_exponent'].sel(sel)):.3g} "
+            f"vs theory {gt:g} (tolerance {float(th.attrs['growth_tol']):g})"
+        )
+    for sel in _disagreeing(th, "k_star_slope"):
+        theory = float(th["k_star_slope_theory"].sel({d: sel[d] for d in ("spectrum", "noise_ratio", "learner")}))
+        mask = th["k_star_in_regime"].sel(sel).values.astype(bool)
+        lines.append(
+            f"{where(sel)}, tau = {fmt(float(sel['tau']))}: k* slope {float(th['k_star_slope'].sel(sel)):.3g} "
+            f"vs theory {theory:.3g} (band ±{float(th['k_star_slope_band'].sel(sel)):.3g} over "
+            f"T = {T[mask].min():.3g}..{T[mask].max():.3g})"
+        )
     return lines
+
+
+def _critical_cells(th: xr.Dataset, unit: dict[str, object]) -> tuple[str, str]:
+    """The empirical critical k per noise ratio (``≤k`` where censored at the cube's smallest k,
+    ``?`` where unknown) and their verdicts."""
+    k_min, k_max = float(th["k"].min()), float(th["k"].max())
+    rank = float(th["critical_k"].sel(unit))
+    shown = []
+    for ratio in th["noise_ratio"].values:
+        sel = unit | {"noise_ratio": ratio}
+        value = float(th["critical_k_empirical"].sel(sel))
+        if not known(th, "critical_k_empirical", **sel):
+            shown.append(UNKNOWN_CELL)
+        elif value == k_min and rank < k_min:
+            shown.append(f"≤{value:g}")
+        else:
+            shown.append(_k(value, k_max))
+    verdict = _summarised(th["critical_k_empirical_verdict"].sel(unit).values)
+    return ", ".join(shown), verdict
 
 
 def table(th: xr.Dataset) -> list[str]:
     """Per spectrum and learner: n_u, m, critical k (rank test, empirical per noise ratio,
-    theory) and the growth exponent at the largest k beside its theory."""
+    theory) and the growth exponent at the largest k beside its theory, each with its verdict;
+    then the truncated Kalman k* slopes per spectrum and noise ratio."""
     lines = [
-        "spectrum | learner | n_u | m | critical k: rank test / empirical (per noise ratio) / theory | "
-        "growth exponent at largest k: measured (per noise ratio) / theory"
+        "critical k: rank test / empirical per noise ratio (≤: censored at the cube's smallest k; >: no k of "
+        "the cube) / theory; growth exponent at the smallest (truncated_kalman) or largest (best_fir) k per "
+        "noise ratio / theory; verdicts: rank test vs theory, empirical vs rank test, growth over every k",
+        "spectrum | learner | n_u | m | critical k | verdicts | growth exponent | verdict",
     ]
     k_max = th["k"].values.max()
     k_min = th["k"].values.min()
@@ -101,31 +124,89 @@ def table(th: xr.Dataset) -> list[str]:
         m = int(th["max_marginal_block"].sel(spectrum=s))
         for learner in th["learner"].values:
             unit = {"spectrum": s, "learner": learner}
-            emp = ", ".join(_k(float(v)) for v in th["critical_k_empirical"].sel(unit).values)
+            emp, emp_verdict = _critical_cells(th, unit)
+            if learner != "best_fir":
+                emp_verdict = "n/a"
             kk = k_min if learner == "truncated_kalman" else k_max
-            g = ", ".join(f"{float(v):.3g}" for v in th["growth_exponent"].sel(unit | {"k": kk}).values)
+            g_known = known(th, "growth_exponent", **unit, k=kk)
+            g = ", ".join(
+                f"{float(v):.3g}" if g_known else UNKNOWN_CELL
+                for v in th["growth_exponent"].sel(unit | {"k": kk}).values
+            )
             gt = float(th["growth_exponent_theory"].sel(unit | {"k": kk}))
             lines.append(
                 f"{s} | {learner} | {n_u} | {m} | {_k(float(th['critical_k'].sel(unit)))} / {emp} / "
-                f"{_k(float(th['critical_k_theory'].sel(unit)))} | k = {int(kk)}: {g} / {gt:g}"
+                f"{_k(float(th['critical_k_theory'].sel(unit)))} | {_verdict(th, 'critical_k', **unit)}, "
+                f"{emp_verdict} | k = {int(kk)}: {g} / {gt:g} | "
+                f"{_summarised(th['growth_exponent_verdict'].sel(unit).values)}"
+            )
+    if "truncated_kalman" in th["learner"].values:
+        lines += ["", *_slope_table(th)]
+    return lines
+
+
+def _slope_table(th: xr.Dataset) -> list[str]:
+    """The truncated Kalman k* slopes: measured ± band, verdict, per tau, beside the theory."""
+    taus = [float(t) for t in th["tau"].values]
+    lines = [
+        "truncated Kalman k* slope in ln T per tau: measured ± agreement band and verdict, beside the theory "
+        "(2m - 1)/(2 ln(1/rho(F))) and the closed-loop period P (band rule: dataset attribute slope_band_rule)",
+        f"{'spectrum':<14}{'noise':>8} {'P':>5} {'theory':>7} | "
+        + " | ".join(f"{'tau=' + format(t, 'g'):<24}" for t in taus),
+    ]
+    for s in th["spectrum"].values:
+        for ratio in th["noise_ratio"].values:
+            cell = {"spectrum": s, "noise_ratio": ratio, "learner": "truncated_kalman"}
+            theory = float(th["k_star_slope_theory"].sel(cell))
+            period = float(th["closed_loop_period"].sel(spectrum=s, noise_ratio=ratio))
+            cells = []
+            for tau in taus:
+                sel = cell | {"tau": tau}
+                verdict = _verdict(th, "k_star_slope", **sel)
+                if verdict == vd.UNKNOWN:
+                    cells.append(vd.UNKNOWN_TEXT)
+                    continue
+                slope, band = float(th["k_star_slope"].sel(sel)), float(th["k_star_slope_band"].sel(sel))
+                shown = fmt(slope, ".3g") + (f"±{band:.2g}" if math.isfinite(band) else "")
+                cells.append(f"{shown} {verdict or 'n/a'}")
+            lines.append(
+                f"{s!s:<14}{fmt(float(ratio)):>8} {period:5.1f} {fmt(theory, '.3g'):>7} | "
+                + " | ".join(f"{c:<24}" for c in cells)
             )
     return lines
 
 
 def summary(ds: xr.Dataset, th: xr.Dataset) -> list[str]:
-    """One line per (spectrum, learner): how the risk grows and the critical filter length."""
+    """One line per (spectrum, learner): how the risk grows, the critical filter length and how
+    they stand against theory; a spectrum with no computed cell says "not known yet"."""
     out = []
     for s in th["spectrum"].values:
         for learner in th["learner"].values:
             unit = {"spectrum": s, "learner": learner}
+            head = f"spectrum {s}, {learner}: "
+            if not known(th, "growth_exponent", **unit):
+                out.append(head + f"{vd.UNKNOWN_TEXT} (unfinished blocks)")
+                continue
             ck = float(th["critical_k"].sel(unit))
             g = float(th["growth_exponent"].sel(unit).min("k").max("noise_ratio"))
+            growth = _summarised(th["growth_exponent_verdict"].sel(unit).values)
             if math.isfinite(ck):
-                what = f"bounded in T from k = {_k(ck)} taps (theory n_u = {int(th['n_unstable'].sel(spectrum=s))})"
+                emp = _summarised(th["critical_k_empirical_verdict"].sel(unit).values) if learner == "best_fir" else ""
+                what = (
+                    f"bounded in T from k = {_k(ck)} taps (rank test; theory n_u = "
+                    f"{int(th['n_unstable'].sel(spectrum=s))}: {_verdict(th, 'critical_k', **unit)}"
+                    + (f"; growth readings: {emp}" if emp else "")
+                    + ")"
+                )
             elif g > EXPONENTIAL_ABOVE:
-                what = "grows exponentially in T at every k"
+                what = f"grows exponentially in T at every k (theory: {growth})"
             else:
                 theory = float(th["growth_exponent_theory"].sel(unit).min("k"))
-                what = f"grows like T^{g:.2g} at every k (theory T^{theory:g})"
-            out.append(f"spectrum {s}, {learner}: risk {what}")
+                what = f"grows like T^{g:.2g} at every k (theory T^{theory:g}: {growth})"
+            line = head + f"risk {what}"
+            if learner == "truncated_kalman":
+                slopes = vd.counts(th.sel(unit), ["k_star_slope_verdict"])
+                if sum(slopes.values()):
+                    line += f"; k* slope against theory: {vd.counts_text(slopes)}"
+            out.append(line)
     return out

@@ -31,7 +31,13 @@ if TYPE_CHECKING:
     import xarray as xr
 
 D_LABEL = r"learner parameters $d$"
-RISK_LABEL = r"$\log_{10} r_T(d)$ (per unit squared perturbation, units of $q$)"
+LINE_STYLES = (
+    {"marker": "o", "ms": 7.5, "ls": "-"},
+    {"marker": "s", "ms": 5.0, "ls": "--"},
+    {"marker": "^", "ms": 4.0, "ls": ":"},
+    {"marker": "D", "ms": 3.5, "ls": "-."},
+)
+RISK_LABEL = r"$\log_{10} r_T(d)$, median of draws"
 
 
 def figures(ds: xr.Dataset, th: xr.Dataset) -> list[DrawnFigure]:
@@ -82,19 +88,29 @@ def _learner_lines(ds: xr.Dataset, th: xr.Dataset, spectrum: str, stem: str, par
             predicted = float(th["critical_d_theory"].sel(sel))
             y = np.where(np.isneginf(med[i, k]), floor, med[i, k])  # r_T = 0 exactly drawn at the floor
             label = f"{lf} learner: predicted critical $d$ = {_count(predicted)}"
-            ax.plot(d, y, marker="o", ms=3.5, lw=1.4, color=colour, label=label)
+            # lines that coincide stay visible: the first drawn widest and lowest, each its own marker
+            style = LINE_STYLES[k % len(LINE_STYLES)]
+            ax.plot(
+                d,
+                y,
+                color=colour,
+                label=label,
+                lw=3.2 - 2.2 * k / max(len(learners) - 1, 1),
+                zorder=2 + k,
+                **style,
+            )
             if math.isfinite(predicted) and predicted in d:
                 at = int(np.flatnonzero(d == predicted)[0])
                 ax.plot([predicted], [y[at]], marker="*", ms=15, color=colour, mec="black", ls="none")
                 ax.axvline(predicted, color=colour, ls=":", lw=1.0)
         ax.set_title(f"adversary: {family} family (dim {int(th['family_dim'].sel(spectrum=spectrum, family=family))})")
         ax.set_xlabel(D_LABEL)
-        pl.legend_if_any(ax, loc="lower left", framealpha=0.85, fontsize=pl.FONT - 3)
-    axes[0].set_ylabel(rf"$\log_{{10}} r_T(d)$ at $T = {Tmax:g}$ (median over draws)")
+        pl.legend_if_any(ax, loc="best", framealpha=0.85, fontsize=pl.FONT - 3)  # clear of the stars
+    axes[0].set_ylabel(rf"$\log_{{10}} r_T(d)$ at $T = {pl.power_of_ten(Tmax)}$ (median over draws)")
     text = pl.title(f"{th.attrs.get('workflow_name', '')}: learner families for spectrum {spectrum}", partial)
     fig.suptitle(text)
     caption = (
-        f"log10 of the best-in-class risk r_T(d) at the largest horizon T = {Tmax:g} (median over "
+        f"log10 of the best-in-class risk r_T(d) at the largest horizon T = {Tmax:.3g} (median over "
         f"{ds.sizes['draw']} draws) against the learner's parameter count d for spectrum '{spectrum}', one "
         "panel per adversary family and one line per learner family; stars mark the predicted critical d "
         "of docs/theory.md §1.5, from which the risk drops to O(1); a learner marked never stays huge up "
@@ -105,6 +121,8 @@ def _learner_lines(ds: xr.Dataset, th: xr.Dataset, spectrum: str, stem: str, par
 
 def _learnable_table(th: xr.Dataset, stem: str, partial: str | None) -> DrawnFigure:
     """Predicted (and measured) critical d across (spectrum, adversary, learner)."""
+    from matplotlib.patches import Patch
+
     spectra = [str(s) for s in th["spectrum"].values]
     families = [str(f) for f in th["family"].values]
     learners = [str(x) for x in th["learner_family"].values]
@@ -124,6 +142,12 @@ def _learnable_table(th: xr.Dataset, stem: str, partial: str | None) -> DrawnFig
             text = _count(predicted) if agree else f"{_count(predicted)}\n(measured {_count(got)})"
             ax.text(c, r, text, ha="center", va="center", fontsize=pl.FONT - 1)
     ax.imshow(colour, aspect="auto")
+    key = [
+        Patch(facecolor=(0.51, 0.88, 0.67), label="learnable from that d (measured = predicted)"),
+        Patch(facecolor=(0.96, 0.60, 0.55), label="never: no d bounds the risk"),
+        Patch(facecolor=(0.97, 0.86, 0.44), label="measured differs from predicted"),
+    ]
+    fig.legend(handles=key, loc="outside lower center", ncols=3, fontsize=pl.FONT - 2, frameon=False)
     ax.set_xticks(range(len(cols)), [f"{f}\nvs {lf}" for f, lf in cols], fontsize=pl.FONT - 2)
     ax.set_yticks(range(len(spectra)), spectra)
     ax.set_xlabel("adversary family vs learner family")
@@ -155,6 +179,11 @@ def _risk_map(ds: xr.Dataset, th: xr.Dataset, spectrum: str, stem: str, partial:
     lo, hi = pl.colour_limits(med)
     fig = pl.figure(max(4.3 * len(families) + 1.2, 6.5), 3.9)
     axes = fig.subplots(1, len(families), squeeze=False, sharey=True)[0]
+    # the d axis ends at the largest family dimension of this spectrum (beyond it every cell is undefined)
+    top = float(th["family_dim"].sel(spectrum=spectrum).max())
+    d_shown = d[d <= top] if (d <= top).any() else d
+    med = med[:, :, : d_shown.size]
+    d = d_shown
     de, Te = pl.edges(d, log=False), pl.edges(T, log=True)
     mesh = None
     for i, (ax, family) in enumerate(zip(axes, families, strict=True)):
@@ -173,13 +202,7 @@ def _risk_map(ds: xr.Dataset, th: xr.Dataset, spectrum: str, stem: str, partial:
         ax.set_xlim(de[0], de[-1])
     axes[0].set_ylabel(pl.HORIZON_LABEL)
     ndraw = ds.sizes["draw"]
-    pl.risk_colourbar(
-        fig,
-        mesh,
-        list(axes),
-        has_zeros=bool(np.isneginf(med).any()),
-        what=f"{RISK_LABEL}\nmedian of {ndraw} draw{'s' if ndraw != 1 else ''}",
-    )
+    pl.risk_colourbar(fig, mesh, list(axes), has_zeros=bool(np.isneginf(med).any()), what=RISK_LABEL)
     text = pl.title(f"{th.attrs.get('workflow_name', '')}: best-in-class risk for spectrum {spectrum}", partial)
     fig.suptitle(text)
     caption = (
@@ -187,13 +210,16 @@ def _risk_map(ds: xr.Dataset, th: xr.Dataset, spectrum: str, stem: str, partial:
         f"draws) over the parameter count d and horizon T for spectrum '{spectrum}', one panel per "
         "family; the risk stops growing with T right of the measured critical d (white), which "
         "should sit on the theory d* of docs/theory.md §1.4 (red dashed); grey: d beyond the family's "
-        "dimension (or not computed); black: r_T = 0 exactly (d = family dimension)."
+        "dimension (or not computed); black: r_T = 0 exactly (d = family dimension). The risk is per unit "
+        "squared perturbation, in units of the process-noise variance q; the d axis ends at the largest "
+        "family dimension of the spectrum."
     )
     return DrawnFigure(stem, text, caption, fig)
 
 
 def _bounded(ds: xr.Dataset, th: xr.Dataset, stem: str, partial: str | None) -> DrawnFigure:
     from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
 
     families = [str(f) for f in ds["family"].values]
     spectra = [str(s) for s in ds["spectrum"].values]
@@ -237,7 +263,10 @@ def _bounded(ds: xr.Dataset, th: xr.Dataset, stem: str, partial: str | None) -> 
         ax.set_yticks(ys, spectra)
         ax.set_ylim(ye[-1], ye[0])
     axes[0].set_ylabel("spectrum")
-    axes[0].legend(loc="lower right", fontsize=pl.FONT - 2, framealpha=0.9)
+    handles, labels = axes[0].get_legend_handles_labels()
+    handles.append(Patch(facecolor=pl.UNDEFINED_COLOUR, edgecolor="0.5"))
+    labels.append("d > family dimension (no such learner)")
+    axes[0].legend(handles, labels, loc="lower right", fontsize=pl.FONT - 2, framealpha=0.9)
     bar = fig.colorbar(mesh, ax=list(axes), shrink=0.9)
     bar.set_label("fraction of draws with bounded risk")
     text = pl.title(f"{th.attrs.get('workflow_name', '')}: bounded (green) and unbounded (red) risk", partial)
