@@ -17,7 +17,9 @@ powers of two (unit diagonal) and solved with ``arb_mat.solve`` at :data:`START_
 up to :data:`MAX_SOLVE_BITS` while the certified relative accuracy of ``theta`` (relative to
 ``max |theta_j|``) is below :data:`THETA_BITS` and still improving by doubling (once it stops
 improving, the radii of the data sums limit it, not the solve). The certified bits are
-returned with every fit; below :data:`MIN_THETA_BITS` the cell raises :class:`PrecisionError`.
+returned with every fit; below :data:`MIN_THETA_BITS` (1e-8) the cell is refitted from exact
+sums of its raw data (:mod:`.exact`, cells with ``m (T + 1) <= EXACT_LIMIT``) and otherwise
+raises :class:`PrecisionError`.
 The bound is a worst case: on the hard cells of the tests (marginal Jordan blocks, noise ratio
 100) the certified accuracy is 22-63 bits while the measured distance from the exact mpmath
 solution of the same data is below 2e-13. The fitted filter is the ball's
@@ -40,6 +42,7 @@ import numpy as np
 import numpy.typing as npt
 from flint import arb, arb_mat
 
+from pipeline.models.fitted_fir.exact import EXACT_LIMIT, ExactEquations, exact_equations
 from pipeline.models.fitted_fir.normal_equations import Assembly
 from pipeline.models.fitted_fir.series import UNIT, series_error_bound
 from pipeline.models.fitted_fir.statistics import SUM_BLOCK, Statistics
@@ -52,7 +55,7 @@ FloatArray = npt.NDArray[np.float64]
 START_BITS = 128
 MAX_SOLVE_BITS = 1024
 THETA_BITS = 34  # certified relative bits of theta that stop the precision doubling
-MIN_THETA_BITS = 16  # fewer certified bits raise PrecisionError (the ball solve has failed)
+MIN_THETA_BITS = 27  # fewer certified bits (2^-27 = 7.5e-9) trigger the exact refit
 
 
 @dataclass(frozen=True)
@@ -207,19 +210,44 @@ def fit_cells(stats: Statistics, iT: int, im: int, k: Sequence[int]) -> dict[int
                 improved.append(kk)
         pending = improved
         prec *= 2
+    failed = [kk for kk in eff if best[kk][1] < MIN_THETA_BITS]
+    if failed:
+        _refit_exactly(stats, iT, im, failed, best)
     out: dict[int, Fit] = {}
     for kk in eff:
         theta, bits, p = best[kk]
-        if bits < MIN_THETA_BITS:
-            raise PrecisionError(
-                f"spectrum {stats.system.text!r}, noise_ratio {stats.system.noise_ratio!r}, fit {stats.fit}, "
-                f"k = {kk}, T = {T}, m = {int(stats.m[im])}: least-squares filter certified to {bits:.1f} bits "
-                f"only (need {MIN_THETA_BITS})"
-            )
         with working_precision(p):
             mids = tuple(t.mid() for t in theta)
-        best_fit = Fit(kk, mids, False, bits, p)
         for v in ks:
             if min(v, T) == kk:
-                out[v] = Fit(v, mids, v > T, bits, p) if v != kk else best_fit
+                out[v] = Fit(v, mids, v > T, bits, p)
     return out
+
+
+def _refit_exactly(
+    stats: Statistics, iT: int, im: int, ks: list[int], best: dict[int, tuple[list[arb], float, int]]
+) -> None:
+    """Refit the filter lengths ``ks`` from exact sums of the raw data (:mod:`.exact`), in place."""
+    T, m = int(stats.T[iT]), int(stats.m[im])
+    if m * (T + 1) > EXACT_LIMIT:
+        raise PrecisionError(
+            f"spectrum {stats.system.text!r}, noise_ratio {stats.system.noise_ratio!r}, fit {stats.fit}, "
+            f"k = {ks}, T = {T}, m = {m}: least-squares filter certified to {min(best[k][1] for k in ks):.1f} bits "
+            f"only (need {MIN_THETA_BITS}) and m (T + 1) exceeds {EXACT_LIMIT} for an exact refit"
+        )
+    eq: ExactEquations = exact_equations(stats.system, stats.seed, stats.fit, max(ks), T, m)
+    for kk in ks:
+        prec = START_BITS
+        while True:
+            with working_precision(prec):
+                theta = eq.solve(kk)
+                bits = _bits(theta) if theta is not None else -math.inf
+            if theta is not None and bits >= THETA_BITS:
+                best[kk] = (theta, bits, prec)
+                break
+            if prec >= 8 * MAX_SOLVE_BITS:
+                raise PrecisionError(
+                    f"spectrum {stats.system.text!r}, fit {stats.fit}, k = {kk}, T = {T}, m = {m}: "
+                    "exact normal equations not solved to the target accuracy (singular design?)"
+                )
+            prec *= 2

@@ -58,6 +58,7 @@ class Statistics:
     """
 
     system: FittedSystem
+    seed: int
     fit: int
     T: IntArray
     m: IntArray
@@ -228,4 +229,4 @@ def statistics(
                 acc.add_block(t0, y)
             for g in range(count):
                 sums.add(acc.rec_hi[g], acc.rec_lo[g])
-    return Statistics(system, int(fit), Tg, mg, int(k_max), ref, keys, J, sums.out_hi, sums.out_lo)
+    return Statistics(system, int(seed), int(fit), Tg, mg, int(k_max), ref, keys, J, sums.out_hi, sums.out_lo)
