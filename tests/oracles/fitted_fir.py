@@ -66,7 +66,7 @@ def design_matrix(Y: np.ndarray, k: int, T: int) -> tuple[np.ndarray, np.ndarray
     rows, targets = [], []
     for y in np.asarray(Y, dtype=np.float64):
         X = np.zeros((T, k))
-        for j in range(1, k + 1):
+        for j in range(1, min(k, T) + 1):  # columns j > T stay zero
             X[j - 1 :, j - 1] = y[: T + 1 - j]
         rows.append(X)
         targets.append(y[1 : T + 1])

@@ -23,7 +23,7 @@ __all__ = ["EXACT_LIMIT", "ExactEquations", "exact_equations"]
 
 FloatArray = npt.NDArray[np.float64]
 
-EXACT_LIMIT = 1 << 17  # largest m (T + 1) refitted from exact sums
+EXACT_LIMIT = 1 << 19  # largest m (T + 1) refitted from exact sums (a few seconds at k = 32)
 
 
 class ExactEquations:
