@@ -27,7 +27,9 @@ def _integers(Y: np.ndarray) -> tuple[list[list[int]], int]:
     e = int(np.min(ex[nz]) - 53) if nz.any() else 0
     rows = []
     for mr, er in zip(mant, ex, strict=True):
-        rows.append([int(float(mm) * 2.0**53) << (int(ee) - 53 - e) if mm else 0 for mm, ee in zip(mr, er, strict=True)])
+        rows.append(
+            [int(float(mm) * 2.0**53) << (int(ee) - 53 - e) if mm else 0 for mm, ee in zip(mr, er, strict=True)]
+        )
     return rows, e
 
 

@@ -141,7 +141,9 @@ def fitted_fir_block(
     Tg = check_grid("T", T, 1)
     mg = check_grid("trajectories", trajectories, 1)
     K, N, M, F, R = kg.size, Tg.size, mg.size, fg.size, r.size
-    out = {name: np.zeros((R, K, N, M, F)) for name in ("risk", "log10_risk", "theta_bits", "underdetermined")}
+    out: dict[str, FloatArray] = {
+        name: np.zeros((R, K, N, M, F)) for name in ("risk", "log10_risk", "theta_bits", "underdetermined")
+    }
     out["theta"] = np.full((R, K, N, M, F, int(kg[-1])), np.nan)
     out["theta_lo"] = np.full(out["theta"].shape, np.nan)
     for ri, rv in enumerate(r.tolist()):

@@ -106,7 +106,7 @@ class _Chains:
                 states[c] = nxt[:, -1].copy()
                 below = traj
             assert below is not None
-            total = total + (below.real if pair else below)
+            total = total + np.asarray(below.real if pair else below, dtype=np.float64)
         return total
 
 

@@ -91,6 +91,6 @@ def fitted_system(system: str | float, noise_ratio: float, observation: str = "s
     check_supported(sp)
     r = check_ratio(noise_ratio)
     filt = kalman_filter(sp, r, observation)
-    chol = np.linalg.cholesky(filt.P)
+    chol: FloatArray = np.asarray(np.linalg.cholesky(filt.P), dtype=np.float64)
     chol.setflags(write=False)
     return FittedSystem(sp.text, sp, r, observation, filt, chol)

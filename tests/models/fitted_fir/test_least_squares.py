@@ -37,7 +37,8 @@ def _exact_hi_lo(f):
 
 
 @pytest.mark.parametrize(
-    ("text", "r", "T", "m"), [("0.9", 1.0, 200, 3), ("0.5@40, 0.2", 0.5, 400, 1), ("0.9", 10.0, 60, 20), ("1.0", 4.0, 80, 2)]
+    ("text", "r", "T", "m"),
+    [("0.9", 1.0, 200, 3), ("0.5@40, 0.2", 0.5, 400, 1), ("0.9", 10.0, 60, 20), ("1.0", 4.0, 80, 2)],
 )
 def test_easy_cells_equal_statsmodels_ols(text, r, T, m):
     ks = [1, 2, 4, 7]
@@ -82,7 +83,7 @@ def _hard(text, r, T, m, ks):
 
 @pytest.mark.parametrize(("text", "r"), [("1.0^3", 100.0), ("1.0^3", 1.0), ("1.0^2", 100.0)])
 def test_hard_cells_equal_mpmath_where_float_normal_equations_fail(text, r):
-    for k, err, float_err, bits in _hard(text, r, 3000, 2, [3, 4, 8]):
+    for k, err, _, bits in _hard(text, r, 3000, 2, [3, 4, 8]):
         assert err <= 1e-8, (k, err, bits)
         assert bits >= ls.MIN_THETA_BITS
     if text == "1.0^3":
@@ -90,7 +91,9 @@ def test_hard_cells_equal_mpmath_where_float_normal_equations_fail(text, r):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("text", "r"), [("1.0^3", 100.0), ("1.0^2", 100.0), ("1.0^2, 1.0@60, 0.5", 10.0), ("1.0", 100.0)])
+@pytest.mark.parametrize(
+    ("text", "r"), [("1.0^3", 100.0), ("1.0^2", 100.0), ("1.0^2, 1.0@60, 0.5", 10.0), ("1.0", 100.0)]
+)
 def test_hard_cells_at_T_1e5(text, r):
     rows = _hard(text, r, 100_000, 2, [1, 3, 5, 8])
     for k, err, _, bits in rows:

@@ -47,7 +47,9 @@ def test_streams_differ_by_fit_trajectory_and_ratio():
 def test_lam_and_one_term_spectrum_share_data():
     s_lam, s_text = fitted_system(1, 4.0), fitted_system("1.0", 4.0)
     assert s_lam.text == "1.0"
-    assert np.array_equal(outputs(s_lam, 3, training_key(s_lam, 0), 2, 40), outputs(s_text, 3, training_key(s_text, 0), 2, 40))
+    assert np.array_equal(
+        outputs(s_lam, 3, training_key(s_lam, 0), 2, 40), outputs(s_text, 3, training_key(s_text, 0), 2, 40)
+    )
 
 
 def test_stationary_start_variance():
