@@ -21,7 +21,7 @@ from pipeline.models.fitted_fir.cells import FittedFilters, fit_training_set, fi
 from pipeline.models.fitted_fir.least_squares import Fit, fit_cells
 from pipeline.models.fitted_fir.risk import FilterRisk
 from pipeline.models.fitted_fir.sampler import output_blocks, outputs, training_key
-from pipeline.models.fitted_fir.statistics import Statistics, statistics
+from pipeline.models.fitted_fir.statistics import Statistics, training_statistics
 from pipeline.models.fitted_fir.system import FittedSystem, UnsupportedSystem, fitted_system, system_text
 
 __all__ = [
@@ -37,7 +37,7 @@ __all__ = [
     "fitted_system",
     "output_blocks",
     "outputs",
-    "statistics",
     "system_text",
     "training_key",
+    "training_statistics",
 ]

@@ -19,7 +19,7 @@ import numpy.typing as npt
 
 from pipeline.models.fitted_fir.least_squares import fit_cells
 from pipeline.models.fitted_fir.risk import FilterRisk
-from pipeline.models.fitted_fir.statistics import check_grid, statistics
+from pipeline.models.fitted_fir.statistics import check_grid, training_statistics
 from pipeline.models.fitted_fir.system import FittedSystem, fitted_system
 from pipeline.models.hidden_spectrum.risk import risk_block
 
@@ -71,7 +71,7 @@ def fit_training_set(
     one (system, noise ratio) in one thread.
     """
     kg = check_grid("k", k, 1)
-    stats = statistics(system, seed=seed, fit=fit, T=T, trajectories=trajectories, k_max=int(kg[-1]))
+    stats = training_statistics(system, seed=seed, fit=fit, T=T, trajectories=trajectories, k_max=int(kg[-1]))
     Tg, mg = stats.T, stats.m
     shape = (kg.size, Tg.size, mg.size)
     theta = np.full((*shape, int(kg[-1])), np.nan)

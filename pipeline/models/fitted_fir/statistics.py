@@ -38,7 +38,7 @@ from pipeline.models.fitted_fir.sampler import output_blocks, training_key
 from pipeline.models.fitted_fir.series import SeriesState, two_sum
 from pipeline.models.fitted_fir.system import FittedSystem
 
-__all__ = ["SUM_BLOCK", "TRAJECTORY_BATCH", "Statistics", "check_grid", "statistics"]
+__all__ = ["SUM_BLOCK", "TRAJECTORY_BATCH", "Statistics", "check_grid", "training_statistics"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -197,7 +197,7 @@ class _TrajectorySums:
             self.out_lo[:, i] = self.lo
 
 
-def statistics(
+def training_statistics(
     system: FittedSystem,
     *,
     seed: int,

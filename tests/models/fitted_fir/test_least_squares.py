@@ -17,7 +17,7 @@ import statsmodels.api as sm
 from pipeline.models.fitted_fir import least_squares as ls
 from pipeline.models.fitted_fir.least_squares import fit_cells
 from pipeline.models.fitted_fir.sampler import outputs, training_key
-from pipeline.models.fitted_fir.statistics import statistics
+from pipeline.models.fitted_fir.statistics import training_statistics
 from pipeline.models.fitted_fir.system import fitted_system
 from tests.oracles.fitted_fir import design_matrix, float_normal_equations, mp_theta
 
@@ -26,7 +26,7 @@ U = 2.0**-53
 
 def _fits(text, r, T, m, ks, seed=4, fit=0):
     s = fitted_system(text, r)
-    st = statistics(s, seed=seed, fit=fit, T=[T], trajectories=[m], k_max=max(ks))
+    st = training_statistics(s, seed=seed, fit=fit, T=[T], trajectories=[m], k_max=max(ks))
     Y = outputs(s, seed, training_key(s, fit), m, T + 1)
     return fit_cells(st, 0, 0, ks), Y
 
@@ -125,6 +125,6 @@ def test_beyond_the_refit_limit_the_certified_bits_are_reported(monkeypatch):
 
 def test_k_outside_the_statistics_is_refused():
     s = fitted_system("0.9", 1.0)
-    st = statistics(s, seed=1, fit=0, T=[20], trajectories=[1], k_max=3)
+    st = training_statistics(s, seed=1, fit=0, T=[20], trajectories=[1], k_max=3)
     with pytest.raises(ValueError, match="k_max"):
         fit_cells(st, 0, 0, [4])

@@ -13,7 +13,7 @@ import pytest
 from pipeline.models import hidden_spectrum as hs
 from pipeline.models.fitted_fir.least_squares import fit_cells
 from pipeline.models.fitted_fir.risk import FilterRisk
-from pipeline.models.fitted_fir.statistics import statistics
+from pipeline.models.fitted_fir.statistics import training_statistics
 from pipeline.models.fitted_fir.system import fitted_system
 from tests.oracles import hidden_spectrum as orc
 from tests.oracles.fitted_fir import mp_scalar_identity
@@ -21,7 +21,7 @@ from tests.oracles.fitted_fir import mp_scalar_identity
 
 def _fitted(text, r, T, m, ks, seed=3):
     s = fitted_system(text, r)
-    st = statistics(s, seed=seed, fit=0, T=[T], trajectories=[m], k_max=max(ks))
+    st = training_statistics(s, seed=seed, fit=0, T=[T], trajectories=[m], k_max=max(ks))
     return s, fit_cells(st, 0, 0, ks)
 
 

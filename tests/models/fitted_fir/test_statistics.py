@@ -11,7 +11,7 @@ import pytest
 from pipeline.models.fitted_fir import statistics as stats_mod
 from pipeline.models.fitted_fir.least_squares import _radii
 from pipeline.models.fitted_fir.sampler import outputs, training_key
-from pipeline.models.fitted_fir.statistics import statistics
+from pipeline.models.fitted_fir.statistics import training_statistics
 from pipeline.models.fitted_fir.system import fitted_system
 
 
@@ -29,7 +29,7 @@ def _exact_series(ref, y):
 def test_running_sums_within_certified_radius(text, r):
     s = fitted_system(text, r)
     T, m = 300, 3
-    st = statistics(s, seed=2, fit=1, T=[T], trajectories=[m], k_max=6)
+    st = training_statistics(s, seed=2, fit=1, T=[T], trajectories=[m], k_max=6)
     Y = outputs(s, 2, training_key(s, 1), m, T + 1)
     series = [_exact_series(st.reference, y) for y in Y]
     rad = _radii(st, 0, 0)
@@ -49,7 +49,7 @@ def test_running_sums_within_certified_radius(text, r):
 
 
 def _stats(T, m, k_max=6, text="1.0^2, 1.0@60, 0.5"):
-    return statistics(fitted_system(text, 4.0), seed=9, fit=0, T=T, trajectories=m, k_max=k_max)
+    return training_statistics(fitted_system(text, 4.0), seed=9, fit=0, T=T, trajectories=m, k_max=k_max)
 
 
 def test_same_bits_on_random_sub_grids():
