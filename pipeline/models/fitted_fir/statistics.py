@@ -12,10 +12,11 @@ Summation order (fixed, so a cell's bits depend only on its own ``(T, m)``, neve
 the batch of trajectories or the chunking):
 
 * time is cut into blocks of :data:`SUM_BLOCK` (a power of two) steps from ``t = 0``; within
-  a block the products are summed by an explicit pairwise tree (aligned runs of ``2^l`` steps,
-  ``left + right``); block totals are carried across blocks in double-double (TwoSum);
-* a reading inside a block is the carry plus the runs of the binary decomposition of its
-  offset (largest first), formed as a double-double;
+  a block the total is formed by halving (``left half + right half``, a pairwise tree of depth
+  ``log2 SUM_BLOCK``) and block totals are carried across blocks in double-double (TwoSum);
+* a reading inside a block is the carry plus the sums of the aligned runs of ``2^l`` steps
+  (another pairwise tree, adjacent pairs) of the binary decomposition of its offset, largest
+  first, formed as a double-double;
 * trajectories are added in their order, in double-double, and recorded at the grid ``m``.
 
 Error (per accumulated sum, against the exact sum of the same float series values): at most
@@ -107,6 +108,8 @@ class _Accumulator:
             for j in range(J):
                 if tv - j >= 0:
                     self.reads.setdefault(tv - j, []).append((iT, j))
+        self.read_blocks = {M // SUM_BLOCK: True for M in self.reads}
+        self.buffer = np.empty((G, self.S, SUM_BLOCK))
         self.rec_hi = np.zeros((G, T.size, self.S, J))
         self.rec_lo = np.zeros((G, T.size, self.S, J))
 
@@ -124,8 +127,9 @@ class _Accumulator:
             self._sum_block(t0 + s0, ext, s0, min(SUM_BLOCK, L - s0))
 
     def _sum_block(self, t0: int, ext: list[FloatArray], s0: int, width: int) -> None:
-        G = self.carry_hi.shape[0]
-        P = np.zeros((G, self.S, SUM_BLOCK))  # zero-padded beyond ``width``
+        P = self.buffer
+        if width < SUM_BLOCK:
+            P = np.zeros(P.shape)  # zero-padded beyond ``width``
         q, D = self.q, self.D
         if D >= 0:
             hu = self.hist[q]
@@ -139,16 +143,31 @@ class _Accumulator:
                 ext[b][:, hb + s0 - e : hb + s0 - e + width],
                 out=P[:, s, :width],
             )
-        levels = _pairwise_levels(P)
-        for M in range(t0, t0 + width):
-            for iT, j in self.reads.get(M, ()):
+        hits = (
+            [(M, r) for M in range(t0, t0 + width) for r in self.reads.get(M, ())]
+            if self.read_blocks.get(t0 // SUM_BLOCK)
+            else []
+        )
+        if hits:
+            levels = _pairwise_levels(P)
+            for M, (iT, j) in hits:
                 hi, lo = two_sum(self.carry_hi, _prefix(levels, M - t0 + 1))
                 self.rec_hi[:, iT, :, j] = hi
                 self.rec_lo[:, iT, :, j] = lo + self.carry_lo
         if width == SUM_BLOCK:
-            hi, err = two_sum(self.carry_hi, levels[-1][:, :, 0])
+            hi, err = two_sum(self.carry_hi, _halving_total(P))
             self.carry_hi = hi
             self.carry_lo = self.carry_lo + err
+
+
+def _halving_total(P: FloatArray) -> FloatArray:
+    """Sum of ``P`` (..., SUM_BLOCK) along its last axis by halving: ``left half + right half``
+    until one value is left (a pairwise tree of depth ``log2 SUM_BLOCK``; contiguous adds)."""
+    x = P
+    while x.shape[-1] > 1:
+        h = x.shape[-1] // 2
+        x = x[..., :h] + x[..., h:]
+    return x[..., 0]
 
 
 def _pairwise_levels(P: FloatArray) -> list[FloatArray]:
