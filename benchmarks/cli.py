@@ -35,6 +35,10 @@ ORDER = (
     "hidden_spectrum_cells_per_s_truncated_kalman",
     "hidden_spectrum_cells_per_s_best_fir",
     "hidden_spectrum_horizon_cost_ratio",
+    "fitted_fir_draw_rate_ratio_k8",
+    "fitted_fir_draw_rate_ratio_k32",
+    "fitted_fir_sharing_factor",
+    "fitted_fir_one_training_set_seconds",
 )
 
 
@@ -51,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=None,
         metavar="GROUP",
-        choices=("hidden", "observed", "hidden_spectrum", "pipeline", "blocks"),
+        choices=("hidden", "observed", "hidden_spectrum", "fitted_fir", "pipeline", "blocks"),
         help="run only these groups (debugging)",
     )
     return p
@@ -59,10 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from benchmarks import blocks, hidden_spectrum, kernels, pipeline_runs
+    from benchmarks import blocks, fitted_fir, hidden_spectrum, kernels, pipeline_runs
 
     quick = bool(args.quick)
-    groups = set(args.only or ("hidden", "observed", "hidden_spectrum", "pipeline", "blocks"))
+    groups = set(args.only or ("hidden", "observed", "hidden_spectrum", "fitted_fir", "pipeline", "blocks"))
     info = machine()
     info["mode"] = "quick" if quick else "full"
     figures: list[Figure] = []
@@ -90,6 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             step("observed kernel at n = 16 vs the fixed-point path", lambda: kernels.observed_speedup_figures(quick))
         if "hidden_spectrum" in groups:
             step("hidden-state kernel over spectra", lambda: hidden_spectrum.figures(quick))
+        if "fitted_fir" in groups:
+            step("fitted FIR filters: draw rate, sharing, one training set", lambda: fitted_fir.figures(quick))
         if "pipeline" in groups:
             runner = pipeline_runs.Runner()
             try:

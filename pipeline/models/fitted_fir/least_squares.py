@@ -205,7 +205,7 @@ def fit_cells(stats: Statistics, iT: int, im: int, k: Sequence[int]) -> dict[int
         improved = []
         for kk, (theta, bits) in got.items():
             before = best[kk][1] if kk in best else -math.inf
-            if bits > before:
+            if kk not in best or bits > before:
                 best[kk] = (theta, bits, prec)
             if bits < THETA_BITS and bits > before + 1.0:  # still limited by the working precision
                 improved.append(kk)

@@ -128,3 +128,14 @@ def test_k_outside_the_statistics_is_refused():
     st = training_statistics(s, seed=1, fit=0, T=[20], trajectories=[1], k_max=3)
     with pytest.raises(ValueError, match="k_max"):
         fit_cells(st, 0, 0, [4])
+
+
+def test_square_systems_are_refitted_exactly():
+    """``k = T``, ``m = 1``: the fit interpolates the data; the float sums cannot certify it, the
+    exact refit can."""
+    fits, Y = _fits("1.0^2", 10.0, 10, 1, [6, 10])
+    for k in (6, 10):
+        assert fits[k].bits >= ls.THETA_BITS
+        ref = mp_theta(Y, k, 10)
+        err = max(abs(a - b) for a, b in zip(_exact_hi_lo(fits[k]), ref, strict=True)) / max(abs(x) for x in ref)
+        assert err <= 1e-15
