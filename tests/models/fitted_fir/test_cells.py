@@ -65,6 +65,7 @@ def test_bad_inputs():
         fitted_fir_block("1.0", [0.0], [1], [10], [1], [0], seed=0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("system", ["0.9", "1.0"])
 def test_mean_fitted_risk_tends_to_the_bias(system):
     """MATH §6.5: the mean over fits of the fitted risk tends to best_fir at T as m grows; the

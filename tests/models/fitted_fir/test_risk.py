@@ -45,7 +45,9 @@ def test_best_and_truncated_filters_reproduce_the_exact_kernel(text, r, k, T):
     assert fr.risk(hs.kalman_fir(text, r, k), T)[0] == pytest.approx(trunc, rel=1e-14)
 
 
-@pytest.mark.parametrize(("lam", "r", "T"), [(1.0, 100.0, 20_000), (0.9, 4.0, 3_000), (1.0, 0.1, 5_000)])
+@pytest.mark.parametrize(
+    ("lam", "r", "T"), [pytest.param(1.0, 100.0, 20_000, marks=pytest.mark.slow), (0.9, 4.0, 3_000), (1.0, 0.1, 5_000)]
+)
 def test_scalar_fitted_filters_against_the_literal_identity(lam, r, T):
     """The one-term spectrum "lam" is the scalar system of MATH §2 (§5.2)."""
     s, fits = _fitted(lam, r, T, 2, [1, 3, 6])
@@ -57,7 +59,12 @@ def test_scalar_fitted_filters_against_the_literal_identity(lam, r, T):
 
 
 @pytest.mark.parametrize(
-    ("text", "r", "T"), [("1.0^3", 100.0, 1500), ("1.0^2", 10.0, 1200), ("1.0^2, 1.0@60, 0.5", 4.0, 600)]
+    ("text", "r", "T"),
+    [
+        ("1.0^3", 100.0, 1500),
+        pytest.param("1.0^2", 10.0, 1200, marks=pytest.mark.slow),
+        pytest.param("1.0^2, 1.0@60, 0.5", 4.0, 600, marks=pytest.mark.slow),
+    ],
 )
 def test_spectrum_fitted_filters_against_the_literal_identity(text, r, T):
     """O(T) literal D_u identity in mpmath (tests/oracles/hidden_spectrum.py), at horizons where
@@ -94,6 +101,7 @@ def test_fitted_filters_at_T_1e5_against_mpmath(text, r):
         assert max(rounding) > 1e-8  # float64 taps alone miss the tolerance: the extra digits matter
 
 
+@pytest.mark.slow
 def test_log10_where_the_risk_overflows():
     """A length-1 filter on 1.0^3 at T = 1e80 (risk ~ T^5): risk = inf, log10 exact."""
     fr = FilterRisk(fitted_system("1.0^3", 1.0))
