@@ -13,7 +13,7 @@ sum of the same products (``(2 log2(SUM_BLOCK) + 6) u`` times the Cauchy-Schwarz
 ``sqrt(sum a^2 sum b^2)`` from the cell's own diagonal sums, plus the series' ``O(u^2 max|y|)``
 terms, plus ``O(u^2)`` for the double-double carries; 1% margin). The basis change is exact, so
 the ball solution contains the exact ``theta_hat`` of the data. The system is scaled by exact
-powers of two (unit diagonal) and solved with ``arb_mat.solve`` at :data:`START_BITS`, doubled
+powers of two (unit diagonal) and solved with ``arb_mat.solve`` at :func:`start_bits`, doubled
 up to :data:`MAX_SOLVE_BITS` while the certified relative accuracy of ``theta`` (relative to
 ``max |theta_j|``) is below :data:`THETA_BITS` and still improving by doubling (once it stops
 improving, the radii of the data sums limit it, not the solve). The certified bits are
@@ -188,6 +188,15 @@ def _fits_at(stats: Statistics, cell: _Cell, ks: list[int], prec: int) -> dict[i
     return out
 
 
+def start_bits(stats: Statistics, T: int) -> int:
+    """First working precision of a cell: :data:`START_BITS` plus ``T log2 rho`` for a spectral
+    radius ``rho > 1`` (rounded up to 64). The fitted filter is an exact point at this precision
+    and the risk of an explosive system resolves its digits down to ``rho^-T``: rounding it to
+    fewer bits would change the risk by ``rho^(2T) 2^(-2 bits)``."""
+    rho = max(1.0, stats.system.spectrum.spectral_radius)
+    return int(64 * math.ceil((START_BITS + T * math.log2(rho)) / 64))
+
+
 def fit_cells(stats: Statistics, iT: int, im: int, k: Sequence[int]) -> dict[int, Fit]:
     """The fitted filters of the filter lengths ``k`` at grid cell ``(T[iT], m[im])`` of a training set."""
     T = int(stats.T[iT])
@@ -198,8 +207,8 @@ def fit_cells(stats: Statistics, iT: int, im: int, k: Sequence[int]) -> dict[int
     cell = _Cell(stats, iT, im)
     best: dict[int, tuple[list[arb], float, int]] = {}
     pending = list(eff)
-    prec = START_BITS
-    while pending and prec <= MAX_SOLVE_BITS:
+    prec = start_bits(stats, T)
+    while pending and prec <= max(MAX_SOLVE_BITS, start_bits(stats, T)):
         with working_precision(prec):
             got = _fits_at(stats, cell, pending, prec)
         improved = []
@@ -243,7 +252,7 @@ def _refit_exactly(
         return
     eq: ExactEquations = exact_equations(stats.system, stats.seed, stats.fit, max(ks), T, m)
     for kk in ks:
-        prec = START_BITS
+        prec = start_bits(stats, T)
         while True:
             with working_precision(prec):
                 theta = eq.solve(kk)
@@ -251,7 +260,7 @@ def _refit_exactly(
             if theta is not None and bits >= THETA_BITS:
                 best[kk] = (theta, bits, prec)
                 break
-            if prec >= 8 * MAX_SOLVE_BITS:
+            if prec >= 8 * max(MAX_SOLVE_BITS, start_bits(stats, T)):
                 raise PrecisionError(
                     f"spectrum {stats.system.text!r}, fit {stats.fit}, k = {kk}, T = {T}, m = {m}: "
                     "exact normal equations not solved to the target accuracy (singular design?)"

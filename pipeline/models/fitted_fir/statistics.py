@@ -26,6 +26,7 @@ Error (per accumulated sum, against the exact sum of the same float series value
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -37,9 +38,9 @@ from pipeline.models.fitted_fir.normal_equations import Key, required_keys
 from pipeline.models.fitted_fir.reference import Reference, reference
 from pipeline.models.fitted_fir.sampler import output_blocks, training_key
 from pipeline.models.fitted_fir.series import SeriesState, two_sum
-from pipeline.models.fitted_fir.system import FittedSystem
+from pipeline.models.fitted_fir.system import FittedSystem, UnsupportedSystem
 
-__all__ = ["SUM_BLOCK", "TRAJECTORY_BATCH", "Statistics", "check_grid", "training_statistics"]
+__all__ = ["SUM_BLOCK", "TRAJECTORY_BATCH", "Statistics", "check_grid", "check_horizon", "training_statistics"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -87,6 +88,23 @@ def check_grid(name: str, values: Sequence[int] | npt.ArrayLike, low: int) -> In
     if np.any(out < low) or np.any(np.diff(out) <= 0):
         raise ValueError(f"{name} = {out.tolist()}: must be strictly increasing integers >= {low}")
     return out
+
+
+EXPLOSIVE_BITS = 26  # an explosive system's outputs may outgrow the noise by at most 2^26
+
+
+def check_horizon(system: FittedSystem, T: int) -> None:
+    """:class:`UnsupportedSystem` when an eigenvalue of modulus ``rho > 1`` grows by more than
+    ``2^EXPLOSIVE_BITS`` by ``T``: the float64 outputs then carry the process noise in fewer than
+    27 of their bits (beyond ``rho^T ~ 2^53`` not at all), so they stop being a sample of the
+    model, and the risk of a filter fitted to them measures their rounding."""
+    rho = system.spectrum.spectral_radius
+    if rho > 1.0 and T * math.log2(rho) > EXPLOSIVE_BITS:
+        limit = math.floor(EXPLOSIVE_BITS / math.log2(rho))
+        raise UnsupportedSystem(
+            f"spectrum {system.text!r}: T = {T} too long for an explosive system (rho = {rho!r}); "
+            f"its float64 trajectories lose the noise below their last bit: allowed T <= {limit}"
+        )
 
 
 class _Accumulator:
@@ -235,17 +253,24 @@ def training_statistics(
     mg = check_grid("trajectories", trajectories, 1)
     if int(k_max) < 1:
         raise ValueError(f"k_max = {k_max}: must be >= 1")
+    check_horizon(system, int(Tg[-1]))
     ref = reference(system.spectrum)
     keys, J = required_keys(ref, int(k_max))
     key = training_key(system, fit)
     sums = _TrajectorySums((Tg.size, len(keys), J), mg)
     m_max, steps = int(mg[-1]), int(Tg[-1]) + 1
-    with np.errstate(over="raise", invalid="raise"):
-        for first in range(0, m_max, TRAJECTORY_BATCH):
-            count = min(TRAJECTORY_BATCH, m_max - first)
-            acc = _Accumulator(ref, keys, J, Tg, count)
-            for t0, y in output_blocks(system, seed, key, first, count, steps):
-                acc.add_block(t0, y)
-            for g in range(count):
-                sums.add(acc.rec_hi[g], acc.rec_lo[g])
+    try:
+        with np.errstate(over="raise", invalid="raise"):
+            for first in range(0, m_max, TRAJECTORY_BATCH):
+                count = min(TRAJECTORY_BATCH, m_max - first)
+                acc = _Accumulator(ref, keys, J, Tg, count)
+                for t0, y in output_blocks(system, seed, key, first, count, steps):
+                    acc.add_block(t0, y)
+                for g in range(count):
+                    sums.add(acc.rec_hi[g], acc.rec_lo[g])
+    except FloatingPointError:
+        raise UnsupportedSystem(
+            f"spectrum {system.text!r}, noise_ratio {system.noise_ratio!r}: the training data or their sums "
+            f"overflow float64 before T = {int(Tg[-1])} (an eigenvalue of modulus > 1); use shorter horizons"
+        ) from None
     return Statistics(system, int(seed), int(fit), Tg, mg, int(k_max), ref, keys, J, sums.out_hi, sums.out_lo)

@@ -8,9 +8,11 @@ is the system that generates the data and whose Kalman predictor is the Bayes pr
 
 Supported (:func:`check_supported`): every eigenvalue with modulus ``<= 1`` (stable and
 marginal, real or complex, Jordan blocks of any size allowed by Assumption 4.1), and real
-eigenvalues with modulus ``> 1`` while the data stay finite; complex pairs with modulus
-``> 1`` raise :class:`UnsupportedSystem` (their reference filter, MATH §6.4, is not exact in
-floating point). Noise ratios must be finite and ``> 0`` (at ``r = 0`` the Kalman closed loop
+eigenvalues with modulus ``rho > 1`` up to ``rho^T <= 2^26``
+(:func:`pipeline.models.fitted_fir.statistics.check_horizon`: beyond it the float64 outputs
+lose the process noise below their last bit, so they are no longer a sample of the model);
+complex pairs with modulus ``> 1`` raise :class:`UnsupportedSystem` (their reference filter,
+MATH §6.4, is not exact in floating point). Noise ratios must be finite and ``> 0`` (at ``r = 0`` the Kalman closed loop
 is nilpotent and the ball kernel cannot certify exact zeros).
 """
 

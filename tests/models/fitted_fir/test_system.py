@@ -79,3 +79,12 @@ def test_system_errors_are_one_line():
     with pytest.raises(ValueError, match="lam"):
         system_text(float("nan"))
     assert system_text(0.9) == "0.9" and system_text(1) == "1.0"
+
+
+def test_explosive_horizons_beyond_faithful_data_are_refused_in_one_line():
+    from pipeline.models.fitted_fir import training_statistics
+
+    s = fitted_system("1.5", 1.0)
+    training_statistics(s, seed=0, fit=0, T=[44], trajectories=[2], k_max=3)  # 1.5^44 < 2^26: fine
+    with pytest.raises(UnsupportedSystem, match=r"allowed T <= 44"):
+        training_statistics(s, seed=0, fit=0, T=[45], trajectories=[2], k_max=3)
