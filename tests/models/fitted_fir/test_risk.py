@@ -13,10 +13,11 @@ import pytest
 from pipeline.models import hidden_spectrum as hs
 from pipeline.models.fitted_fir.least_squares import fit_cells
 from pipeline.models.fitted_fir.risk import FilterRisk
+from pipeline.models.fitted_fir.sampler import outputs, training_key
 from pipeline.models.fitted_fir.statistics import training_statistics
 from pipeline.models.fitted_fir.system import fitted_system
 from tests.oracles import hidden_spectrum as orc
-from tests.oracles.fitted_fir import mp_scalar_identity
+from tests.oracles.fitted_fir import mp_scalar_identity, mp_theta
 
 
 def _fitted(text, r, T, m, ks, seed=3):
@@ -83,18 +84,22 @@ def test_spectrum_fitted_filters_against_the_literal_identity(text, r, T):
 @pytest.mark.slow
 @pytest.mark.parametrize(("text", "r"), [("1.0^3", 100.0), ("1.0^2", 100.0), ("1.0", 100.0)])
 def test_fitted_filters_at_T_1e5_against_mpmath(text, r):
-    """Closed-form (doubling) mpmath quadratic at T = 1e5; float64 taps alone would be wrong."""
+    """Closed-form (doubling) mpmath quadratic at T = 1e5 (60 extra digits: the quadratic cancels
+    about T^5); float64 taps alone would be wrong."""
     T = 100_000
     s, fits = _fitted(text, r, T, 2, [3, 5])
     fr = FilterRisk(s)
     A, C = orc.system(text)
+    Y = outputs(s, 3, training_key(s, 0), 2, T + 1)
     rounding = []
     for k, f in fits.items():
-        with mp.workdps(orc.oracle_dps(text, r, k, T) + 30):
+        with mp.workdps(orc.oracle_dps(text, r, k, T) + 60):
             H, b, c0, _ = orc.mp_quadratic_closed(A, C, r, k, T)
             th = mp.matrix(_mp_theta(f))
             ref = ((th.T * H * th)[0] - 2 * (b.T * th)[0] + c0) / T
             assert _rel(fr.risk(f.theta, T)[0], ref) <= 1e-9
+            exact = mp.matrix(mp_theta(Y, k, T, dps=mp.mp.dps))  # the exact fit of the same data
+            assert _rel(fr.risk(f.theta, T)[0], ((exact.T * H * exact)[0] - 2 * (b.T * exact)[0] + c0) / T) <= 1e-9
             hi, _ = f.as_float()
             rounding.append(_rel(fr.risk(hi, T)[0], ref))
     if text == "1.0^3":
