@@ -12,6 +12,7 @@ from typing import Any
 
 from benchmarks.harness import Figure, LoadWatch, machine, table
 
+GROUPS = ("hidden", "observed", "hidden_spectrum", "fitted", "fitted_fir", "pipeline", "blocks", "estimates")
 ORDER = (
     "exact_vs_montecarlo_speedup",
     "closed_form_vs_loop_speedup",
@@ -43,6 +44,10 @@ ORDER = (
     "fitted_sharing_draws_saved",
     "fitted_sharing_time_saved",
     "fitted_figure1_kernel_vs_naive",
+    "fitted_fir_draw_rate_ratio_k8",
+    "fitted_fir_draw_rate_ratio_k32",
+    "fitted_fir_sharing_factor",
+    "fitted_fir_one_training_set_seconds",
 )
 
 
@@ -59,18 +64,56 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=None,
         metavar="GROUP",
-        choices=("hidden", "observed", "hidden_spectrum", "fitted", "pipeline", "blocks", "estimates"),
+        choices=GROUPS,
         help="run only these groups (debugging)",
     )
     return p
 
 
+def _pipeline_figures(quick: bool) -> list[Figure]:
+    from benchmarks import pipeline_runs
+
+    runner = pipeline_runs.Runner()
+    try:
+        return [*pipeline_runs.pipeline_figures(quick, runner), pipeline_runs.two_worker_figure(quick, runner)]
+    finally:
+        runner.close()
+
+
+def _steps(quick: bool) -> list[tuple[str, str, Callable[[], Any]]]:
+    """Every measurement as (group, label, thunk), in the order they run."""
+    from benchmarks import blocks, estimates, fitted, fitted_fir, hidden_spectrum, kernels
+
+    return [
+        ("hidden", "exact vs Monte Carlo", lambda: kernels.exact_vs_montecarlo(quick)),
+        ("hidden", "closed form vs O(T) loop", lambda: kernels.closed_form_vs_loop(quick)),
+        ("hidden", "horizon cost", lambda: kernels.horizon_cost(quick)),
+        ("hidden", "cells per second", lambda: kernels.cells_per_s(quick)),
+        ("observed", "observed kernel", lambda: kernels.observed_figures(quick)),
+        (
+            "observed",
+            "observed kernel at n = 16 vs fixed point",
+            lambda: kernels.observed_speedup_figures(quick),
+        ),
+        ("hidden_spectrum", "hidden-state kernel over spectra", lambda: hidden_spectrum.figures(quick)),
+        ("fitted", "fitted learners: draw rate, prefix sharing", lambda: fitted.figures(quick)),
+        ("fitted_fir", "fitted FIR filters: draw rate, sharing, one training set", lambda: fitted_fir.figures(quick)),
+        (
+            "pipeline",
+            "startup, overhead, two workers (runs)",
+            lambda: _pipeline_figures(quick),
+        ),
+        ("blocks", "many small blocks (subprocess runs)", lambda: blocks.many_blocks(quick)),
+        ("blocks", "done-state scan of 10^5 blocks", lambda: blocks.done_scan(quick)),
+        ("blocks", "done-state scan of 10^5 blocks on loopback S3", lambda: blocks.done_scan_s3(quick)),
+        ("estimates", "dry-run estimates vs measured compute (runs)", lambda: estimates.figures(1 if quick else 3)),
+    ]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from benchmarks import blocks, estimates, fitted, hidden_spectrum, kernels, pipeline_runs
-
     quick = bool(args.quick)
-    groups = set(args.only or ("hidden", "observed", "hidden_spectrum", "fitted", "pipeline", "blocks", "estimates"))
+    groups = set(args.only or GROUPS)
     info = machine()
     info["mode"] = "quick" if quick else "full"
     figures: list[Figure] = []
@@ -88,34 +131,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 busy[f.name] = round(watch.window(t0, watch.elapsed()), 2)
             figures.extend(new)
 
-        if "hidden" in groups:
-            step("exact vs Monte Carlo", lambda: kernels.exact_vs_montecarlo(quick))
-            step("closed form vs O(T) loop", lambda: kernels.closed_form_vs_loop(quick))
-            step("horizon cost", lambda: kernels.horizon_cost(quick))
-            step("cells per second", lambda: kernels.cells_per_s(quick))
-        if "observed" in groups:
-            step("observed kernel", lambda: kernels.observed_figures(quick))
-            step("observed kernel at n = 16 vs the fixed-point path", lambda: kernels.observed_speedup_figures(quick))
-        if "hidden_spectrum" in groups:
-            step("hidden-state kernel over spectra", lambda: hidden_spectrum.figures(quick))
-        if "fitted" in groups:
-            step("fitted learners: draw rate, prefix sharing", lambda: fitted.figures(quick))
-        if "pipeline" in groups:
-            runner = pipeline_runs.Runner()
-            try:
-                step(
-                    "startup and pipeline overhead (subprocess runs)",
-                    lambda: pipeline_runs.pipeline_figures(quick, runner),
-                )
-                step("two-worker speedup", lambda: pipeline_runs.two_worker_figure(quick, runner))
-            finally:
-                runner.close()
-        if "blocks" in groups:
-            step("many small blocks (subprocess runs)", lambda: blocks.many_blocks(quick))
-            step("done-state scan of 10^5 blocks", lambda: blocks.done_scan(quick))
-            step("done-state scan of 10^5 blocks on loopback S3", lambda: blocks.done_scan_s3(quick))
-        if "estimates" in groups:
-            step("dry-run estimates vs measured compute (runs)", lambda: estimates.figures(1 if quick else 3))
+        for group, label, fn in _steps(quick):
+            if group in groups:
+                step(label, fn)
 
     elapsed = time.perf_counter() - started
     figures.sort(key=lambda f: ORDER.index(f.name) if f.name in ORDER else len(ORDER))
