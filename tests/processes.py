@@ -146,3 +146,73 @@ def loopback_s3() -> Iterator[dict[str, str]]:
                 os.environ[k] = v
         os.killpg(server.pid, signal.SIGKILL)
         server.wait()
+
+
+# --------------------------------------------------------------------------- process starts
+
+# Audit events (docs.python.org/3/library/audit_events.html) of everything that starts a
+# process from this interpreter; multiprocessing's spawn and forkserver start theirs
+# through ``multiprocessing.util.spawnv_passfds``, which raises no event, so that and
+# ``Process.start`` are wrapped as well.
+PROCESS_EVENTS = frozenset(
+    {"subprocess.Popen", "os.fork", "os.forkpty", "os.posix_spawn", "os.spawn", "os.system", "os.exec", "pty.spawn"}
+)
+
+
+class ProcessStarts:
+    """Every process this interpreter starts, in order, as one line each (what and how)."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+        self._installed = False
+        self._saved: dict[str, object] = {}
+
+    def install(self) -> None:
+        """Start recording (for the rest of the interpreter's life: audit hooks stay)."""
+        import multiprocessing.process
+        import multiprocessing.util
+
+        if self._installed:
+            return
+        self._installed = True
+        sys.addaudithook(self._audit)
+        spawnv_passfds = multiprocessing.util.spawnv_passfds
+        start = multiprocessing.process.BaseProcess.start
+
+        def recorded_spawnv_passfds(path, args, passfds):  # type: ignore[no-untyped-def]
+            self.seen.append(f"multiprocessing spawn: {' '.join(map(str, args))[:200]}")
+            return spawnv_passfds(path, args, passfds)
+
+        def recorded_start(process):  # type: ignore[no-untyped-def]
+            self.seen.append(f"multiprocessing Process.start: {process.name} ({type(process).__name__})")
+            return start(process)
+
+        self._saved = {"spawnv_passfds": spawnv_passfds, "start": start}
+        multiprocessing.util.spawnv_passfds = recorded_spawnv_passfds
+        multiprocessing.process.BaseProcess.start = recorded_start  # type: ignore[method-assign]
+
+    def uninstall(self) -> None:
+        """Stop wrapping multiprocessing (the audit hook stays but records nothing)."""
+        import multiprocessing.process
+        import multiprocessing.util
+
+        if self._saved:
+            multiprocessing.util.spawnv_passfds = self._saved["spawnv_passfds"]  # type: ignore[assignment]
+            multiprocessing.process.BaseProcess.start = self._saved["start"]  # type: ignore[method-assign]
+            self._saved = {}
+        self._installed = False
+
+    def _audit(self, event: str, args: tuple) -> None:
+        if self._installed and event in PROCESS_EVENTS:
+            self.seen.append(f"{event}: {' '.join(map(str, _argv(args)))[:200]}")
+
+    def since(self, mark: int) -> list[str]:
+        return self.seen[mark:]
+
+
+def _argv(args: tuple) -> list[object]:
+    """The command of a process-start audit event (its arguments differ by event)."""
+    for arg in args:
+        if isinstance(arg, (list, tuple)):
+            return list(arg)
+    return list(args)

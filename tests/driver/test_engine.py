@@ -38,9 +38,9 @@ from tests.helpers import (
 SMALL = hidden()
 
 
-def test_cube_opens_with_plain_xarray_and_matches_the_kernel(tmp_path, shared_cluster):
+def test_cube_opens_with_plain_xarray_and_matches_the_kernel(tmp_path, threaded_cluster):
     out = tmp_path / "small.zarr"
-    report = run_quietly(SMALL, out, where=shared_cluster)
+    report = run_quietly(SMALL, out, where=threaded_cluster)
     assert report.complete and report.blocks_computed == report.blocks_total
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -72,25 +72,25 @@ def test_cube_opens_with_plain_xarray_and_matches_the_kernel(tmp_path, shared_cl
         np.testing.assert_allclose([float(got["P"]), float(got["kalman_gain"]), float(got["a"])], [P, K, a], rtol=1e-10)
 
 
-def test_rerun_of_finished_store_does_nothing_and_says_so(tmp_path, shared_cluster):
+def test_rerun_of_finished_store_does_nothing_and_says_so(tmp_path, threaded_cluster):
     out = tmp_path / "s.zarr"
-    run_quietly(SMALL, out, where=shared_cluster)
+    run_quietly(SMALL, out, where=threaded_cluster)
     said = []
     wf = parse_workflow(SMALL)
-    report = run(wf, StoreLocation(str(out)), where=shared_cluster, progress=False, say=said.append)
+    report = run(wf, StoreLocation(str(out)), where=threaded_cluster, progress=False, say=said.append)
     assert report.blocks_computed == 0 and report.complete
     assert "nothing to do" in said[-1]
 
 
-def test_changed_workflow_refused_unless_overwrite(tmp_path, shared_cluster):
+def test_changed_workflow_refused_unless_overwrite(tmp_path, threaded_cluster):
     out = tmp_path / "s.zarr"
-    run_quietly(SMALL, out, where=shared_cluster)
+    run_quietly(SMALL, out, where=threaded_cluster)
     changed = SMALL.replace("noise_ratio = [0.5, 4.0]", "noise_ratio = [0.5, 5.0]")
     before = sorted(p.name for p in out.rglob("*"))
     with pytest.raises(UsageError, match="different workflow"):
-        run_quietly(changed, out, where=shared_cluster)
+        run_quietly(changed, out, where=threaded_cluster)
     assert sorted(p.name for p in out.rglob("*")) == before
-    run_quietly(changed, out, where=shared_cluster, overwrite=True)
+    run_quietly(changed, out, where=threaded_cluster, overwrite=True)
     assert xr.open_zarr(out)["noise_ratio"].values.tolist() == [0.5, 5.0]
 
 

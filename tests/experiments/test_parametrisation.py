@@ -201,8 +201,8 @@ def test_cube_is_chunking_invariant_and_recomputable_from_itself(tmp_path, share
     np.testing.assert_array_equal(stored.values[: DL + 1].T, lr * math.log10(2.0))
 
 
-def test_thresholds_and_figures_per_learner_family(tmp_path, shared_cluster):
-    run_quietly(CUBE, tmp_path / "c.zarr", shared_cluster)
+def test_thresholds_and_figures_per_learner_family(tmp_path, threaded_cluster):
+    run_quietly(CUBE, tmp_path / "c.zarr", threaded_cluster)
     ds = open_cube(tmp_path / "c.zarr")
     th = thr.compute_thresholds(ds)
     assert report.disagreements(th) == []

@@ -28,13 +28,13 @@ T = { geom = [10, 1e4], num = 4 }
 
 
 @pytest.fixture(scope="module")
-def gallery(tmp_path_factory, shared_cluster):
+def gallery(tmp_path_factory, threaded_cluster):
     root = tmp_path_factory.mktemp("gallery")
     (root / "wf").mkdir()
     (root / "wf" / "tiny.toml").write_text(TINY)
     said: list[str] = []
-    results = figures.regenerate(root / "wf", root / "data", root / "out", where=shared_cluster, say=said.append)
-    return root, results, said, shared_cluster
+    results = figures.regenerate(root / "wf", root / "data", root / "out", where=threaded_cluster, say=said.append)
+    return root, results, said, threaded_cluster
 
 
 @pytest.mark.slow
