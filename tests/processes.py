@@ -10,10 +10,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.helpers import wait_for
 
 DASK = str(Path(sys.executable).parent / "dask")
 
@@ -51,11 +52,7 @@ class DaskProcesses:
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        deadline = time.time() + timeout
-        while not self.scheduler_file.exists():
-            if time.time() > deadline or self.scheduler.poll() is not None:
-                raise RuntimeError("dask scheduler did not start")
-            time.sleep(0.1)
+        wait_for(self.scheduler_file.exists, timeout, "the dask scheduler's file", command=self.scheduler, interval=0.1)
 
     def start_worker(self, env: dict[str, str] | None = None) -> subprocess.Popen:
         proc = subprocess.Popen(
@@ -87,6 +84,16 @@ class DaskProcesses:
 
         with Client(self.address, timeout="30s") as client:
             client.wait_for_workers(n, timeout=timeout)
+
+    def idle(self) -> bool:
+        """Whether no task is left on the scheduler nor on any worker, not even a cancelled one
+        still running (a worker cannot stop a block midway; it finishes it)."""
+        from distributed import Client
+
+        with Client(self.address, timeout="30s") as client:  # lambdas travel by value, not by module name
+            on_scheduler = client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))
+            on_workers = client.run(lambda dask_worker: len(dask_worker.state.tasks))
+        return on_scheduler == 0 and not any(on_workers.values())
 
     @staticmethod
     def kill(proc: subprocess.Popen) -> None:
@@ -128,15 +135,20 @@ def loopback_s3() -> Iterator[dict[str, str]]:
     try:
         import s3fs
 
-        deadline = time.time() + 30
-        while True:
+        errors: list[Exception] = []
+
+        def bucket_made() -> bool:
             try:
                 s3fs.S3FileSystem(skip_instance_cache=True).mkdir(S3_BUCKET)
-                break
-            except Exception:
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.2)
+            except Exception as error:  # the server is not listening yet
+                errors.append(error)
+                return False
+            return True
+
+        def what() -> str:
+            return f"the moto server to make bucket {S3_BUCKET} (last error: {errors[-1:]})"
+
+        wait_for(bucket_made, 30, what, command=server, interval=0.2)
         yield env
     finally:
         for k, v in saved.items():

@@ -24,7 +24,7 @@ from pipeline.readers import plots
 from pipeline.readers import thresholding as thr
 from pipeline.readers.cubes import open_cube
 from tests.helpers import REPO, assert_cubes_identical, direct, observed, one_clean_line, run_quietly, write_workflow
-from tests.models.test_observed import _mp_oracle
+from tests.oracles.observed_mp import mp_oracle, snap_to_similarity
 
 OBSERVED = get_experiment("observed")
 REFERENCE = REPO / "tests" / "experiments" / "data" / "observed_before_learner_family.npz"
@@ -116,14 +116,12 @@ def test_cross_family_cells_against_mpmath(text, adversary, learner, T):
     dps = int(2 * finite.max() + 60) if finite.size else 60
     # block, full and diagonal bases are stored exactly inside their families; the
     # similarity adversary's are float roundings of an irrational subspace, snapped there
-    ref = _mp_oracle(A, B, H, T, dps, snap=False) if adversary != "similarity" else None
+    ref = mp_oracle(A, B, H, T, dps, snap=False) if adversary != "similarity" else None
     if ref is None:
         with mp.workdps(dps):
-            from tests.models.test_observed import _snap_to_similarity
-
-            Hs = _snap_to_similarity(mp.matrix(A.tolist()), [mp.matrix(h.tolist()) for h in H], dps)
+            Hs = snap_to_similarity(mp.matrix(A.tolist()), [mp.matrix(h.tolist()) for h in H], dps)
             Hf = np.array([[[float(M[i, j]) for j in range(n)] for i in range(n)] for M in Hs])
-        ref = _mp_oracle(A, B, Hf, T, dps)
+        ref = mp_oracle(A, B, Hf, T, dps)
     crit = static["critical_d_theory"].item()
     learnable = bool(static["learnable"].item())
     assert learnable == (pm.critical_d(sp, adversary, learner) is not None) == math.isfinite(crit)

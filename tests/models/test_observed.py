@@ -19,6 +19,7 @@ from pipeline.experiments.observed.adapter import OBSERVED
 from pipeline.models import observed as om
 from pipeline.models.spectra import critical_d_theory, family_dimension, parse_spectrum
 from tests.oracles import observed_fixed_point as fx
+from tests.oracles.observed_mp import mp_oracle, mp_sigmabar
 
 FAMS = ("block", "full", "similarity")
 
@@ -77,75 +78,6 @@ def _brute(A, B, H, T):
         r = b - X[:, :d] @ phi
         out.append(r @ r)
     return np.array(out)
-
-
-def _mp_sigmabar(A, T):
-    n = A.rows
-    P, W, V, a = mp.eye(n), mp.zeros(n), mp.zeros(n), 0
-    for bit in bin(T)[2:]:
-        if a:
-            V = V + a * W + P * V * P.T
-            W = W + P * W * P.T
-            P = P * P
-            a *= 2
-        if bit == "1":
-            V = V + W
-            W = W + P * P.T
-            P = P * A
-            a += 1
-    return V / T
-
-
-def _snap_to_similarity(A, mats, dps):
-    """Project matrices onto range(G -> GA - AG) computed in mpmath from A."""
-    n = A.rows
-    Ad = mp.matrix(n * n, n * n)
-    for i in range(n):
-        for j in range(n):
-            for k in range(n):
-                Ad[i * n + j, i * n + k] += A[k, j]
-                Ad[i * n + j, k * n + j] -= A[i, k]
-    U, S, _ = mp.svd_r(Ad)
-    r = sum(1 for s in S if s > mp.mpf(10) ** (-dps // 3))
-    Ur = U[:, :r]
-    out = []
-    for M in mats:
-        v = mp.matrix([M[i, j] for i in range(n) for j in range(n)])
-        w = Ur * (Ur.T * v)
-        out.append(mp.matrix([[w[i * n + j] for j in range(n)] for i in range(n)]))
-    return out
-
-
-def _mp_oracle(A, B, H, T, dps, snap=False):
-    """r_T(d), d = 0..D, for every H: mpmath Gram / normal equations at high dps."""
-    with mp.workdps(dps):
-        Am = mp.matrix(A.tolist())
-        S = _mp_sigmabar(Am, T)
-        Bm = [mp.matrix(b.tolist()) for b in B]
-        Hm = [mp.matrix(h.tolist()) for h in H]
-        if snap:
-            Bm = _snap_to_similarity(Am, Bm, dps)
-            Hm = _snap_to_similarity(Am, Hm, dps)
-        n = Am.rows
-
-        def tr(X, Y):
-            return mp.fsum(X[i, j] * Y[i, j] for i in range(n) for j in range(n))
-
-        BS = [b * S for b in Bm]
-        D = len(Bm)
-        Z = mp.matrix(D, D)
-        for i in range(D):
-            for j in range(D):
-                Z[i, j] = tr(BS[i], Bm[j])
-        out = []
-        for Hk in Hm:
-            c = tr(Hk * S, Hk)
-            z = mp.matrix([tr(BS[i], Hk) for i in range(D)])
-            row = [c]
-            for d in range(1, D + 1):
-                row.append(c - (z[:d, 0].T * mp.lu_solve(Z[:d, :d], z[:d, 0]))[0])
-            out.append(row)
-        return out
 
 
 # ---------------------------------------------------------------------------
@@ -227,7 +159,7 @@ def test_sigmabar_doubling_matches_loop(text):
     A = om.system(text, "random", 1)
     for T in (1, 2, 3, 17, 64):
         np.testing.assert_allclose(om.sigmabar(A, T), om.sigmabar_loop(A, T), rtol=1e-12, atol=1e-12)
-        oracle = np.array(_mp_sigmabar(mp.matrix(A.tolist()), T).tolist(), dtype=float)
+        oracle = np.array(mp_sigmabar(mp.matrix(A.tolist()), T).tolist(), dtype=float)
         np.testing.assert_allclose(oracle, om.sigmabar_loop(A, T), rtol=1e-12, atol=1e-12)  # the test's oracle
         sp = parse_spectrum(text)
         F = 80
@@ -300,7 +232,7 @@ def test_hard_cells_against_mpmath(text, fam, T):
     dps = int(2 * np.max(l10[0]) + 60)
     # block/full bases are stored exactly inside the family; similarity bases are
     # float roundings of an irrational subspace, so the oracle snaps them into it
-    ref = _mp_oracle(A, B, H, T, dps, snap=(fam == "similarity"))
+    ref = mp_oracle(A, B, H, T, dps, snap=(fam == "similarity"))
     crit = int(static["critical_d_theory"].item())
     worst = 0.0
     with mp.workdps(dps):
