@@ -99,14 +99,56 @@ BEST_FIR_THETA = ("0.5259634624", "0.411993023")
 BEST_FIR_RISK = "0.542301036622"
 """``best_fir`` at the cell BEST_FIR: its filter theta and its risk R_T."""
 
-FLOAT_SLACK = 1e-12
+ACROSS_MACHINES = 1e-12
+"""The README's promise ("Same cell, same bits"): across CPUs and BLAS builds, cubes of one
+workflow agree to 1e-12 relative in ``log10_risk``; bits are promised on one machine only."""
+
+FLOAT_SLACK = ACROSS_MACHINES
 """Relative: what a float64 result may differ from the exact value and still be right on any
-CPU (the README's cross-machine promise; kernels are closer than that on one machine)."""
+CPU (kernels are closer than that on one machine)."""
+
+ULPS = 4 * float(np.finfo(np.float64).eps)
+"""A few units in the last place, relative: the rounding of one or two float64 operations."""
+
+
+def assert_agree_across_machines(
+    got: np.ndarray, stored: np.ndarray, what: str, log10: np.ndarray | None = None
+) -> None:
+    """``got`` (computed here) agrees with ``stored`` (computed on another machine) as the README
+    promises: same NaN and infinities, and finite ``log10_risk`` within ACROSS_MACHINES relative.
+
+    Where log10_risk nears 0 its relative error stops meaning anything (the risk nears 1), so
+    there the promise is read as 1e-12 relative in the risk, i.e. ACROSS_MACHINES / ln 10 in
+    log10_risk: the tolerance is ACROSS_MACHINES * max(|log10_risk|, 1 / ln 10), plus ULPS / ln 10
+    for the rounding of the logarithm itself.
+
+    With ``log10`` (the stored ``log10_risk`` of the same cells), ``got`` is a risk (or a fixed
+    multiple of one, like ``kl_rate``) and the promise carries over: a risk is 10^log10_risk, so
+    an error e in log10_risk is a relative error ln(10) e in the risk (plus ULPS for the power);
+    a risk of 0 (log10_risk -inf) must stay 0.
+    """
+    got, stored = np.asarray(got, dtype=np.float64), np.asarray(stored, dtype=np.float64)
+    assert got.shape == stored.shape, (what, got.shape, stored.shape)
+    finite = np.isfinite(stored)
+    np.testing.assert_array_equal(got[~finite], stored[~finite], err_msg=f"{what}: NaN or infinite cells")
+    ln10 = np.log(10.0)
+    logs = np.abs(stored if log10 is None else np.asarray(log10, dtype=np.float64))
+    with np.errstate(invalid="ignore"):  # log10_risk -inf where a risk is 0
+        log10_tolerance = ACROSS_MACHINES * np.maximum(logs, 1 / ln10) + ULPS / ln10
+        tolerance = log10_tolerance if log10 is None else (ln10 * log10_tolerance + ULPS) * np.abs(stored)
+    tolerance = np.where(np.isfinite(tolerance), tolerance, 0.0)
+    error = np.abs(np.where(finite, got, 0.0) - np.where(finite, stored, 0.0))
+    bad = error > tolerance
+    assert not bad.any(), (
+        f"{what}: {int(bad.sum())} of {bad.size} cells differ beyond the cross-machine promise, e.g. at "
+        f"{np.argwhere(bad)[0].tolist()}: {float(got[bad][0])!r} vs stored {float(stored[bad][0])!r}"
+    )
 
 
 def printed_tolerance(printed: str) -> float:
-    """How far a correct float64 result may lie from a value printed as ``printed``: half a unit
-    of its last printed digit (the table rounds) plus FLOAT_SLACK of it; 0 for an exact integer."""
+    """How far a correct float64 result may lie from a value printed as ``printed`` (in MATH or a
+    test, rounded from an exact computation): half a unit of its last printed digit plus
+    FLOAT_SLACK of it; 0 for an exact integer."""
     value = Decimal(printed)
     exponent = value.as_tuple().exponent
     assert isinstance(exponent, int)
@@ -116,7 +158,7 @@ def printed_tolerance(printed: str) -> float:
 
 
 def assert_as_printed(got: float | Sequence[float] | np.ndarray, printed: str | Sequence[str], what: str = "") -> None:
-    """``got`` rounds to the MATH table's ``printed`` value(s) (see ``printed_tolerance``)."""
+    """``got`` rounds to the ``printed`` value(s) (see ``printed_tolerance``)."""
     texts = [printed] if isinstance(printed, str) else list(printed)
     values = np.atleast_1d(np.asarray(got, dtype=np.float64))
     assert values.shape == (len(texts),), (what, values, texts)
