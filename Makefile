@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
-.PHONY: install install-test demo test test-fast lint bench clean
+.PHONY: install install-test demo test test-fast test-other-cpu lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,8 +34,15 @@ lint: install-test
 test: lint
 	$(BIN)/python -m pytest -q
 
+# No test here starts a process (tests/conftest.py fails one that does).
 test-fast: install-test
 	$(BIN)/python -m pytest -q -m "not slow"
+
+# The whole suite on another CPU's code paths, as on a machine without AVX-512: numpy without
+# its AVX-512 kernels, OpenBLAS with its Haswell ones (`make test` reruns the numeric tests so,
+# in tests/test_other_cpu.py).
+test-other-cpu: install-test
+	NPY_DISABLE_CPU_FEATURES="X86_V4 AVX512_ICL" OPENBLAS_CORETYPE=Haswell $(BIN)/python -m pytest -q
 
 bench: install-test
 	$(BIN)/python -m benchmarks

@@ -1,13 +1,18 @@
-"""What the tests share: small workflows, running quietly, the real command line, cube comparison."""
+"""What the tests share: small workflows, running quietly, the real command line (blocking or
+not), waiting on a condition, cube comparison."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
-from collections.abc import Mapping
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, TypeVar
 
 import numpy as np
 import xarray as xr
@@ -115,15 +120,126 @@ def assert_cubes_identical(a: Path | str | xr.Dataset, b: Path | str | xr.Datase
 def emergence(
     *args: str, env: Mapping[str, str] | None = None, timeout: float = 240, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run the real command line in a subprocess."""
+    """Run the real command line in a subprocess and wait for it."""
     return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=dict(os.environ) | dict(env or {}),
-        cwd=cwd or REPO,
+        _cli(args), capture_output=True, text=True, timeout=timeout, env=_environ(env), cwd=cwd or REPO
     )
+
+
+class RunningCommand:
+    """The real command line running in a session of its own (from ``start_emergence``):
+    ``signal_group`` reaches it and every process it started (forkserver, local workers), as a
+    terminal's Ctrl-C would. Its output goes to unnamed temporary files, so it never blocks on
+    a pipe nobody reads."""
+
+    def __init__(self, process: subprocess.Popen[str], stdout: IO[str], stderr: IO[str]) -> None:
+        self.process = process
+        self._stdout, self._stderr = stdout, stderr
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def poll(self) -> int | None:
+        """Its exit code, or None while it runs."""
+        return self.process.poll()
+
+    def running(self) -> bool:
+        return self.poll() is None
+
+    def send_signal(self, sig: int = signal.SIGKILL) -> None:
+        """Signal the command's own process only (what it started is left to notice)."""
+        self.process.send_signal(sig)
+
+    def signal_group(self, sig: int = signal.SIGKILL) -> None:
+        """Signal the command and every process of its session."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, sig)
+
+    def finish(self, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+        """Wait for the command to end: its exit code and everything it printed."""
+        self.process.wait(timeout=timeout)
+        return subprocess.CompletedProcess(
+            self.process.args, self.process.returncode, _read(self._stdout), _read(self._stderr)
+        )
+
+    def output(self) -> str:
+        """What it has printed so far (for the message of a failed wait)."""
+        return f"stdout:\n{_read(self._stdout)}\nstderr:\n{_read(self._stderr)}"
+
+
+def _read(stream: IO[str]) -> str:
+    stream.seek(0)
+    return stream.read()
+
+
+@contextlib.contextmanager
+def start_emergence(
+    *args: str, env: Mapping[str, str] | None = None, cwd: Path | None = None
+) -> Iterator[RunningCommand]:
+    """Start the real command line in a subprocess without waiting for it. Whatever of its
+    session still runs when the ``with`` block ends is killed."""
+    with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
+        process = subprocess.Popen(
+            _cli(args),
+            cwd=cwd or REPO,
+            env=_environ(env),
+            stdout=stdout,
+            stderr=stderr,
+            text=True,
+            start_new_session=True,
+        )
+        command = RunningCommand(process, stdout, stderr)
+        try:
+            yield command
+        finally:
+            command.signal_group(signal.SIGKILL)
+            process.wait(timeout=30)
+
+
+def _cli(args: tuple[str, ...]) -> list[str]:
+    return [sys.executable, "-m", "pipeline.cli", *args]
+
+
+def _environ(env: Mapping[str, str] | None) -> dict[str, str]:
+    return dict(os.environ) | dict(env or {})
+
+
+T = TypeVar("T")
+
+
+def wait_for(
+    condition: Callable[[], T],
+    timeout: float,
+    what: str | Callable[[], str],
+    *,
+    command: RunningCommand | subprocess.Popen[Any] | None = None,
+    interval: float = 0.05,
+) -> T:
+    """Poll ``condition`` every ``interval`` s until it returns something true, and return that.
+
+    Fails loudly instead of falling through: ``TimeoutError`` naming ``what`` (or what it returns,
+    asked then) and the last value seen once ``timeout`` s have passed, and at once if
+    ``command`` (the process that should bring the condition about) has ended first, with what
+    it printed.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if command is not None and command.poll() is not None:
+            printed = command.output() if isinstance(command, RunningCommand) else ""
+            raise AssertionError(
+                f"{_say(what)}: never came; the process ended first (exit {command.poll()})\n{printed}"
+            )
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{_say(what)}: not after {timeout:g} s (last seen: {value!r})")
+        time.sleep(interval)
+
+
+def _say(what: str | Callable[[], str]) -> str:
+    return what if isinstance(what, str) else what()
 
 
 def write_workflow(folder: Path, text: str, name: str = "wf.toml") -> Path:

@@ -10,10 +10,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.helpers import wait_for
 
 DASK = str(Path(sys.executable).parent / "dask")
 
@@ -51,11 +52,7 @@ class DaskProcesses:
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        deadline = time.time() + timeout
-        while not self.scheduler_file.exists():
-            if time.time() > deadline or self.scheduler.poll() is not None:
-                raise RuntimeError("dask scheduler did not start")
-            time.sleep(0.1)
+        wait_for(self.scheduler_file.exists, timeout, "the dask scheduler's file", command=self.scheduler, interval=0.1)
 
     def start_worker(self, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.Popen:
         """A single-threaded worker process, in ``cwd`` (default: ours) as its working directory."""
@@ -89,6 +86,16 @@ class DaskProcesses:
 
         with Client(self.address, timeout="30s") as client:
             client.wait_for_workers(n, timeout=timeout)
+
+    def idle(self) -> bool:
+        """Whether no task is left on the scheduler nor on any worker, not even a cancelled one
+        still running (a worker cannot stop a block midway; it finishes it)."""
+        from distributed import Client
+
+        with Client(self.address, timeout="30s") as client:  # lambdas travel by value, not by module name
+            on_scheduler = client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))
+            on_workers = client.run(lambda dask_worker: len(dask_worker.state.tasks))
+        return on_scheduler == 0 and not any(on_workers.values())
 
     @staticmethod
     def kill(proc: subprocess.Popen) -> None:
@@ -130,15 +137,20 @@ def loopback_s3() -> Iterator[dict[str, str]]:
     try:
         import s3fs
 
-        deadline = time.time() + 30
-        while True:
+        errors: list[Exception] = []
+
+        def bucket_made() -> bool:
             try:
                 s3fs.S3FileSystem(skip_instance_cache=True).mkdir(S3_BUCKET)
-                break
-            except Exception:
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.2)
+            except Exception as error:  # the server is not listening yet
+                errors.append(error)
+                return False
+            return True
+
+        def what() -> str:
+            return f"the moto server to make bucket {S3_BUCKET} (last error: {errors[-1:]})"
+
+        wait_for(bucket_made, 30, what, command=server, interval=0.2)
         yield env
     finally:
         for k, v in saved.items():
@@ -148,3 +160,73 @@ def loopback_s3() -> Iterator[dict[str, str]]:
                 os.environ[k] = v
         os.killpg(server.pid, signal.SIGKILL)
         server.wait()
+
+
+# --------------------------------------------------------------------------- process starts
+
+# Audit events (docs.python.org/3/library/audit_events.html) of everything that starts a
+# process from this interpreter; multiprocessing's spawn and forkserver start theirs
+# through ``multiprocessing.util.spawnv_passfds``, which raises no event, so that and
+# ``Process.start`` are wrapped as well.
+PROCESS_EVENTS = frozenset(
+    {"subprocess.Popen", "os.fork", "os.forkpty", "os.posix_spawn", "os.spawn", "os.system", "os.exec", "pty.spawn"}
+)
+
+
+class ProcessStarts:
+    """Every process this interpreter starts, in order, as one line each (what and how)."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+        self._installed = False
+        self._saved: dict[str, object] = {}
+
+    def install(self) -> None:
+        """Start recording (for the rest of the interpreter's life: audit hooks stay)."""
+        import multiprocessing.process
+        import multiprocessing.util
+
+        if self._installed:
+            return
+        self._installed = True
+        sys.addaudithook(self._audit)
+        spawnv_passfds = multiprocessing.util.spawnv_passfds
+        start = multiprocessing.process.BaseProcess.start
+
+        def recorded_spawnv_passfds(path, args, passfds):  # type: ignore[no-untyped-def]
+            self.seen.append(f"multiprocessing spawn: {' '.join(map(str, args))[:200]}")
+            return spawnv_passfds(path, args, passfds)
+
+        def recorded_start(process):  # type: ignore[no-untyped-def]
+            self.seen.append(f"multiprocessing Process.start: {process.name} ({type(process).__name__})")
+            return start(process)
+
+        self._saved = {"spawnv_passfds": spawnv_passfds, "start": start}
+        multiprocessing.util.spawnv_passfds = recorded_spawnv_passfds
+        multiprocessing.process.BaseProcess.start = recorded_start  # type: ignore[method-assign]
+
+    def uninstall(self) -> None:
+        """Stop wrapping multiprocessing (the audit hook stays but records nothing)."""
+        import multiprocessing.process
+        import multiprocessing.util
+
+        if self._saved:
+            multiprocessing.util.spawnv_passfds = self._saved["spawnv_passfds"]  # type: ignore[assignment]
+            multiprocessing.process.BaseProcess.start = self._saved["start"]  # type: ignore[method-assign]
+            self._saved = {}
+        self._installed = False
+
+    def _audit(self, event: str, args: tuple) -> None:
+        if self._installed and event in PROCESS_EVENTS:
+            self.seen.append(f"{event}: {' '.join(map(str, _argv(args)))[:200]}")
+
+    def since(self, mark: int) -> list[str]:
+        return self.seen[mark:]
+
+
+def _argv(args: tuple) -> list[object]:
+    """The command of a process-start audit event (its arguments differ by event)."""
+    for arg in args:
+        if isinstance(arg, (list, tuple)):
+            return list(arg)
+    return list(args)

@@ -13,7 +13,7 @@ import pytest
 
 from pipeline.cli import main
 from tests.helpers import REPO, emergence, one_clean_line, write_workflow
-from tests.plan.test_config import BAD, GOOD
+from tests.references import BAD, GOOD
 
 OBSERVED = """
 experiment = "observed"

@@ -60,6 +60,7 @@ def test_a_single_block_runs_in_a_thread_of_this_process():
     assert pid == os.getpid()
 
 
+@pytest.mark.slow
 def test_forkserver_exit_skips_interpreter_teardown():
     """atexit runs last-registered first: the handler registered before the import never runs."""
     code = "import atexit; atexit.register(print, 'teardown'); import pipeline.worker.forkserver_process; print('ok')"
@@ -68,6 +69,7 @@ def test_forkserver_exit_skips_interpreter_teardown():
     assert out.stdout.split() == ["ok"]
 
 
+@pytest.mark.slow
 def test_run_reads_the_workflow_before_importing_xarray_or_distributed():
     """`emergence run` starts the forkserver before its own heavy imports, so they overlap."""
     code = (

@@ -10,14 +10,23 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import xarray as xr
 
 from pipeline.plan.config import load_workflow
-from tests.helpers import REPO, assert_cubes_identical, comparable, done_count, emergence, run_quietly, write_workflow
+from tests.helpers import (
+    REPO,
+    assert_cubes_identical,
+    comparable,
+    done_count,
+    emergence,
+    run_quietly,
+    start_emergence,
+    wait_for,
+    write_workflow,
+)
 from tests.processes import DaskProcesses
 
 pytestmark = pytest.mark.slow
@@ -87,32 +96,15 @@ def test_sigkill_of_a_worker_mid_sweep_still_completes(processes, tmp_path, loca
     processes.wait_for_workers(2)
     wf = write_workflow(tmp_path, SWEEP)
     out = tmp_path / "killed.zarr"
-    driver = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pipeline.cli",
-            "run",
-            str(wf),
-            "--out",
-            str(out),
-            "--scheduler",
-            processes.address,
-            "--no-progress",
-        ],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.time() + 120
-    while done_count(out) < 3 and time.time() < deadline:
-        time.sleep(0.05)
-    assert done_count(out) < 16, "sweep finished before the worker could be killed"
-    processes.kill(victim)
-    stdout, stderr = driver.communicate(timeout=180)
-    assert driver.returncode == 0, stderr
-    assert "16/16 done" in stdout
+    with start_emergence(
+        "run", str(wf), "--out", str(out), "--scheduler", processes.address, "--no-progress"
+    ) as driver:
+        wait_for(lambda: done_count(out) >= 3, 120, "3 blocks done", command=driver)
+        assert done_count(out) < 16, "sweep finished before the worker could be killed"
+        processes.kill(victim)
+        result = driver.finish(timeout=180)
+    assert result.returncode == 0, result.stderr
+    assert "16/16 done" in result.stdout
     xr.testing.assert_identical(comparable(xr.open_zarr(out)), local_reference)
 
 
@@ -121,35 +113,21 @@ def test_driver_kill_then_rerun_recomputes_only_unfinished_blocks(processes, tmp
     processes.wait_for_workers(1)
     wf = write_workflow(tmp_path, SWEEP)
     out = tmp_path / "driver.zarr"
-    driver = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pipeline.cli",
-            "run",
-            str(wf),
-            "--out",
-            str(out),
-            "--scheduler",
-            processes.address,
-            "--no-progress",
-        ],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.time() + 120
-    while done_count(out) < 4 and time.time() < deadline:
-        time.sleep(0.05)
-    os.killpg(driver.pid, signal.SIGKILL)
-    driver.wait(timeout=30)
-    time.sleep(1.5)  # the scheduler forgets the dead client's tasks; a running one may still finish
+    with start_emergence(
+        "run", str(wf), "--out", str(out), "--scheduler", processes.address, "--no-progress"
+    ) as driver:
+        wait_for(lambda: done_count(out) >= 4, 120, "4 blocks done", command=driver)
+        driver.signal_group(signal.SIGKILL)
+        driver.finish(timeout=30)
+    # The scheduler forgets the dead client's tasks, but a block already running on the
+    # worker still finishes and marks itself done: count only once nothing runs any more.
+    wait_for(processes.idle, 60, "the scheduler and its worker idle after the driver died", interval=0.5)
     partial = json.loads(emergence("info", str(out), "--format", "json").stdout)
     assert 4 <= partial["blocks_done"] < partial["blocks_total"] == 16
     rerun = emergence("run", str(wf), "--out", str(out), "--scheduler", processes.address, "--no-progress")
     assert rerun.returncode == 0, rerun.stderr
     remaining = 16 - partial["blocks_done"]
+    assert f"resuming, {partial['blocks_done']}/16 blocks already done" in rerun.stdout
     assert f"computed {remaining} blocks" in rerun.stdout
     xr.testing.assert_identical(comparable(xr.open_zarr(out)), local_reference)
 

@@ -6,7 +6,7 @@ import pytest
 
 from pipeline.cli import main
 from tests.helpers import write_workflow
-from tests.plan.test_config import GOOD
+from tests.references import GOOD
 
 KEYS = 'cores = 4\nmemory = "8GiB"\nqueue = "normal"\naccount = "proj"\nworker_lifetime = "55m"\n'
 EXPECTED = ("#SBATCH -p normal", "#SBATCH -A proj", "#SBATCH --cpus-per-task=4", "--lifetime 55m")

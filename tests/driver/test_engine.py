@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
 import warnings
 
 import numpy as np
+import psutil
 import pytest
 import xarray as xr
 from hypothesis import HealthCheck, given, settings
@@ -26,22 +23,30 @@ from pipeline.storage import ledger
 from pipeline.storage.location import StoreLocation
 from pipeline.worker.tasks import BlockError, check_block
 from tests.helpers import (
-    REPO,
     assert_cubes_identical,
     direct,
     done_count,
     emergence,
     hidden,
     run_quietly,
+    start_emergence,
+    wait_for,
     write_workflow,
+)
+from tests.references import (
+    KALMAN,
+    TRUNCATED_KALMAN_K,
+    TRUNCATED_KALMAN_T,
+    assert_as_printed,
+    truncated_kalman_risk,
 )
 
 SMALL = hidden()
 
 
-def test_cube_opens_with_plain_xarray_and_matches_the_kernel(tmp_path, shared_cluster):
+def test_cube_opens_with_plain_xarray_and_matches_the_kernel(tmp_path, threaded_cluster):
     out = tmp_path / "small.zarr"
-    report = run_quietly(SMALL, out, where=shared_cluster)
+    report = run_quietly(SMALL, out, where=threaded_cluster)
     assert report.complete and report.blocks_computed == report.blocks_total
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -60,38 +65,34 @@ def test_cube_opens_with_plain_xarray_and_matches_the_kernel(tmp_path, shared_cl
     assert not np.isnan(ds["log10_risk"].values).any()
     # MATH §2.5 reference values come out of the cube
     cell = ds.sel(lam=1.0, noise_ratio=4.0, learner="truncated_kalman")
-    np.testing.assert_allclose(cell["risk"].sel(k=1, T=10), 1.67231944258, rtol=1e-10)
-    np.testing.assert_allclose(cell["risk"].sel(k=3, T=10), 0.143707093855, rtol=1e-10)
-    assert float(cell["risk"].sel(k=1, T=1)) == 0.0
-    np.testing.assert_allclose(cell["risk"].sel(k=1, T=1000), 185.627458126, rtol=1e-10)
-    np.testing.assert_allclose(cell["risk"].sel(k=3, T=1000), 25.5338251123, rtol=1e-10)
-    for lam, P, K, a in [
-        (1.0, 2.56155281281, 0.390388203202, 0.609611796798),
-        (0.9, 2.12359676582, 0.312110212727, 0.587889787273),
-    ]:
+    for k in TRUNCATED_KALMAN_K:
+        for T in TRUNCATED_KALMAN_T:
+            assert_as_printed(float(cell["risk"].sel(k=k, T=T)), truncated_kalman_risk(k, T), f"risk at k={k}, T={T}")
+    for lam in (1.0, 0.9):
         got = ds.sel(lam=lam, noise_ratio=4.0)
-        np.testing.assert_allclose([float(got["P"]), float(got["kalman_gain"]), float(got["a"])], [P, K, a], rtol=1e-10)
+        got_pka = [float(got["P"]), float(got["kalman_gain"]), float(got["a"])]
+        assert_as_printed(got_pka, KALMAN[lam, 4.0], f"P, K, a at lam={lam}")
 
 
-def test_rerun_of_finished_store_does_nothing_and_says_so(tmp_path, shared_cluster):
+def test_rerun_of_finished_store_does_nothing_and_says_so(tmp_path, threaded_cluster):
     out = tmp_path / "s.zarr"
-    run_quietly(SMALL, out, where=shared_cluster)
+    run_quietly(SMALL, out, where=threaded_cluster)
     said = []
     wf = parse_workflow(SMALL)
-    report = run(RunSetup(wf, StoreLocation(str(out)), shared_cluster), progress=False, say=said.append)
+    report = run(RunSetup(wf, StoreLocation(str(out)), threaded_cluster), progress=False, say=said.append)
     assert report.blocks_computed == 0 and report.complete
     assert "nothing to do" in said[-1]
 
 
-def test_changed_workflow_refused_unless_overwrite(tmp_path, shared_cluster):
+def test_changed_workflow_refused_unless_overwrite(tmp_path, threaded_cluster):
     out = tmp_path / "s.zarr"
-    run_quietly(SMALL, out, where=shared_cluster)
+    run_quietly(SMALL, out, where=threaded_cluster)
     changed = SMALL.replace("noise_ratio = [0.5, 4.0]", "noise_ratio = [0.5, 5.0]")
     before = sorted(p.name for p in out.rglob("*"))
     with pytest.raises(UsageError, match="different workflow"):
-        run_quietly(changed, out, where=shared_cluster)
+        run_quietly(changed, out, where=threaded_cluster)
     assert sorted(p.name for p in out.rglob("*")) == before
-    run_quietly(changed, out, where=shared_cluster, overwrite=True)
+    run_quietly(changed, out, where=threaded_cluster, overwrite=True)
     assert xr.open_zarr(out)["noise_ratio"].values.tolist() == [0.5, 5.0]
 
 
@@ -186,7 +187,7 @@ def test_distinct_failures_one_line_each_most_frequent_first_and_capped():
     ]
 
 
-def test_a_run_hashes_its_workflow_once(tmp_path, shared_cluster, monkeypatch):
+def test_a_run_hashes_its_workflow_once(tmp_path, threaded_cluster, monkeypatch):
     """Each fingerprint (with and without axis values) is computed once per workflow."""
     import hashlib
 
@@ -200,8 +201,8 @@ def test_a_run_hashes_its_workflow_once(tmp_path, shared_cluster, monkeypatch):
 
     wf = parse_workflow(SMALL)
     monkeypatch.setattr(hashlib, "sha256", spy)
-    run_quietly(wf, tmp_path / "once.zarr", where=shared_cluster)
-    run_quietly(wf, tmp_path / "once.zarr", where=shared_cluster)  # and a rerun: nothing to do
+    run_quietly(wf, tmp_path / "once.zarr", where=threaded_cluster)
+    run_quietly(wf, tmp_path / "once.zarr", where=threaded_cluster)  # and a rerun: nothing to do
     assert hashed and len(hashed) == len(set(hashed)) <= 2
 
 
@@ -220,40 +221,19 @@ SLOW = hidden(
 def test_resume_after_kill_9_of_the_driver(tmp_path):
     wf_path = write_workflow(tmp_path, SLOW)
     out = tmp_path / "slow.zarr"
-    env = {"EMERGENCE_FAULT": "delay=0.3"}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pipeline.cli",
-            "run",
-            str(wf_path),
-            "--out",
-            str(out),
-            "--workers",
-            "1",
-            "--no-progress",
-        ],
-        cwd=REPO,
-        env=dict(os.environ, **env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.time() + 120
-    while done_count(out) < 3 and time.time() < deadline:
-        time.sleep(0.1)
-    import psutil
-
-    helpers = psutil.Process(proc.pid).children(recursive=True)  # forkserver, its worker, resource tracker
-    assert helpers
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
-    _, left = psutil.wait_procs(helpers, timeout=20)
-    assert not left, f"processes outlived the killed driver: {[p.pid for p in left]}"
+    run = ("run", str(wf_path), "--out", str(out), "--workers", "1", "--no-progress")
+    with start_emergence(*run, env={"EMERGENCE_FAULT": "delay=0.3"}) as driver:
+        wait_for(lambda: done_count(out) >= 3, 120, "3 blocks done", command=driver)
+        helpers = psutil.Process(driver.pid).children(recursive=True)  # forkserver, its worker, resource tracker
+        assert helpers
+        driver.send_signal(signal.SIGKILL)  # the driver alone: what it started must notice and end
+        driver.finish(timeout=30)
+        _, left = psutil.wait_procs(helpers, timeout=20)
+        assert not left, f"processes outlived the killed driver: {[p.pid for p in left]}"
     info = json.loads(emergence("info", str(out), "--format", "json").stdout)
     assert 3 <= info["blocks_done"] < info["blocks_total"] == 16
     before = info["blocks_done"]
-    rerun = emergence("run", str(wf_path), "--out", str(out), "--workers", "1", "--no-progress")
+    rerun = emergence(*run)
     assert rerun.returncode == 0, rerun.stderr
     assert f"computed {16 - before} blocks, {(16 - before) * 2} cells (16/16 done)" in rerun.stdout
     reference = tmp_path / "ref.zarr"
@@ -325,33 +305,15 @@ def test_ctrl_c_prints_one_line_and_the_rerun_resumes(tmp_path):
     """A terminal's Ctrl-C signals the whole foreground process group: only the driver hears it."""
     wf_path = write_workflow(tmp_path, SLOW)
     out = tmp_path / "interrupted.zarr"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pipeline.cli",
-            "run",
-            str(wf_path),
-            "--out",
-            str(out),
-            "--workers",
-            "2",
-            "--no-progress",
-        ],
-        cwd=REPO,
-        start_new_session=True,
-        env=dict(os.environ, EMERGENCE_FAULT="delay=0.3"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    run = ("run", str(wf_path), "--out", str(out), "--workers", "2", "--no-progress")
+    with start_emergence(*run, env={"EMERGENCE_FAULT": "delay=0.3"}) as driver:
+        wait_for(lambda: done_count(out) >= 3, 120, "3 blocks done", command=driver)
+        driver.signal_group(signal.SIGINT)
+        interrupted = driver.finish(timeout=60)
+    assert interrupted.returncode == 130
+    assert interrupted.stderr.strip() == "emergence: interrupted; finished blocks are kept, re-run to resume", (
+        interrupted.stderr
     )
-    deadline = time.time() + 120
-    while done_count(out) < 3 and time.time() < deadline:
-        time.sleep(0.1)
-    os.killpg(proc.pid, signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130
-    assert err.strip() == "emergence: interrupted; finished blocks are kept, re-run to resume", err
     rerun = emergence("run", str(wf_path), "--out", str(out), "--no-progress")
     assert rerun.returncode == 0 and "(16/16 done)" in rerun.stdout, rerun.stderr
     reference = tmp_path / "ref.zarr"

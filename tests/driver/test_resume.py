@@ -72,9 +72,9 @@ def test_extend_computes_only_new_cells_and_equals_a_fresh_run(tmp_path, shared_
     assert entry["when"] and entry["git_commit"]
 
 
-def test_extend_dry_run_says_what_it_would_add(tmp_path, shared_cluster, capsys):
+def test_extend_dry_run_says_what_it_would_add(tmp_path, threaded_cluster, capsys):
     out = tmp_path / "g.zarr"
-    run_quietly(BASE, out, shared_cluster)
+    run_quietly(BASE, out, threaded_cluster)
     wf = write_workflow(tmp_path, GROWN)
     assert main(["run", str(wf), "--out", str(out), "--extend", "--dry-run"]) == 0
     text = capsys.readouterr().out
@@ -83,16 +83,16 @@ def test_extend_dry_run_says_what_it_would_add(tmp_path, shared_cluster, capsys)
     assert xr.open_zarr(out).sizes["lam"] == 2  # nothing written
 
 
-def test_extend_refuses_other_changes(tmp_path, shared_cluster):
+def test_extend_refuses_other_changes(tmp_path, threaded_cluster):
     out = tmp_path / "s.zarr"
-    run_quietly(BASE, out, shared_cluster)
+    run_quietly(BASE, out, threaded_cluster)
     for changed, why in [
         ("seed = 3\n" + GROWN, "may only add axis values"),
         (BASE.replace("lam = [0.9, 1.0]", "lam = [1.0, 0.9]"), "must keep its 2 existing values"),
         (BASE.replace("lam = [0.9, 1.0]", "lam = [0.95, 1.0, 1.05]"), "must keep"),
     ]:
         with pytest.raises(UsageError, match=why):
-            run_quietly(changed, out, shared_cluster, extend=True)
+            run_quietly(changed, out, threaded_cluster, extend=True)
     assert xr.open_zarr(out).sizes["lam"] == 2
 
 
@@ -108,12 +108,12 @@ def test_corrupt_metadata_is_reported_not_mixed(tmp_path, shared_cluster):
         assert result.stderr.count("\n") == 1
 
 
-def test_missing_done_array_is_reported(tmp_path, shared_cluster):
+def test_missing_done_array_is_reported(tmp_path, threaded_cluster):
     import shutil
 
     out = tmp_path / "d.zarr"
-    run_quietly(BASE, out, shared_cluster)
+    run_quietly(BASE, out, threaded_cluster)
     shutil.rmtree(out / "_blocks" / "done")
     with pytest.raises(UsageError, match="metadata is corrupt or incomplete"):
-        run_quietly(BASE, out, shared_cluster)
+        run_quietly(BASE, out, threaded_cluster)
     assert np.isfinite(xr.open_zarr(out)["risk"].values).all()  # refused, not rebuilt

@@ -10,14 +10,13 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 import xarray as xr
 
-from tests.helpers import REPO, comparable, done_count, emergence, run_quietly, write_workflow
+from tests.helpers import comparable, done_count, emergence, run_quietly, start_emergence, wait_for, write_workflow
 
 pytestmark = pytest.mark.slow
 
@@ -150,44 +149,34 @@ def test_scancel_of_a_worker_job_mid_sweep_is_replaced_and_completes(slurm, job_
     out = tmp_path / "x.zarr"
     # Dask forgets a lost worker after lost-worker-timeout (15 s by default) and only then
     # does the adaptive cluster submit a job in its place.
-    env = dict(os.environ, DASK_DISTRIBUTED__DEPLOY__LOST_WORKER_TIMEOUT="1s")
-    driver = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pipeline.cli",
-            "run",
-            str(wf),
-            "--cluster",
-            "slurm",
-            "--cluster-profile",
-            str(profile),
-            "--out",
-            str(out),
-            "--no-progress",
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    env = {"DASK_DISTRIBUTED__DEPLOY__LOST_WORKER_TIMEOUT": "1s"}
     seen: dict[str, str] = {}
-    victim = None
-    deadline = time.time() + 120
-    while driver.poll() is None and time.time() < deadline:
+
+    def cancel_one_of_two_running_jobs() -> str | None:
         jobs = _jobs(job_name)
-        seen |= jobs
+        seen.update(jobs)
         running = sorted(j for j, state in jobs.items() if state == "RUNNING")
-        if victim is None and len(running) == 2 and done_count(out) >= 2:
-            assert done_count(out) < BLOCKS, "sweep finished before a job could be cancelled"
-            victim = running[0]
-            subprocess.run(["scancel", victim], check=True, timeout=30)
-        time.sleep(0.2)
-    stdout, stderr = driver.communicate(timeout=60)
-    assert victim is not None, f"never saw two running jobs: {seen}"
-    assert driver.returncode == 0, stderr
-    assert f"{BLOCKS}/{BLOCKS} done" in stdout
+        if len(running) < 2 or done_count(out) < 2:
+            return None
+        assert done_count(out) < BLOCKS, "sweep finished before a job could be cancelled"
+        subprocess.run(["scancel", running[0]], check=True, timeout=30)
+        return running[0]
+
+    def what_was_seen() -> str:
+        return f"two running jobs and 2 blocks done, to cancel one (jobs seen: {seen})"
+
+    run = ("run", str(wf), "--cluster", "slurm", "--cluster-profile", str(profile), "--out", str(out), "--no-progress")
+    with start_emergence(*run, env=env) as driver:
+        victim = wait_for(cancel_one_of_two_running_jobs, 120, what_was_seen, command=driver, interval=0.2)
+
+        def sweep_ended() -> bool:
+            seen.update(_jobs(job_name))  # the job that replaces the cancelled one
+            return not driver.running()
+
+        wait_for(sweep_ended, 180, "the sweep to end after the cancel", interval=0.2)
+        result = driver.finish(timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert f"{BLOCKS}/{BLOCKS} done" in result.stdout
     xr.testing.assert_identical(comparable(xr.open_zarr(out)), local_reference)
     assert _job_state(victim) == "CANCELLED"
     assert len(seen) >= 3, f"no job replaced the cancelled one: {seen}"

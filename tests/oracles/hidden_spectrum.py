@@ -66,6 +66,23 @@ def float_kalman_fir(A, C, r, k):
 
 def float_covariance_risk(A: np.ndarray, C: np.ndarray, r: float, theta, T: int) -> float:
     """``R_T`` of the FIR ``theta`` by covariance propagation of the joint state (float64, O(T))."""
+    total, _, _ = _covariance_sums(A, C, r, theta, T)
+    return total / T
+
+
+def float_covariance_risk_rtol(A: np.ndarray, C: np.ndarray, r: float, theta, T: int) -> float:
+    """The relative error ``float_covariance_risk`` can honour: its result sums ``h' Sigma_t h``
+    over terms ``kappa`` times larger in absolute value (``kappa = sum |h|'|Sigma_t||h| / sum
+    h' Sigma_t h``: the state's covariance grows like a power of t while the risk stays O(1)), and
+    each term is a dot product of length ``d`` over entries right to their last bits, so the
+    result is right to about ``d * eps * kappa`` (a first-order bound, not a guarantee; errors the
+    recursion carries from step to step are assumed no larger than one step's rounding)."""
+    total, magnitude, d = _covariance_sums(A, C, r, theta, T)
+    return d * float(np.finfo(np.float64).eps) * magnitude / total
+
+
+def _covariance_sums(A: np.ndarray, C: np.ndarray, r: float, theta, T: int) -> tuple[float, float, int]:
+    """``(sum_t h' Sigma_t h, sum_t |h|' |Sigma_t| |h|, d)`` over t = 1..T, d the joint state's size."""
     theta = np.asarray(theta, dtype=np.float64).reshape(-1)
     P, K, _S, F = float_kalman(A, C, r)
     n, k = A.shape[0], theta.shape[0]
@@ -89,11 +106,12 @@ def float_covariance_risk(A: np.ndarray, C: np.ndarray, r: float, theta, T: int)
     h[2 * n :] = -theta
     Sig = np.zeros((d, d))
     Sig[:n, :n] = P
-    total = 0.0
+    total = magnitude = 0.0
     for _t in range(T):
         Sig = Phi @ Sig @ Phi.T + GQG
         total += h @ Sig @ h
-    return total / T
+        magnitude += np.abs(h) @ np.abs(Sig) @ np.abs(h)
+    return total, magnitude, d
 
 
 # ---------------------------------------------------------------------------
@@ -181,6 +199,14 @@ def mp_quadratic_loop(A: np.ndarray, C: np.ndarray, r: float, k: int, T: int):
         H[j, j] += rm * (T - j)
         b[j] += rm * (T - j) * G[j]
     return H, b, c0, G
+
+
+def mp_risk_at(A: np.ndarray, C: np.ndarray, r: float, theta, T: int) -> mp.mpf:
+    """``R_T`` of the FIR ``theta`` (its float64 values taken exactly) in mp at the current
+    precision, from the quadratic of :func:`mp_quadratic_loop`."""
+    th = mp.matrix([mp.mpf(float(x)) for x in np.asarray(theta, dtype=np.float64).reshape(-1)])
+    H, b, c0, _G = mp_quadratic_loop(A, C, r, len(th), T)
+    return ((th.T * H * th)[0] - 2 * (b.T * th)[0] + c0) / T
 
 
 def _sums(X, Y, M, L):

@@ -7,17 +7,7 @@ import pytest
 
 from pipeline.core.errors import ConfigError, UsageError
 from pipeline.plan.config import load_workflow, parse_workflow
-
-GOOD = """
-experiment = "hidden"
-name = "t"
-[grid]
-lam = [1.0]
-noise_ratio = { geom = [0.1, 10.0], num = 3 }
-learner = ["truncated_kalman", "best_fir"]
-k = { range = [1, 8, ], step = 1 }
-T = { geom = [10, 1e6], num = 6 }
-"""
+from tests.references import BAD, GOOD
 
 
 def test_good_workflow_axes_and_plan():
@@ -40,50 +30,6 @@ def test_fingerprint_ignores_comments_but_not_values():
     b = parse_workflow("# a comment\n" + GOOD)
     c = parse_workflow(GOOD.replace("lam = [1.0]", "lam = [0.9]"))
     assert a.fingerprint == b.fingerprint != c.fingerprint
-
-
-BAD = {
-    "unknown top-level key": ("foo = 1\n" + GOOD, "foo"),
-    "seed wrong type": ('seed = "x"\n' + GOOD, "seed"),
-    "seed bool": ("seed = true\n" + GOOD, "seed"),
-    "unknown method": ('method = "fast"\n' + GOOD, "method"),
-    "unknown experiment": (GOOD.replace('"hidden"', '"other"'), "experiment"),
-    "missing experiment": (GOOD.replace('experiment = "hidden"', ""), "experiment"),
-    "bad name": (GOOD.replace('name = "t"', 'name = "a/b"'), "name"),
-    "NaN value": (GOOD.replace("lam = [1.0]", "lam = [nan]"), "grid.lam[0]"),
-    "infinite value": (GOOD.replace("lam = [1.0]", "lam = [inf]"), "grid.lam[0]"),
-    "duplicate values": (GOOD.replace("lam = [1.0]", "lam = [1.0, 1.0]"), "grid.lam"),
-    "empty axis": (GOOD.replace("lam = [1.0]", "lam = []"), "grid.lam"),
-    "k below 1": (GOOD.replace("k = { range = [1, 8, ], step = 1 }", "k = [0, 1]"), "grid.k"),
-    "T below 1": (GOOD.replace("T = { geom = [10, 1e6], num = 6 }", "T = [0]"), "grid.T"),
-    "non-integer T": (GOOD.replace("T = { geom = [10, 1e6], num = 6 }", "T = [2.5]"), "grid.T[0]"),
-    "noise ratio zero": (
-        GOOD.replace("noise_ratio = { geom = [0.1, 10.0], num = 3 }", "noise_ratio = [0.0]"),
-        "grid.noise_ratio",
-    ),
-    "noise ratio negative": (
-        GOOD.replace("noise_ratio = { geom = [0.1, 10.0], num = 3 }", "noise_ratio = [-1.0]"),
-        "grid.noise_ratio",
-    ),
-    "geom through zero": (GOOD.replace("geom = [0.1, 10.0]", "geom = [0.0, 10.0]"), "grid.noise_ratio.geom"),
-    "unknown learner": (GOOD.replace('"best_fir"]', '"lstm"]'), "grid.learner"),
-    "unknown axis": (GOOD + "foo = [1]\n", "grid.foo"),
-    "missing axis": (GOOD.replace("lam = [1.0]\n", ""), "grid.lam"),
-    "reversed range": (GOOD.replace("range = [1, 8, ]", "range = [8, 1]"), "grid.k.range"),
-    "range step zero": (GOOD.replace("step = 1", "step = 0"), "grid.k.step"),
-    "geom without num": (GOOD.replace(", num = 3", ""), "grid.noise_ratio.num"),
-    "two forms": (GOOD.replace("num = 3", "num = 3, linspace = [1, 2]"), "grid.noise_ratio"),
-    "string for float axis": (GOOD.replace("lam = [1.0]", 'lam = ["one"]'), "grid.lam[0]"),
-    "bare scalar axis": (GOOD.replace("lam = [1.0]", "lam = 1.0"), "grid.lam"),
-    "chunks unknown axis": (GOOD + "[chunks]\nfoo = 2\n", "chunks.foo"),
-    "chunks zero": (GOOD + "[chunks]\nk = 0\n", "chunks.k"),
-    "task seconds zero": (GOOD + "[chunks]\ntask_seconds = 0\n", "chunks.task_seconds"),
-    "task seconds nan": (GOOD + "[chunks]\ntask_seconds = nan\n", "chunks.task_seconds"),
-    "task seconds text": (GOOD + '[chunks]\ntask_seconds = "2 s"\n', "chunks.task_seconds"),
-    "task seconds a day": (GOOD + "[chunks]\ntask_seconds = 86400\n", "chunks.task_seconds"),
-    "mc_samples too small": ("mc_samples = 1\n" + GOOD, "mc_samples"),
-    "grid not a table": ('experiment = "hidden"\nname = "t"\ngrid = 3\n', "grid"),
-}
 
 
 @pytest.mark.parametrize("case", sorted(BAD))

@@ -21,15 +21,13 @@ TEXT = hidden("unfinished", chunks={"lam": 1, "learner": 1, "blocks_per_task": 1
 
 
 @pytest.fixture(scope="module")
-def unfinished(tmp_path_factory):
+def unfinished(tmp_path_factory, threaded_cluster):
     folder = tmp_path_factory.mktemp("unfinished")
     wf = write_workflow(folder, TEXT)
     out = folder / "u.zarr"
-    mp = pytest.MonkeyPatch()
-    mp.setenv("EMERGENCE_FAULT", "fail-kernel=1.0.0.0.0,fail-kernel=1.0.1.0.0")
-    with pytest.raises(RunError, match="2 of 6 tasks failed"):
-        run_quietly(load_workflow(wf), out)
-    mp.undo()
+    with pytest.MonkeyPatch.context() as mp, pytest.raises(RunError, match="2 of 6 tasks failed"):
+        mp.setenv("EMERGENCE_FAULT", "fail-kernel=1.0.0.0.0,fail-kernel=1.0.1.0.0")  # read by the worker thread
+        run_quietly(load_workflow(wf), out, threaded_cluster)
     return wf, out
 
 

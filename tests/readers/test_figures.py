@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 
 import pytest
 import xarray as xr
@@ -28,18 +29,27 @@ T = { geom = [10, 1e4], num = 4 }
 
 
 @pytest.fixture(scope="module")
-def gallery(tmp_path_factory, shared_cluster):
+def gallery(tmp_path_factory, threaded_cluster):
+    """A gallery made once from TINY: (root, results, messages). Tests only read it; a test
+    that writes works on its own copy (``own_gallery``)."""
     root = tmp_path_factory.mktemp("gallery")
     (root / "wf").mkdir()
     (root / "wf" / "tiny.toml").write_text(TINY)
     said: list[str] = []
-    results = figures.regenerate(root / "wf", root / "data", root / "out", where=shared_cluster, say=said.append)
-    return root, results, said, shared_cluster
+    results = figures.regenerate(root / "wf", root / "data", root / "out", where=threaded_cluster, say=said.append)
+    return root, results, said
 
 
-@pytest.mark.slow
+@pytest.fixture
+def own_gallery(gallery, tmp_path):
+    """This test's copy of the gallery's folders (workflows, cubes, figures)."""
+    root = tmp_path / "gallery"
+    shutil.copytree(gallery[0], root)
+    return root
+
+
 def test_first_run_makes_cube_thresholds_figures_index(gallery):
-    root, results, said, _ = gallery
+    root, results, said = gallery
     (r,) = results
     assert r.status == "new" and r.ran
     assert (root / "data" / "tiny.zarr" / "zarr.json").exists()
@@ -59,8 +69,8 @@ def test_first_run_makes_cube_thresholds_figures_index(gallery):
     assert "Generated" not in md and "Generated" not in page  # no timestamps in tracked files
 
 
-def test_up_to_date_cube_is_skipped(gallery, monkeypatch):
-    root, _, _, where = gallery
+def test_up_to_date_cube_is_skipped(own_gallery, threaded_cluster, monkeypatch):
+    root = own_gallery
     created = read_attrs(StoreLocation(str(root / "data" / "tiny.zarr")))["created"]
     (root / "wf2").mkdir()
     (root / "wf2" / "tiny.toml").write_text("# only a comment differs\n" + TINY)
@@ -71,20 +81,20 @@ def test_up_to_date_cube_is_skipped(gallery, monkeypatch):
 
     monkeypatch.setattr("pipeline.driver.engine.run", no_run)
     said: list[str] = []
-    (r,) = figures.regenerate(root / "wf2", root / "data", root / "out2", where=where, say=said.append)
+    (r,) = figures.regenerate(root / "wf2", root / "data", root / "out2", where=threaded_cluster, say=said.append)
     assert r.status == "complete" and not r.ran
     assert read_attrs(StoreLocation(str(root / "data" / "tiny.zarr")))["created"] == created
     assert "up to date, not re-run" in said[0]
 
 
-def test_cli_subcommands(gallery, capsys):
-    root, _, _, _ = gallery
+def test_cli_subcommands(gallery, tmp_path, capsys):
+    root, _, _ = gallery
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command")
     for add in (add_thresholds_parser, add_plot_parser, add_figures_parser):
         add(sub)
     store = str(root / "data" / "tiny.zarr")
-    out = str(root / "cli.thresholds.zarr")
+    out = str(tmp_path / "cli.thresholds.zarr")
     args = parser.parse_args(["thresholds", store, "--out", out, "--tau", "1", "0.1"])
     assert args.func(args) == 0
     printed = capsys.readouterr().out
@@ -100,12 +110,12 @@ def test_cli_subcommands(gallery, capsys):
     assert (args.workflows, args.data, args.out, args.workers) == ("w", "d", "o", 1)
 
 
-def test_changed_workflow_is_rerun(gallery, monkeypatch):
-    root, _, _, where = gallery
+def test_changed_workflow_is_rerun(own_gallery, threaded_cluster, monkeypatch):
+    root = own_gallery
     (root / "wf3").mkdir()
     (root / "wf3" / "tiny.toml").write_text(TINY.replace("num = 4", "num = 3"))
     monkeypatch.setattr(plots, "draw", lambda *a, **k: [])
-    (r,) = figures.regenerate(root / "wf3", root / "data", root / "out3", where=where, say=lambda s: None)
+    (r,) = figures.regenerate(root / "wf3", root / "data", root / "out3", where=threaded_cluster, say=lambda s: None)
     assert r.status == "other_workflow" and r.ran
     assert open_cube(root / "data" / "tiny.zarr").sizes["T"] == 3
 
@@ -125,15 +135,13 @@ def test_bad_workflow_folders(tmp_path):
     assert not (tmp_path / "data").exists()  # nothing written before every workflow is valid
 
 
-@pytest.mark.slow
-def test_regenerating_unchanged_cubes_changes_no_byte(gallery):
-    root, _, _, where = gallery
+@pytest.mark.slow  # draws the gallery's figures twice
+def test_regenerating_unchanged_cubes_changes_no_byte(own_gallery, threaded_cluster):
+    root = own_gallery
     out = root / "stable"
-    (root / "wf4").mkdir()
-    (root / "wf4" / "tiny.toml").write_text(TINY.replace("num = 4", "num = 3"))  # the cube of the last test
-    figures.regenerate(root / "wf4", root / "data", out, where=where, say=lambda s: None)
+    figures.regenerate(root / "wf", root / "data", out, where=threaded_cluster, say=lambda s: None)
     first = {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
-    figures.regenerate(root / "wf4", root / "data", out, where=where, say=lambda s: None)
+    figures.regenerate(root / "wf", root / "data", out, where=threaded_cluster, say=lambda s: None)
     assert {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()} == first
 
 

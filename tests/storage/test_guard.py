@@ -65,6 +65,8 @@ def test_a_users_cube_with_a_file_inside_is_not_ours(tmp_path, cube):
 def test_writers_refuse_what_is_not_theirs(cube, user_files, tmp_path, capsys):
     paper, notes = user_files
     wf = write_workflow(tmp_path, TEXT)
+    other_cube = tmp_path / "other.zarr"  # this test's own, not beside the module's cube
+    run_quietly(TEXT, other_cube)
     before = snapshot(tmp_path)
     cube_before = snapshot(cube)
     invocations = [
@@ -72,12 +74,10 @@ def test_writers_refuse_what_is_not_theirs(cube, user_files, tmp_path, capsys):
         ["run", str(wf), "--out", str(notes), "--overwrite"],
         ["thresholds", str(cube), "--out", str(paper)],
         ["thresholds", str(cube), "--out", str(notes)],
-        ["thresholds", str(cube), "--out", str(cube.parent / "other.zarr")],
+        ["thresholds", str(cube), "--out", str(other_cube)],
         ["plot", str(cube), "--out", str(paper)],
         ["plot", str(cube), "--out", str(notes)],
     ]
-    other_cube = cube.parent / "other.zarr"
-    run_quietly(TEXT, other_cube)
     other_before = snapshot(other_cube)
     for argv in invocations:
         assert main([*argv[:1], *argv[1:], *(["--no-progress"] if argv[0] == "run" else [])]) == 2, argv

@@ -44,7 +44,7 @@ def test_the_driver_folds_by_time_or_by_count():
     assert not engine.fold_due(engine.COMPACT_SECONDS / 2, engine.COMPACT_TASKS - 1)
 
 
-def test_a_run_folds_as_it_goes_and_leaves_no_mark_standing(tmp_path, shared_cluster, monkeypatch):
+def test_a_run_folds_as_it_goes_and_leaves_no_mark_standing(tmp_path, threaded_cluster, monkeypatch):
     folds: list[int] = []
     real = ledger.compact_done
 
@@ -56,7 +56,7 @@ def test_a_run_folds_as_it_goes_and_leaves_no_mark_standing(tmp_path, shared_clu
     monkeypatch.setattr(ledger, "compact_done", counting)
     wf = parse_workflow(ONE_BLOCK_TASKS)
     location = StoreLocation(str(tmp_path / "run.zarr"))
-    run_quietly(wf, location.url, shared_cluster)
+    run_quietly(wf, location.url, threaded_cluster)
     tasks = set(wf.plan.task_keys())
     # one fold at the start, one every 3 finished tasks, one at the end
     assert len(folds) >= 2 + len(tasks) // 3 - 1

@@ -75,6 +75,7 @@ def _run(env_extra):
     return json.loads(done.stdout)
 
 
+@pytest.mark.slow
 def test_another_cpus_code_paths_agree():
     """numpy without its AVX-512 kernels and OpenBLAS's Haswell kernels give the same cells
     (the statistics are elementwise and the fit is ball arithmetic: bit for bit here; the

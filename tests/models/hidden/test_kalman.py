@@ -13,21 +13,12 @@ from pipeline.models.hidden import (
     kalman,
 )
 from tests.models.hidden.mp_oracles import mp_kalman
+from tests.references import KALMAN, assert_as_printed
 
 
-@pytest.mark.parametrize(
-    "lam,r,P,K,a",
-    [
-        (1.0, 4.0, 2.56155281281, 0.390388203202, 0.609611796798),
-        (1.0, 1.0, 1.61803398875, 0.61803398875, 0.38196601125),
-        (0.9, 4.0, 2.12359676582, 0.312110212727, 0.587889787273),
-    ],
-)
-def test_kalman_reference(lam, r, P, K, a):
-    p, kk, aa = kalman(lam, r)
-    assert p == pytest.approx(P, rel=1e-11)
-    assert kk == pytest.approx(K, rel=1e-11)
-    assert aa == pytest.approx(a, rel=1e-11)
+@pytest.mark.parametrize("lam,r", sorted(KALMAN))
+def test_kalman_reference(lam, r):
+    assert_as_printed([float(x) for x in kalman(lam, r)], KALMAN[lam, r], "P, K, a")
 
 
 def test_kalman_vs_mpmath_extremes():

@@ -18,6 +18,15 @@ from pipeline.models.hidden import (
 )
 from tests.models.hidden.mp_oracles import _dps, mp_identity, mp_kalman, mp_risks, mp_truncated_closed
 from tests.oracles.hidden import risk_oracle
+from tests.references import (
+    BEST_FIR,
+    BEST_FIR_RISK,
+    BEST_FIR_THETA,
+    TRUNCATED_KALMAN_K,
+    TRUNCATED_KALMAN_RISK,
+    TRUNCATED_KALMAN_T,
+    assert_as_printed,
+)
 
 LEARNERS = ("truncated_kalman", "best_fir")
 
@@ -32,23 +41,18 @@ def _rel(x, y):
 
 
 def test_truncated_reference_table():
-    out = risk_block([1.0], [4.0], "truncated_kalman", [1, 3], [1, 2, 10, 1000])["risk"][0, 0]
-    ref = np.array(
-        [
-            [0.0, 0.185813271398, 1.67231944258, 185.627458126],
-            [0.0, 0.0, 0.143707093855, 25.5338251123],
-        ]
-    )
-    assert np.all(out[ref == 0] == 0)
-    np.testing.assert_allclose(out[ref > 0], ref[ref > 0], rtol=1e-10)
+    out = risk_block([1.0], [4.0], "truncated_kalman", TRUNCATED_KALMAN_K, TRUNCATED_KALMAN_T)["risk"][0, 0]
+    for got, printed in zip(out, TRUNCATED_KALMAN_RISK, strict=True):
+        assert_as_printed(got, printed, "truncated_kalman risk")
 
 
 def test_best_fir_reference():
-    th = best_fir_theta(1.0, 4.0, 2, 50)
-    np.testing.assert_allclose(th, [0.5259634624, 0.411993023], rtol=1e-9)
-    risk, _ = _one(1.0, 4.0, "best_fir", 2, 50)
-    assert risk == pytest.approx(0.542301036622, rel=1e-11)
-    assert risk_oracle(1.0, 4.0, th, 50) == pytest.approx(risk, rel=1e-13)
+    lam, r, k, T = BEST_FIR["lam"], BEST_FIR["noise_ratio"], BEST_FIR["k"], BEST_FIR["T"]
+    th = best_fir_theta(lam, r, k, T)
+    assert_as_printed(th, BEST_FIR_THETA, "theta")
+    risk, _ = _one(lam, r, "best_fir", k, T)
+    assert_as_printed(risk, BEST_FIR_RISK, "R_T")
+    assert risk_oracle(lam, r, th, T) == pytest.approx(risk, rel=1e-13)
 
 
 ORACLE_T = {

@@ -13,8 +13,8 @@ import pytest
 from pipeline.models import observed as om
 from pipeline.models.spectra import critical_d_theory, parse_spectrum
 from tests.models.observed.cubes import FAMS, _cube, _kernel, _stored
-from tests.models.observed.mp_oracles import _brute, _mp_oracle
 from tests.oracles import observed_fixed_point as fx
+from tests.oracles.observed_mp import brute_force, mp_oracle
 
 
 @pytest.mark.parametrize("basis", ["jordan", "random"])
@@ -29,7 +29,7 @@ def test_kernel_matches_float_loop_small_T(basis):
             D = B.shape[0]
             for k, T in enumerate(Ts):
                 for q in range(2):
-                    ref = _brute(A, B, H[q], T)
+                    ref = brute_force(A, B, H[q], T)
                     got = out["risk"][i, j, : D + 1, k, q]
                     np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-12 * max(ref[0], 1e-300))
             assert np.all(np.isnan(out["risk"][i, j, D + 1 :]))
@@ -71,7 +71,7 @@ def test_hard_cells_against_mpmath(text, fam, T):
     dps = int(2 * np.max(l10[0]) + 60)
     # block/full bases are stored exactly inside the family; similarity bases are
     # float roundings of an irrational subspace, so the oracle snaps them into it
-    ref = _mp_oracle(A, B, H, T, dps, snap=(fam == "similarity"))
+    ref = mp_oracle(A, B, H, T, dps, snap=(fam == "similarity"))
     crit = int(static["critical_d_theory"].item())
     worst = 0.0
     with mp.workdps(dps):

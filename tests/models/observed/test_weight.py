@@ -8,8 +8,8 @@ from pipeline.models import observed as om
 from pipeline.models.observed.weight import block_weight
 from pipeline.models.precision.doubling import sigmabar, sigmabar_loop
 from pipeline.models.spectra import parse_spectrum
-from tests.models.observed.mp_oracles import _mp_sigmabar
 from tests.oracles import observed_fixed_point as fx
+from tests.oracles.observed_mp import mp_sigmabar
 
 
 @pytest.mark.parametrize("text", ["1.0^3", "1.05@30, 0.3^2", "-1.0^2, 0.5"])
@@ -17,7 +17,7 @@ def test_sigmabar_doubling_matches_loop(text):
     A = om.system(text, "random", 1)
     for T in (1, 2, 3, 17, 64):
         np.testing.assert_allclose(sigmabar(A, T), sigmabar_loop(A, T), rtol=1e-12, atol=1e-12)
-        oracle = np.array(_mp_sigmabar(mp.matrix(A.tolist()), T).tolist(), dtype=float)
+        oracle = np.array(mp_sigmabar(mp.matrix(A.tolist()), T).tolist(), dtype=float)
         np.testing.assert_allclose(oracle, sigmabar_loop(A, T), rtol=1e-12, atol=1e-12)  # the test's oracle
         sp = parse_spectrum(text)
         F = 80

@@ -1,8 +1,7 @@
-"""Oracles of the observed experiment (MATH.md §1).
+"""Test oracle for observed systems in mpmath: ``Sigmabar_T`` by doubling and ``r_T(d)`` for
+every ``d`` from the Gram matrix and the normal equations, at ``dps`` decimal digits.
 
-A float64 brute force, and mpmath recomputations of cells from the stored cube matrices
-(``system``, ``learner_basis``, ``perturbation``) only.
-"""
+Slow and independent of the kernel's method (no Jordan coordinates, no fixed point)."""
 
 import mpmath as mp
 import numpy as np
@@ -10,22 +9,8 @@ import numpy as np
 from pipeline.models.precision.doubling import sigmabar_loop
 
 
-def _brute(A, B, H, T):
-    """float64 O(T) oracle, fine for small T."""
-    S = sigmabar_loop(A, T)
-    w, V = np.linalg.eigh(S)
-    L = V * np.sqrt(np.maximum(w, 0))
-    X = np.array([(Bi @ L).ravel() for Bi in B]).T.reshape(-1, len(B))
-    b = (H @ L).ravel()
-    out = [b @ b]
-    for d in range(1, len(B) + 1):
-        phi = np.linalg.lstsq(X[:, :d], b, rcond=None)[0]
-        r = b - X[:, :d] @ phi
-        out.append(r @ r)
-    return np.array(out)
-
-
-def _mp_sigmabar(A, T):
+def mp_sigmabar(A, T):
+    """Sigmabar_T = (1/T) sum_{s=0..T-2} (T-1-s) A^s A^s' (MATH §1.2) of an mpmath matrix ``A``, by doubling."""
     n = A.rows
     P, W, V, a = mp.eye(n), mp.zeros(n), mp.zeros(n), 0
     for bit in bin(T)[2:]:
@@ -42,7 +27,7 @@ def _mp_sigmabar(A, T):
     return V / T
 
 
-def _snap_to_similarity(A, mats, dps):
+def snap_to_similarity(A, mats, dps):
     """Project matrices onto range(G -> GA - AG) computed in mpmath from A."""
     n = A.rows
     Ad = mp.matrix(n * n, n * n)
@@ -62,16 +47,16 @@ def _snap_to_similarity(A, mats, dps):
     return out
 
 
-def _mp_oracle(A, B, H, T, dps, snap=False):
+def mp_oracle(A, B, H, T, dps, snap=False):
     """r_T(d), d = 0..D, for every H: mpmath Gram / normal equations at high dps."""
     with mp.workdps(dps):
         Am = mp.matrix(A.tolist())
-        S = _mp_sigmabar(Am, T)
+        S = mp_sigmabar(Am, T)
         Bm = [mp.matrix(b.tolist()) for b in B]
         Hm = [mp.matrix(h.tolist()) for h in H]
         if snap:
-            Bm = _snap_to_similarity(Am, Bm, dps)
-            Hm = _snap_to_similarity(Am, Hm, dps)
+            Bm = snap_to_similarity(Am, Bm, dps)
+            Hm = snap_to_similarity(Am, Hm, dps)
         n = Am.rows
 
         def tr(X, Y):
@@ -92,3 +77,18 @@ def _mp_oracle(A, B, H, T, dps, snap=False):
                 row.append(c - (z[:d, 0].T * mp.lu_solve(Z[:d, :d], z[:d, 0]))[0])
             out.append(row)
         return out
+
+
+def brute_force(A, B, H, T):
+    """float64 O(T) oracle, fine for small T."""
+    S = sigmabar_loop(A, T)
+    w, V = np.linalg.eigh(S)
+    L = V * np.sqrt(np.maximum(w, 0))
+    X = np.array([(Bi @ L).ravel() for Bi in B]).T.reshape(-1, len(B))
+    b = (H @ L).ravel()
+    out = [b @ b]
+    for d in range(1, len(B) + 1):
+        phi = np.linalg.lstsq(X[:, :d], b, rcond=None)[0]
+        r = b - X[:, :d] @ phi
+        out.append(r @ r)
+    return np.array(out)
