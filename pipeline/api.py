@@ -89,7 +89,7 @@ def open_cube(path: str | os.PathLike[str], *, partial: bool = False) -> xr.Data
     (then cells of unfinished blocks are NaN and ``computed`` marks the real ones)."""
     from pipeline.readers.cubes import open_cube as open_checked
 
-    return open_checked(path, partial=partial)
+    return open_checked(path, partial=partial, speaks="python")
 
 
 def thresholds(

@@ -48,11 +48,15 @@ def completeness(location: StoreLocation) -> Completeness:
     return Completeness(ledger.count_done(location), int(attrs["blocks_total"]))
 
 
-def open_cube(cube: str | os.PathLike[str] | StoreLocation, *, partial: bool = False) -> xr.Dataset:
+def open_cube(
+    cube: str | os.PathLike[str] | StoreLocation, *, partial: bool = False, speaks: str = "cli"
+) -> xr.Dataset:
     """Open a cube lazily with xarray after checking that it is a cube and complete.
 
     ``partial=True`` opens an incomplete cube with its unfinished cells masked (see the
-    module docstring). Raises UsageError (one line) otherwise.
+    module docstring). Raises UsageError (one line) otherwise, worded for the command line
+    (``speaks="cli"``: ``emergence run ...``, ``--partial``) or for Python (``"python"``:
+    ``pipeline.run(...)``, ``partial=True``).
     """
     from pipeline.experiments import experiment_of
     from pipeline.storage import layout, nodes
@@ -64,8 +68,8 @@ def open_cube(cube: str | os.PathLike[str] | StoreLocation, *, partial: bool = F
     if not state.complete and not partial:
         raise UsageError(
             f"{location.url} is incomplete: {state.done}/{count(state.total, 'block')} done; "
-            f"finish it with `{finish_command(location, attrs)}`, or pass --partial to read "
-            "what is done"
+            f"finish it with `{finish_command(location, attrs, speaks)}`, or pass "
+            f"{'partial=True' if speaks == 'python' else '--partial'} to read what is done"
         )
     ds = layout.open_dataset(location)
     ds = experiment_of(ds).adapt(ds)
@@ -90,8 +94,11 @@ def require_cube(location: StoreLocation) -> None:
     raise UsageError(f"{location.url!r} is not an emergence cube (it holds {found.value})")
 
 
-def finish_command(location: StoreLocation, attrs: dict[str, object]) -> str:
+def finish_command(location: StoreLocation, attrs: dict[str, object], speaks: str = "cli") -> str:
+    """The command that finishes the cube at ``location``, on the command line or in Python."""
     workflow = str(attrs.get("workflow_file") or "") or "<its workflow>"
+    if speaks == "python":
+        return f"pipeline.run({workflow!r}, out={location.url!r})"
     return f"emergence run {workflow} --out {location.url}"
 
 

@@ -45,8 +45,11 @@ def test_readers_refuse_an_unfinished_cube_in_one_line(unfinished, tmp_path, cap
         assert "--partial" in line
     assert not (tmp_path / "t.zarr").exists() and not (tmp_path / "figs").exists()
     for read in (lambda: pipeline.open_cube(out), lambda: pipeline.thresholds(out), lambda: pipeline.plot(out)):
-        with pytest.raises(UsageError, match="4/6 blocks done"):
+        with pytest.raises(UsageError, match="4/6 blocks done") as refused:
             read()
+        said = str(refused.value)  # the Python API speaks Python
+        assert f"pipeline.run({str(wf)!r}, out={str(out)!r})" in said and "partial=True" in said, said
+        assert "--partial" not in said and "emergence run" not in said, said
 
 
 @pytest.mark.slow
