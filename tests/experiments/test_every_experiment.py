@@ -22,6 +22,7 @@ from pipeline.cli import main
 from pipeline.core.errors import ConfigError
 from pipeline.core.measure import MEASURED, STATIC, THEORY
 from pipeline.core.types import SettingRule, Settings, VariableSpec
+from pipeline.core.verdicts import VERDICT
 from pipeline.driver.resume import create_store
 from pipeline.experiments import Variant, get_experiment, known_experiments
 from pipeline.experiments.base import Experiment
@@ -143,7 +144,7 @@ def test_a_real_cube_reads_back(name, method, tmp_path):
     assert th.attrs["experiment"] == name and th.data_vars
     assert experiment.levels is None or experiment.levels in th.coords
     roles = {var.attrs.get("role") for var in th.data_vars.values() if not str(var.name).endswith("_known")}
-    assert MEASURED in roles and roles <= {MEASURED, THEORY, STATIC}
+    assert MEASURED in roles and roles <= {MEASURED, THEORY, STATIC, VERDICT}
     written = tmp_path / "cube.thresholds.zarr"
     thr.write_thresholds(th, str(written))
     table = thr.format_table(th)

@@ -127,17 +127,18 @@ def _naive_float64(spectrum, T, m, d):
 def test_math_6_4_example_is_exact():
     """1.1^4, 0.4^[1,1,1], leading, d = 49, m = 300: the fit holds A up to noise, so
     log(1 + R) ~ d / (m T) scale. Float64 normal equations still agree at T = 70 on these
-    data (MATH 6.4 reports 0.45 there; see the report), but return MATH's garbage value at
-    T = 150, where the exact risk stays at noise level."""
+    data (MATH 6.4 reports 0.45 there), but return garbage by T = 150 (0.08 to 0.3, the value
+    depending on the CPU's code paths) and log(1 + R) > 10 at T = 200 on every CPU tried, where
+    the exact risk stays at noise level."""
     spectrum = "1.1^4, 0.4^[1,1,1]"
     prob = pr.leading_problem(spectrum, np.eye(7))
-    mo = cells.training_set(spectrum, SEED, (spectrum, 0), [70, 150], [300])
+    mo = cells.training_set(spectrum, SEED, (spectrum, 0), [70, 200], [300])
     fit = cells.evaluate(prob, mo, [49])
     exact = np.log1p(fit.risk[:, 0, 0])
-    assert np.all(exact < 5 * 49 / (300 * np.array([70, 150])))
+    assert np.all(exact < 5 * 49 / (300 * np.array([70, 200])))
     assert np.log1p(_naive_float64(spectrum, 70, 300, 49)) == pytest.approx(exact[0], rel=0.2)
-    naive = np.log1p(_naive_float64(spectrum, 150, 300, 49))
-    assert naive > 100 * exact[1]
+    naive = np.log1p(_naive_float64(spectrum, 200, 300, 49))
+    assert naive > 1 > 100 * exact[1]
 
 
 def test_underdetermined_cells_are_minimum_norm_and_flagged():
