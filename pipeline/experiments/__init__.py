@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 
 _REGISTRY = {
     "hidden": ("pipeline.experiments.hidden.adapter", "HIDDEN"),
+    "hidden_fitted": ("pipeline.experiments.hidden_fitted.adapter", "HIDDEN_FITTED"),
     "hidden_spectrum": ("pipeline.experiments.hidden_spectrum.adapter", "HIDDEN_SPECTRUM"),
+    "hidden_spectrum_fitted": ("pipeline.experiments.hidden_fitted.adapter", "HIDDEN_SPECTRUM_FITTED"),
     "observed": ("pipeline.experiments.observed.adapter", "OBSERVED"),
 }
 
@@ -49,7 +51,11 @@ class Variant:
 
 
 # First match wins: a variant that needs more goes before one that needs less.
-_VARIANTS: tuple[Variant, ...] = (Variant("hidden", "hidden_spectrum", axis="spectrum"),)
+_VARIANTS: tuple[Variant, ...] = (
+    Variant("hidden", "hidden_spectrum_fitted", axis="spectrum", setting="fit", value="least_squares"),
+    Variant("hidden", "hidden_fitted", setting="fit", value="least_squares"),
+    Variant("hidden", "hidden_spectrum", axis="spectrum"),
+)
 
 
 def resolve_experiment(name: str, raw: Mapping[str, Any]) -> str:
