@@ -23,8 +23,8 @@ import numpy as np
 from pipeline.core.errors import ConfigError
 from pipeline.core.types import AxisRule, SettingRule, Settings, VariableSpec
 from pipeline.experiments.base import Experiment, PackageReaders, at_least_one, positive, str_array
-from pipeline.experiments.hidden_spectrum.adapter import HIDDEN_SPECTRUM
 from pipeline.experiments.hidden_fitted import static as static_part
+from pipeline.experiments.hidden_spectrum.adapter import HIDDEN_SPECTRUM
 from pipeline.models import fitted_fir as model
 from pipeline.models.fitted_fir.statistics import check_horizon
 from pipeline.models.hidden_spectrum import ObservabilityError
@@ -131,7 +131,7 @@ class HiddenFittedExperiment(PackageReaders):
             key = self.axis_rules[axis].grid_key
             if axis == "fit":
                 count = values.item() if values.ndim == 0 else None
-                if values.ndim != 0 or _check_fits(count) or count < 1:
+                if count is None or _check_fits(count) or count < 1:
                     raise ConfigError("grid.fits", values.tolist(), "must be an integer count >= 1 (e.g. fits = 20)")
                 out[axis] = np.arange(int(count), dtype=np.int64)
             elif values.ndim == 0:
@@ -187,9 +187,7 @@ class HiddenFittedExperiment(PackageReaders):
                 "1",
                 nan_means="tap > k (NaN-padded to the largest k)",
             ),
-            "underdetermined": VariableSpec(
-                dims, "fewer data than taps (k > T): minimum-norm fit", "1", dtype="bool"
-            ),
+            "underdetermined": VariableSpec(dims, "fewer data than taps (k > T): minimum-norm fit", "1", dtype="bool"),
         }
 
     def static(self, coords: Mapping[str, np.ndarray], settings: Settings) -> xr.Dataset:

@@ -51,7 +51,9 @@ def _panels(n: int) -> tuple[Any, Any, int]:
     return fig, fig.subplots(rows, cols, squeeze=False, sharex=True, sharey=True), cols
 
 
-def _kopt(th: xr.Dataset, unit: dict[str, Any], label: str, tau: float, name: str, stem: str, partial: str | None) -> DrawnFigure:
+def _kopt(
+    th: xr.Dataset, unit: dict[str, Any], label: str, tau: float, name: str, stem: str, partial: str | None
+) -> DrawnFigure:
     T = th["T"].values.astype(np.float64)
     ms = th["trajectories"].values
     ratios = th["noise_ratio"].values
@@ -114,7 +116,9 @@ def _risk(th: xr.Dataset, unit: dict[str, Any], label: str, name: str, stem: str
     return DrawnFigure(stem, text, caption, fig)
 
 
-def _learning(th: xr.Dataset, unit: dict[str, Any], label: str, name: str, stem: str, partial: str | None) -> DrawnFigure:
+def _learning(
+    th: xr.Dataset, unit: dict[str, Any], label: str, name: str, stem: str, partial: str | None
+) -> DrawnFigure:
     T = th["T"].values.astype(np.float64)
     ms = th["trajectories"].values
     ratios = th["noise_ratio"].values

@@ -72,8 +72,9 @@ def table(th: xr.Dataset) -> list[str]:
     sa = system_axis(th)
     k_max = float(th["k"].max())
     T_max = th["T"].values.max()
+    ratios = ", ".join(fmt(float(r)) for r in th["noise_ratio"].values)
     lines = [
-        f"per system and m (trajectories), values per noise ratio {', '.join(fmt(float(r)) for r in th['noise_ratio'].values)} "
+        f"per system and m (trajectories), values per noise ratio {ratios} "
         f"(?: not known yet; >{k_max:g}: no k of the cube); {th.attrs.get('fits', '?')} fits",
         f"system | n_u | m | learned critical k / theory | verdicts | k_opt at T = {fmt(float(T_max))} | "
         "excess decay in mT (k >= n_u, median) / theory | verdicts",

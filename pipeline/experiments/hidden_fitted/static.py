@@ -30,7 +30,6 @@ LEARNER = "best_fir"
 def static(system_axis: str, coords: Mapping[str, np.ndarray], observation: str) -> xr.Dataset:
     """Static dataset over ``system_axis`` (``lam`` or ``spectrum``), ``noise_ratio``, ``k``, ``tap``
     (and ``row``, ``col`` for the matrices, NaN-padded to the largest ``n``)."""
-    import xarray as xr
 
     systems = coords[system_axis]
     texts = [system_text(s if system_axis == "spectrum" else float(s)) for s in systems.tolist()]

@@ -106,7 +106,6 @@ def thresholds(ds: xr.Dataset, options: ThresholdOptions) -> xr.Dataset:
     taus = tuple(float(t) for t in options.taus)
     k = ds["k"].values.astype(np.float64)
     T = ds["T"].values.astype(np.float64)
-    m = ds["trajectories"].values.astype(np.float64)
     F = ds.sizes["fit"]
     risk = ds["risk"].transpose(*cube, "fit").values
     with np.errstate(invalid="ignore", over="ignore"):
@@ -125,10 +124,7 @@ def thresholds(ds: xr.Dataset, options: ThresholdOptions) -> xr.Dataset:
     i1, i2 = T.size - 2, T.size - 1
     g = _slope(mean[..., i1, :], mean[..., i2, :], t1, t2)  # (S, R, K, M)
     sg = _slope_sigma(mean[..., i1, :], stderr[..., i1, :], mean[..., i2, :], stderr[..., i2, :], t1, t2)
-    if T.size >= 3:
-        g0 = _slope(mean[..., i1 - 1, :], mean[..., i1, :], t0, t1)
-    else:
-        g0 = np.full(g.shape, np.nan)
+    g0 = _slope(mean[..., i1 - 1, :], mean[..., i1, :], t0, t1) if T.size >= 3 else np.full(g.shape, np.nan)
     below = np.where(np.isnan(g), True, g <= tol)
     below0 = np.where(np.isnan(g0), np.isnan(g), g0 <= tol)
     decided = verdicts.settled(below, below0, np.isfinite(g0) | np.isnan(g), g - tol, sg) & enough
@@ -171,12 +167,17 @@ def thresholds(ds: xr.Dataset, options: ThresholdOptions) -> xr.Dataset:
                 stderr, "standard error of mean_risk over the fits (NaN: one fit)", "process-noise variance (q)", d5
             ),
             "risk_quantile": measured(
-                quant, "quantiles over fits of R_T of the fitted filter", "process-noise variance (q)", (*d5, "quantile")
+                quant,
+                "quantiles over fits of R_T of the fitted filter",
+                "process-noise variance (q)",
+                (*d5, "quantile"),
             ),
             "bias": theory(
                 bias, "exact best_fir risk at T (the m -> infinity limit)", "process-noise variance (q)", d5[:4]
             ),
-            "excess": measured(excess, "excess = mean_risk - bias (the variance term)", "process-noise variance (q)", d5),
+            "excess": measured(
+                excess, "excess = mean_risk - bias (the variance term)", "process-noise variance (q)", d5
+            ),
             "growth_exponent": measured(
                 g, f"d log mean_risk / d log T between T = {t1:.6g} and {t2:.6g} (NaN: a risk 0)", "1", dg
             ),
@@ -192,7 +193,10 @@ def thresholds(ds: xr.Dataset, options: ThresholdOptions) -> xr.Dataset:
                 CRITICAL_RULE,
             ),
             "k_opt": measured(
-                k_opt, "bias-variance optimum argmin_k mean_risk over the cube's k", "taps", (sa, "noise_ratio", "T", "trajectories")
+                k_opt,
+                "bias-variance optimum argmin_k mean_risk over the cube's k",
+                "taps",
+                (sa, "noise_ratio", "T", "trajectories"),
             ),
             "k_star_kalman": theory(
                 kstar,
