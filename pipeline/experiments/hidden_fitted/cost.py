@@ -10,9 +10,9 @@ from pipeline.models.spectra import parse_spectrum
 
 PER_SYSTEM = 5e-3
 """Kalman solution and filter-risk set-up per (system, noise ratio), seconds."""
-PER_STEP = 2.0e-9
+PER_STEP = 6.0e-9
 """Per simulated trajectory step and accumulated sum (~k_max + 2 n of them), seconds."""
-PER_CELL = 2.0e-4
+PER_CELL = 7.0e-4
 """Certified solve and exact risk of one fitted filter (k <= 32), seconds."""
 
 
