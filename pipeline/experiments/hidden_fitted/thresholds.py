@@ -18,9 +18,10 @@
     the truncated Kalman ``k*(T; tau)``: smallest ``k`` in ``1..max k`` with exact risk ``<= tau``
     (NaN: none), computed exactly here (theory role: no data).
 ``excess_decay`` (sys, noise_ratio, k, trajectories)
-    ``d log excess / d log (m T)`` at fixed ``m`` between the two largest horizons, for
-    ``k >= n_u``; theory ``-1`` (MATH §6.5: the variance term falls like ``1/(m T)``), with a
-    verdict (``DECAY_RULE``).
+    the least-squares slope of ``log excess`` against ``log (m T)`` at fixed ``m`` over the
+    horizons of ``_decay_fit``, for ``k >= n_u``; theory ``-1`` (MATH §6.5: the variance term
+    falls like ``1/(m T)``), with a verdict (``DECAY_RULE``); ``excess_decay_stderr`` the larger
+    of the residuals' standard error and the spread of the single fits' slopes over ``sqrt(fits)``.
 """
 
 from __future__ import annotations
@@ -46,6 +47,10 @@ tell a reading from the sampling noise)."""
 DECAY_THEORY = -1.0
 DECAY_TOL = 0.25
 """Half-width of the band around ``-1`` within which a decay exponent agrees."""
+DECAY_MIN_TAPS = 10
+"""The decay is fitted over horizons ``T >= 10 k`` (well determined fits) ..."""
+DECAY_DECADES = 2.0
+"""... within the last two decades of the cube's horizons (the asymptotic regime)."""
 CRITICAL_RULE = (
     "the growth exponent of the mean learned risk must be within growth_tol at every k >= n_u and above "
     "it at the k below; a reading is decided when the window before the two largest horizons reads the "
@@ -53,9 +58,11 @@ CRITICAL_RULE = (
     "an undecided reading or n_u outside the cube's k: unresolved"
 )
 DECAY_RULE = (
-    f"k >= n_u only: agrees when the decay exponent is within {DECAY_TOL} of -1 and the miss is clear of the "
-    f"band by 3 standard errors (from the fits), disagrees when outside the band by as much, unresolved "
-    f"otherwise and with fewer than {MIN_FITS} fits"
+    f"k >= n_u only: the exponent is the least-squares slope of log excess against log T at fixed m over "
+    f"the horizons T >= {DECAY_MIN_TAPS} k within the last {DECAY_DECADES:g} decades (3 points at least); "
+    f"agrees when within {DECAY_TOL} of -1 and the edge of the band is 3 standard errors (of the slope: "
+    "its residuals', or the spread of the single fits' slopes over sqrt(fits) if larger) away, disagrees "
+    f"when outside the band by as much, unresolved otherwise and with fewer than {MIN_FITS} fits"
 )
 
 
@@ -93,6 +100,33 @@ def _slope(a: np.ndarray, b: np.ndarray, T1: float, T2: float) -> np.ndarray:
 def _slope_sigma(a: np.ndarray, sa: np.ndarray, b: np.ndarray, sb: np.ndarray, T1: float, T2: float) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.sqrt((sa / a) ** 2 + (sb / b) ** 2) / np.log(T2 / T1)
+
+
+def _decay_fit(excess: np.ndarray, k: np.ndarray, T: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Least-squares slope of ``log excess`` against ``log T`` per (S, R, K, M) over the horizons
+    ``T >= max(DECAY_MIN_TAPS k, T_max / 10^DECAY_DECADES)`` with a positive finite excess, its
+    standard error from the residuals, and the number of points (slope NaN below 3 points)."""
+    S_, R_, K_, _, M_ = excess.shape
+    slope = np.full((S_, R_, K_, M_), np.nan)
+    se = np.full(slope.shape, np.nan)
+    count = np.zeros(slope.shape, dtype=np.int64)
+    x_all = np.log(T)
+    for a, kv in enumerate(k):
+        window = (DECAY_MIN_TAPS * kv <= T) & (T.max() / 10.0**DECAY_DECADES <= T)
+        for i, j, im in np.ndindex(S_, R_, M_):
+            e = excess[i, j, a, :, im]
+            ok = window & np.isfinite(e) & (e > 0)
+            n = int(ok.sum())
+            count[i, j, a, im] = n
+            if n < 3:
+                continue
+            x, y = x_all[ok], np.log(e[ok])
+            xc = x - x.mean()
+            b = float(xc @ (y - y.mean()) / (xc @ xc))
+            res = y - y.mean() - b * xc
+            slope[i, j, a, im] = b
+            se[i, j, a, im] = float(np.sqrt(res @ res / (n - 2) / (xc @ xc)))
+    return slope, se, count
 
 
 def thresholds(ds: xr.Dataset, options: ThresholdOptions) -> xr.Dataset:
@@ -141,19 +175,23 @@ def thresholds(ds: xr.Dataset, options: ThresholdOptions) -> xr.Dataset:
     nan_any = np.isnan(mean).any(axis=2)  # a partial cube: some k not computed yet
     k_opt = np.where(nan_any, np.nan, k[np.argmin(np.where(np.isnan(mean), np.inf, mean), axis=2)])
 
-    # decay of the excess in m T at fixed m (k >= n_u)
-    decay = _slope(excess[..., i1, :], excess[..., i2, :], t1, t2)  # (S, R, K, M)
-    sdecay = _slope_sigma(excess[..., i1, :], stderr[..., i1, :], excess[..., i2, :], stderr[..., i2, :], t1, t2)
-    compared = k[None, None, :, None] >= n_u[:, None, None, None]
+    # decay of the excess in m T at fixed m (k >= n_u): least squares over the window of horizons
+    decay, sdecay, _ = _decay_fit(excess, k, T)
+    if F >= 2:  # the spread of the slopes of the single fits: the T-points of one fit are correlated
+        per_fit = np.stack([_decay_fit(risk[..., f] - bias[..., None], k, T)[0] for f in range(F)])
+        with np.errstate(invalid="ignore"):
+            sdecay = np.fmax(sdecay, per_fit.std(axis=0, ddof=1) / np.sqrt(F))
+    compared = (k[None, None, :, None] >= n_u[:, None, None, None]) & np.ones(decay.shape, dtype=bool)
     decay = np.where(compared, decay, np.nan)
+    sdecay_shown = np.where(compared, sdecay, np.nan)
     decay_verdict = np.full(decay.shape, verdicts.NOT_COMPARED, dtype=object)
-    for idx in zip(*np.nonzero(np.broadcast_to(compared, decay.shape)), strict=True):
-        d, s = decay[idx], sdecay[idx]
-        if not np.isfinite(d):
+    for idx in zip(*np.nonzero(compared), strict=True):
+        d, sd = decay[idx], sdecay[idx]
+        if not (np.isfinite(d) and np.isfinite(sd)):
             decay_verdict[idx] = verdicts.UNRESOLVED
             continue
         miss = abs(d - DECAY_THEORY) - DECAY_TOL
-        clear = bool(np.isfinite(s) and abs(miss) > verdicts.NOISE_SIGMAS * s)
+        clear = bool(abs(miss) > verdicts.NOISE_SIGMAS * sd)
         decay_verdict[idx] = verdicts.decide(miss > 0, clear and enough, enough)
 
     kstar = kalman_k_star(ds, taus)
@@ -206,9 +244,12 @@ def thresholds(ds: xr.Dataset, options: ThresholdOptions) -> xr.Dataset:
             ),
             "excess_decay": measured(
                 decay,
-                f"d log excess / d log (m T) at fixed m between T = {t1:.6g} and {t2:.6g} (k >= n_u; NaN: else)",
+                "least-squares slope of log excess against log (m T) at fixed m (k >= n_u; NaN: else or too few T)",
                 "1",
                 dg,
+            ),
+            "excess_decay_stderr": measured(
+                sdecay_shown, "standard error of excess_decay (residuals, or the spread over fits if larger)", "1", dg
             ),
             "excess_decay_theory": theory(
                 np.float64(DECAY_THEORY), "theory decay exponent of the excess in m T (MATH §6.5)", "1", ()
