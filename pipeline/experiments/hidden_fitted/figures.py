@@ -125,7 +125,9 @@ def _learning(
     k = th["k"].values
     n_u = int(th["n_unstable"].sel(unit))
     kk = int(k[k >= max(n_u, 1)].min()) if (k >= max(n_u, 1)).any() else int(k.max())
-    fig, axes, cols = _panels(len(ratios))
+    rows, cols = pl.grid_shape(len(ratios))
+    fig = pl.figure(max(4.0 * cols + 1.2, 6.5), 3.1 * rows + 0.8)
+    axes = fig.subplots(rows, cols, squeeze=False)  # axes not shared: a panel may have nothing to draw
     colours = pl.sequential_colours(len(ms))
     for i, r in enumerate(ratios):
         ax = axes.flat[i]
@@ -142,8 +144,11 @@ def _learning(
             c0 = float(np.exp(np.median(np.log(y_all * x_all))))
             xl = np.array([x_all.min(), x_all.max()])
             ax.plot(xl, c0 / xl, "k--", lw=1.2, label="slope -1 (theory)")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
+        if x_all.size:
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+        else:
+            ax.text(0.5, 0.5, "no computed excess > 0", ha="center", va="center", transform=ax.transAxes)
         ax.set_title(f"r/q = {float(r):.3g}, k = {kk}")
     pl.label_panel_grid(axes, len(ratios), cols, r"$m T$ (observations)", r"excess $E R_T - R_T^{best}$")
     pl.legend_if_any(axes.flat[0], fontsize=pl.FONT - 2)

@@ -87,7 +87,7 @@ def table(th: xr.Dataset) -> list[str]:
             kopt = _cells(th, "k_opt", sel | {"T": T_max}, k_max)
             decay = th["excess_decay"].sel(sel).values
             finite = decay[np.isfinite(decay)]
-            dshown = fmt(float(np.median(finite)), ".3g") if finite.size else "none"
+            dshown = fmt(float(np.median(finite)), ".3g") if finite.size else "-"
             lines.append(
                 f"{_system(th, s)} | {n_u} | {int(mv)} | {crit} / {n_u} | "
                 f"{vd.counts_text(vd.counts_of(th['critical_k_learned_verdict'].sel(sel).values))} | {kopt} | "
