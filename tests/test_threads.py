@@ -15,7 +15,7 @@ import pytest
 import xarray as xr
 
 from pipeline.driver.where import Where
-from pipeline.experiments import known_experiments
+from pipeline.experiments import get_experiment, known_experiments
 from pipeline.plan.config import parse_workflow
 from tests.helpers import comparable, run_quietly
 from tests.processes import DASK, DaskProcesses
@@ -131,6 +131,42 @@ spectrum = 1
 noise_ratio = 1
 learner = 1
 """,
+    "hidden fitted exact": """
+experiment = "hidden"
+fit = "least_squares"
+name = "threads_fitted"
+seed = 6
+[grid]
+lam = [0.5, 1.0]
+noise_ratio = [1.0, 4.0]
+k = [1, 2, 3]
+T = [10, 300]
+trajectories = [1, 3]
+fits = 4
+[chunks]
+blocks_per_task = 1
+lam = 1
+noise_ratio = 1
+fit = 1
+""",
+    "hidden spectrum fitted exact": """
+experiment = "hidden"
+fit = "least_squares"
+name = "threads_spectrum_fitted"
+seed = 7
+[grid]
+spectrum = ["1.0^2", "1.0@60, 0.5"]
+noise_ratio = [1.0, 4.0]
+k = [1, 2, 3]
+T = [10, 300]
+trajectories = [1, 3]
+fits = 4
+[chunks]
+blocks_per_task = 1
+spectrum = 1
+noise_ratio = 1
+fit = 1
+""",
     "hidden spectrum montecarlo": """
 experiment = "hidden"
 name = "threads_spectrum_mc"
@@ -154,7 +190,7 @@ learner = 1
 
 def test_the_workflows_cover_every_experiment_and_method():
     covered = {(wf.experiment, wf.settings.method) for wf in map(parse_workflow, WORKFLOWS.values())}
-    assert covered == {(name, method) for name in known_experiments() for method in ("exact", "montecarlo")}
+    assert covered == {(name, method) for name in known_experiments() for method in get_experiment(name).methods}
     for text in WORKFLOWS.values():
         assert parse_workflow(text).plan.tasks_total >= 2 * THREADS
 

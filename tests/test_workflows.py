@@ -31,6 +31,9 @@ def pruned(path: Path) -> str:
         grid["d"] = [0, 1, 2]
     if "draw" in grid:
         grid["draw"] = 1
+    if "fit" in grid:  # the dim "fit" is given as a count, "fits"
+        del grid["fit"]
+        grid["fits"] = 1
     raw["grid"] = grid
     raw.pop("chunks", None)
     return toml_text(raw)
