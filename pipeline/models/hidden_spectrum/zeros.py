@@ -8,8 +8,8 @@ zero, at any precision: its relative accuracy is 0 bits, and the cell would rais
 :class:`~pipeline.models.precision.context.PrecisionError`. The first case found: the
 spectrum ``"1.0, -1.0"`` (a random walk plus its mirror), whose predictor coefficients
 ``G_j = C F^(j-1) K`` vanish for every odd ``j`` (the law of ``y`` is invariant under
-``y_t -> (-1)^t y_t``, and the rounded gain keeps ``K_1 = -K_2`` exactly at some noise
-ratios), so ``R_T = 0`` at ``T = k + 1`` for every even ``k``.
+``y_t -> (-1)^t y_t``, and the gain keeps ``K_1 = -K_2`` exactly: :mod:`.symmetry`), so
+``R_T = 0`` at ``T = k + 1`` for every even ``k``.
 
 When is the risk exactly 0? With ``N = T - k >= 1``, ``c = F^k' C'`` and
 ``Z_N = sum_{i<N} (N - i) A^i K S K' A^i'`` (positive semi-definite, ``S > 0``):
