@@ -35,7 +35,7 @@ FIGURE1_M = 300
 
 def _drawn(n: int, T: int, m: int) -> int:
     """Normals the sampler draws for ``m`` trajectories of ``T`` steps (whole groups and blocks)."""
-    from pipeline.models.fitted.sampler import BLOCK, GROUP
+    from pipeline.models.simulation.fitted_states import BLOCK, GROUP
 
     return -(-m // GROUP) * GROUP * -(-T // BLOCK) * BLOCK * n
 

@@ -81,7 +81,7 @@ def draw_rates(quick: bool) -> dict[str, Any]:
 
 def sharing_factor() -> dict[str, Any]:
     """Draws of one simulation per cell over one per (system, noise ratio, fit), workflow grid."""
-    from pipeline.models.fitted_fir.sampler import BLOCK
+    from pipeline.models.simulation.fitted_outputs import BLOCK
     from pipeline.models.spectra import parse_spectrum
 
     def draws(n: int, T: int, m: int) -> int:  # the stream of a trajectory: x_0, then whole blocks

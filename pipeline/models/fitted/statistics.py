@@ -2,7 +2,7 @@
 
 The data of one training set (MATH.md section 6.1) are the pairs
 ``(z_t, J z_t + v_t)``, ``t < T``, of its first ``m`` trajectories (Jordan coordinates,
-:mod:`pipeline.models.fitted.sampler`): regressors the float trajectory, targets taken
+:mod:`pipeline.models.simulation.fitted_states`): regressors the float trajectory, targets taken
 exactly. Least squares sees them only through
 
     S = sum_{i<m} sum_{t<T} z_t z_t'        W = sum_{i<m} sum_{t<T} v_t z_t'
@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from pipeline.models.fitted.sampler import (
+from pipeline.models.simulation.fitted_states import (
     BATCH_GROUPS,
     BLOCK,
     GROUP,

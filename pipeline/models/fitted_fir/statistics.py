@@ -1,7 +1,7 @@
 """Lagged running sums of one training set, read at every grid ``T`` and ``m`` (prefix sharing).
 
 A training set (MATH §6.3) is simulated once, to the grid's largest ``T`` and ``m``
-(:mod:`pipeline.models.fitted_fir.sampler`); least squares needs it only through the running
+(:mod:`pipeline.models.simulation.fitted_outputs`); least squares needs it only through the running
 sums ``R_ab,e(M) = sum_{tau<=M} sigma_a(tau) sigma_b(tau - e)`` of
 :mod:`pipeline.models.fitted_fir.normal_equations`, read at ``M = T - j`` (``j < J``) for every
 grid ``T`` and summed over the first ``m`` trajectories for every grid ``m``. Cost per
@@ -36,16 +36,16 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from pipeline.models.fitted_fir.normal_equations import Key, required_keys
 from pipeline.models.fitted_fir.reference import Reference, reference
-from pipeline.models.fitted_fir.sampler import output_blocks, training_key
 from pipeline.models.fitted_fir.series import SeriesState, two_sum
 from pipeline.models.fitted_fir.system import FittedSystem, UnsupportedSystem
+from pipeline.models.simulation.fitted_outputs import output_blocks, training_key
 
 __all__ = ["SUM_BLOCK", "TRAJECTORY_BATCH", "Statistics", "check_grid", "check_horizon", "training_statistics"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
-SUM_BLOCK = 128  # steps per block of the running sums (the sampler's BLOCK is a multiple)
+SUM_BLOCK = 128  # steps per block of the running sums (the simulation's BLOCK is a multiple)
 TRAJECTORY_BATCH = 32  # trajectories simulated side by side (no effect on the bits)
 
 

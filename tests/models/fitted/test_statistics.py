@@ -6,8 +6,8 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from pipeline.models.fitted import sampler as sa
 from pipeline.models.fitted import statistics as st
+from pipeline.models.simulation import fitted_states as sa
 
 KEY = ("statistics-test", 0)
 

@@ -1,4 +1,4 @@
-"""Noise streams and the simulation of ``x_{t+1} = A x_t + w_t`` in fixed time blocks.
+"""State trajectories of the fitted observed learners: ``x_{t+1} = A x_t + w_t`` in fixed time blocks.
 
 This module *defines the data* of MATH.md section 6.3 (changing a constant or an
 operation order here changes every simulated number):
@@ -34,7 +34,7 @@ operation order here changes every simulated number):
   data is the plain recursion. The regressor ``z_t = u_t 2^e_k`` is exact.
 
 Only the regressors ``z_t`` are rounded; the data's targets are ``J z_t + v_t`` taken
-exactly (see :mod:`pipeline.models.fitted.statistics`).
+exactly (see :mod:`pipeline.models.fitted.statistics`, which accumulates them).
 """
 
 from __future__ import annotations
@@ -48,8 +48,8 @@ import mpmath
 import numpy as np
 from numpy.typing import NDArray
 
+from pipeline.models.simulation.streams import cell_rng
 from pipeline.models.spectra import Spectrum, parse_spectrum
-from pipeline.models.streams import cell_rng
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]

@@ -1,4 +1,4 @@
-"""Training trajectories of a hidden-state system: streams, time blocks and the recursion.
+"""Noisy output blocks of a hidden-state system, the training data of fitted FIR filters.
 
 This module *defines the data* of MATH §6.2 / §6.3 (changing a constant or an operation order
 here changes every fitted number):
@@ -9,8 +9,8 @@ here changes every fitted number):
   ``standard_normal(n)`` (the stationary start ``x_0 = chol(P) z``), then one
   ``standard_normal((BLOCK, n + 1))`` per time block of :data:`BLOCK` steps, row ``s`` holding
   ``w_{t0+s}`` (n) and ``v_{t0+s} / sqrt(r)``. This is the per-trajectory layout of
-  :func:`pipeline.models.simulation.stationary_start` and
-  :func:`~pipeline.models.simulation.simulate_outputs` (``chunk = BLOCK``), which therefore
+  :func:`pipeline.models.simulation.montecarlo.stationary_start` and
+  :func:`~pipeline.models.simulation.montecarlo.simulate_outputs` (``chunk = BLOCK``), which therefore
   consume the same numbers (the tests compare the trajectories). So trajectory ``i`` is the same
   whatever ``m``, and horizon ``T`` draws only the prefix of the stream it needs.
 * **Recursion** (elementwise float64 in a fixed order, so a trajectory's bits do not depend on
@@ -30,24 +30,44 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 from scipy.signal import lfilter
 
-from pipeline.models.fitted_fir.system import FittedSystem
-from pipeline.models.streams import cell_rng
+from pipeline.models.simulation.streams import cell_rng
+from pipeline.models.spectra import Spectrum
 
-__all__ = ["BLOCK", "STREAM", "output_blocks", "outputs", "training_key", "trajectory_rngs"]
+__all__ = ["BLOCK", "STREAM", "HiddenSystem", "output_blocks", "outputs", "training_key", "trajectory_rngs"]
 
 FloatArray = npt.NDArray[np.float64]
 ComplexArray = npt.NDArray[np.complex128]
+
+
+class HiddenSystem(Protocol):
+    """What the simulation reads of a system (e.g. :class:`pipeline.models.fitted_fir.FittedSystem`):
+    ``text`` its spectrum text, ``spectrum`` its Jordan blocks (``A`` the real Jordan matrix),
+    ``n`` the state dimension, ``noise_ratio`` ``r > 0``, ``chol_P`` (n, n) the lower Cholesky
+    factor of the stationary state covariance."""
+
+    @property
+    def text(self) -> str: ...
+    @property
+    def spectrum(self) -> Spectrum: ...
+    @property
+    def n(self) -> int: ...
+    @property
+    def noise_ratio(self) -> float: ...
+    @property
+    def chol_P(self) -> FloatArray: ...
+
 
 BLOCK = 1024  # steps per draw of one trajectory's stream
 STREAM = "fitted_fir.noise"
 
 
-def training_key(system: FittedSystem, fit: int) -> tuple[object, ...]:
+def training_key(system: HiddenSystem, fit: int) -> tuple[object, ...]:
     """``(spectrum text, noise_ratio, fit)``: the key of one training set's streams."""
     return (system.text, system.noise_ratio, int(fit))
 
@@ -57,7 +77,7 @@ def trajectory_rngs(seed: int, key: Sequence[object], first: int, count: int) ->
     return [cell_rng(int(seed), STREAM, *key, i) for i in range(int(first), int(first) + int(count))]
 
 
-def _start(system: FittedSystem, rngs: Sequence[np.random.Generator]) -> FloatArray:
+def _start(system: HiddenSystem, rngs: Sequence[np.random.Generator]) -> FloatArray:
     """``x_0`` (n, G): ``chol_P z`` summed elementwise in a fixed order."""
     n = system.n
     z = np.stack([g.standard_normal(n) for g in rngs], axis=1)
@@ -73,7 +93,7 @@ def _start(system: FittedSystem, rngs: Sequence[np.random.Generator]) -> FloatAr
 class _Chains:
     """The Jordan chains of ``A`` as real or complex coordinates with their states (G,)."""
 
-    def __init__(self, system: FittedSystem, x0: FloatArray):
+    def __init__(self, system: HiddenSystem, x0: FloatArray):
         self.parts: list[tuple[complex | float, bool, list[ComplexArray | FloatArray]]] = []
         for b in system.spectrum.blocks:
             if b.imag == 0.0:
@@ -111,7 +131,7 @@ class _Chains:
 
 
 def output_blocks(
-    system: FittedSystem, seed: int, key: Sequence[object], first: int, count: int, steps: int
+    system: HiddenSystem, seed: int, key: Sequence[object], first: int, count: int, steps: int
 ) -> Iterator[tuple[int, FloatArray]]:
     """Outputs ``y_t``, ``t = 0 .. steps - 1``, of trajectories ``first .. first + count - 1``.
 
@@ -128,7 +148,7 @@ def output_blocks(
         yield t0, y[:, : min(BLOCK, int(steps) - t0)]
 
 
-def outputs(system: FittedSystem, seed: int, key: Sequence[object], count: int, steps: int) -> FloatArray:
+def outputs(system: HiddenSystem, seed: int, key: Sequence[object], count: int, steps: int) -> FloatArray:
     """The first ``count`` trajectories ``y_0 .. y_{steps-1}`` as one array (count, steps)."""
     out = np.empty((int(count), int(steps)))
     for t0, y in output_blocks(system, seed, key, 0, count, steps):
