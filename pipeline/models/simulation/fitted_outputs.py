@@ -14,11 +14,11 @@ here changes every fitted number):
   consume the same numbers (the tests compare the trajectories). So trajectory ``i`` is the same
   whatever ``m``, and horizon ``T`` draws only the prefix of the stream it needs.
 * **Recursion** (elementwise float64 in a fixed order, so a trajectory's bits do not depend on
-  its neighbours in a batch). ``A`` is the real Jordan matrix; each Jordan chain is run from its
-  last coordinate up: ``x_{t+1}[c] = mu x_t[c] + (x_t[c+1] + w_t[c])`` (no ``x_t[c+1]`` term
-  on the last coordinate), a complex pair ``mu = a + i b`` as one complex coordinate
-  (``[[a, -b], [b, a]]`` is multiplication by ``mu``), evaluated along time by
-  ``scipy.signal.lfilter`` (``y[s] = in[s] + mu y[s-1]``, state carried across blocks).
+  its neighbours in a batch). ``A`` is the real Jordan matrix; each Jordan chain runs
+  ``x_{t+1}[c] = (x_t[c+1] + w_t[c]) + mu x_t[c]`` (no ``x_t[c+1]`` term on the last
+  coordinate), a complex pair ``mu = a + i b`` as one complex coordinate (``[[a, -b], [b, a]]``
+  is multiplication by ``mu``), evaluated per trajectory and step by a
+  compiled loop (:func:`_advance`; ascending ``c``, so ``x_t[c+1]`` is read before it moves).
   ``x_0[r] = sum_{s<=r} chol_P[r, s] z[s]`` (ascending ``s``), ``y_t = (sum over chains, in
   order, of their first coordinate) + sqrt(r) v_t``.
 
@@ -32,9 +32,9 @@ import math
 from collections.abc import Iterator, Sequence
 from typing import Protocol
 
+import numba
 import numpy as np
 import numpy.typing as npt
-from scipy.signal import lfilter
 
 from pipeline.models.simulation.streams import cell_rng
 from pipeline.models.spectra import Spectrum
@@ -42,7 +42,7 @@ from pipeline.models.spectra import Spectrum
 __all__ = ["BLOCK", "STREAM", "HiddenSystem", "output_blocks", "outputs", "training_key", "trajectory_rngs"]
 
 FloatArray = npt.NDArray[np.float64]
-ComplexArray = npt.NDArray[np.complex128]
+IntArray = npt.NDArray[np.int64]
 
 
 class HiddenSystem(Protocol):
@@ -90,44 +90,50 @@ def _start(system: HiddenSystem, rngs: Sequence[np.random.Generator]) -> FloatAr
     return x0
 
 
-class _Chains:
-    """The Jordan chains of ``A`` as real or complex coordinates with their states (G,)."""
+def _chain_table(system: HiddenSystem) -> tuple[IntArray, FloatArray]:
+    """Per Jordan chain ``(start, size, pair)`` (int) and ``(real, imag)`` (float) of ``mu``."""
+    blocks = system.spectrum.blocks
+    ints = np.array([(b.start, b.m, b.imag != 0.0) for b in blocks], dtype=np.int64).reshape(-1, 3)
+    mus = np.array([(b.real, b.imag) for b in blocks], dtype=np.float64).reshape(-1, 2)
+    return ints, mus
 
-    def __init__(self, system: HiddenSystem, x0: FloatArray):
-        self.parts: list[tuple[complex | float, bool, list[ComplexArray | FloatArray]]] = []
-        for b in system.spectrum.blocks:
-            if b.imag == 0.0:
-                states: list[ComplexArray | FloatArray] = [x0[b.start + c].copy() for c in range(b.m)]
-                self.parts.append((b.real, False, states))
-            else:
-                cs = [x0[b.start + 2 * c] + 1j * x0[b.start + 2 * c + 1] for c in range(b.m)]
-                self.parts.append((complex(b.real, b.imag), True, list(cs)))
-        self.starts = [b.start for b in system.spectrum.blocks]
-        self.pairs = [b.imag != 0.0 for b in system.spectrum.blocks]
 
-    def advance(self, w: FloatArray) -> FloatArray:
-        """Run one block; ``w`` (G, L, n) process noise. Returns ``C x_t`` (G, L)."""
-        G, L, _ = w.shape
-        total = np.zeros((G, L))
-        for (mu, pair, states), start in zip(self.parts, self.starts, strict=True):
-            below: FloatArray | ComplexArray | None = None  # trajectory of the coordinate below
-            for c in range(len(states) - 1, -1, -1):
+@numba.njit(cache=True, nogil=True)
+def _advance(
+    ints: IntArray, mus: FloatArray, sq_r: float, x: FloatArray, draws: FloatArray, y: FloatArray
+) -> None:  # pragma: no cover - compiled
+    """One block of ``L = y.shape[1]`` steps: ``y[g, s] = C x_t + sqrt(r) v_t`` and ``x`` advanced
+    in place; ``x`` (G, n), ``draws`` (G, >= L, n + 1), ``y`` (G, L). The module's operation
+    order: per chain, ``C x_t`` adds its first coordinate, then its coordinates ``c`` in
+    ascending order become ``(x_t[c+1] + w_t[c]) + mu x_t[c]`` (a pair's ``mu x`` as
+    ``(a xr - b xi, a xi + b xr)``)."""
+    G, L = y.shape
+    n = x.shape[1]
+    for g in range(G):
+        for s in range(L):
+            total = 0.0
+            for ch in range(ints.shape[0]):
+                st, size, pair = ints[ch, 0], ints[ch, 1], ints[ch, 2]
+                a, b = mus[ch, 0], mus[ch, 1]
+                total = total + x[g, st]
                 if pair:
-                    noise: FloatArray | ComplexArray = w[:, :, start + 2 * c] + 1j * w[:, :, start + 2 * c + 1]
+                    for c in range(size):
+                        r = st + 2 * c
+                        xr, xi = x[g, r], x[g, r + 1]
+                        dr, di = draws[g, s, r], draws[g, s, r + 1]
+                        if c + 1 < size:
+                            dr = x[g, r + 2] + dr
+                            di = x[g, r + 3] + di
+                        x[g, r] = dr + (a * xr - b * xi)
+                        x[g, r + 1] = di + (a * xi + b * xr)
                 else:
-                    noise = np.ascontiguousarray(w[:, :, start + c])
-                drive = noise if below is None else below + noise
-                x_now = states[c]
-                zi = (mu * x_now)[:, None]
-                nxt = lfilter([1.0], [1.0, -mu], drive, axis=-1, zi=zi)[0]
-                traj = np.empty_like(nxt)
-                traj[:, 0] = x_now
-                traj[:, 1:] = nxt[:, :-1]
-                states[c] = nxt[:, -1].copy()
-                below = traj
-            assert below is not None
-            total = total + np.asarray(below.real if pair else below, dtype=np.float64)
-        return total
+                    for c in range(size):
+                        r = st + c
+                        d = draws[g, s, r]
+                        if c + 1 < size:
+                            d = x[g, r + 1] + d
+                        x[g, r] = d + a * x[g, r]
+            y[g, s] = total + sq_r * draws[g, s, n]
 
 
 def output_blocks(
@@ -139,13 +145,16 @@ def output_blocks(
     trajectory ``first + g`` (count, L); the last block is cut at ``steps``.
     """
     rngs = trajectory_rngs(seed, key, first, count)
-    chains = _Chains(system, _start(system, rngs))
-    n = system.n
+    x = np.ascontiguousarray(_start(system, rngs).T)  # (G, n)
+    ints, mus = _chain_table(system)
     sq_r = math.sqrt(system.noise_ratio)
+    draws = np.empty((len(rngs), BLOCK, system.n + 1))
     for t0 in range(0, int(steps), BLOCK):
-        draws = np.stack([g.standard_normal((BLOCK, n + 1)) for g in rngs])  # (G, BLOCK, n + 1)
-        y = chains.advance(draws[:, :, :n]) + sq_r * draws[:, :, n]
-        yield t0, y[:, : min(BLOCK, int(steps) - t0)]
+        for g, rng in enumerate(rngs):
+            rng.standard_normal(out=draws[g])  # the stream's next (BLOCK, n + 1)
+        y = np.empty((len(rngs), min(BLOCK, int(steps) - t0)))
+        _advance(ints, mus, sq_r, x, draws, y)
+        yield t0, y
 
 
 def outputs(system: HiddenSystem, seed: int, key: Sequence[object], count: int, steps: int) -> FloatArray:

@@ -45,6 +45,7 @@ from fractions import Fraction
 from functools import cached_property, lru_cache
 
 import mpmath
+import numba
 import numpy as np
 from numpy.typing import NDArray
 
@@ -165,15 +166,41 @@ class Recursion:
     def scaled(self) -> bool:
         return any(r > 0 for r in self.rates)
 
-    def step(self, z: FloatArray, v: FloatArray, out: FloatArray, scratch: FloatArray) -> None:
-        """``out = J z + v`` in the module's operation order; ``z``, ``v``, ``out``, ``scratch`` (n, G)."""
-        np.multiply(self.lam, z, out=out)
-        if self.beta is not None and self.partner is not None:
-            np.multiply(self.beta, z[self.partner], out=scratch)
-            np.add(out, scratch, out=out)
+    @cached_property
+    def _kernel_args(self) -> tuple[FloatArray, FloatArray, IntArray, bool, IntArray]:
+        """``lam``, ``beta`` (zeros without pairs), ``partner``, whether there are pairs, and
+        ``above`` (n,): the row ``r + step`` a row's superdiagonal reads (-1: none)."""
+        above = np.full(self.n, -1, dtype=np.int64)
         for first, stop, s in self.sup:
-            np.add(out[first : stop - s], z[first + s : stop], out=out[first : stop - s])
-        np.add(out, v, out=out)
+            above[first : stop - s] = np.arange(first + s, stop)
+        paired = self.beta is not None
+        beta = self.beta[:, 0].copy() if self.beta is not None else np.zeros(self.n)
+        partner = self.partner.copy() if self.partner is not None else np.arange(self.n, dtype=np.int64)
+        return self.lam[:, 0].copy(), beta, partner, paired, above
+
+    def run_block(self, z: FloatArray, v: FloatArray) -> None:
+        """``z[:, s + 1] = J z[:, s] + v[:, s]`` for ``s = 0 .. L - 1`` in the module's operation
+        order (compiled, elementwise per trajectory); ``z`` (n, L + 1, G), ``v`` (n, L, G)."""
+        _run_block(*self._kernel_args, z, v)
+
+
+@numba.njit(cache=True, nogil=True)
+def _run_block(
+    lam: FloatArray, beta: FloatArray, partner: IntArray, paired: bool, above: IntArray, z: FloatArray, v: FloatArray
+) -> None:  # pragma: no cover - compiled
+    """:meth:`Recursion.run_block`: per step, row and trajectory
+    ``((lam z[r] + beta z[partner]) + z[above]) + v[r]`` (the middle terms where present)."""
+    n, L, G = v.shape
+    for s in range(L):
+        for r in range(n):
+            lr, br, pr, ar = lam[r], beta[r], partner[r], above[r]
+            for g in range(G):
+                acc = lr * z[r, s, g]
+                if paired:
+                    acc = acc + br * z[pr, s, g]
+                if ar >= 0:
+                    acc = acc + z[ar, s, g]
+                z[r, s + 1, g] = acc + v[r, s, g]
 
 
 @lru_cache(maxsize=128)
@@ -243,15 +270,13 @@ def simulate(recursion: Recursion, seed: int, parts: Sequence[Segment], steps: i
     blocks = -(-int(steps) // BLOCK)
     z = np.zeros((n, BLOCK + 1, count))
     scaled_v = np.empty((n, BLOCK, count)) if recursion.scaled else None
-    scratch = np.empty((n, count))
     e = recursion.exponents(0)
     for k, v in enumerate(noise(seed, n, parts, blocks)):
         vin = v
         if scaled_v is not None and np.any(e):
             np.ldexp(v, -e[:, None, None], out=scaled_v)
             vin = scaled_v
-        for s in range(BLOCK):
-            recursion.step(z[:, s], vin[:, s], z[:, s + 1], scratch)
+        recursion.run_block(z, vin)
         yield Block(k, z[:, :BLOCK], v, e)
         nxt = recursion.exponents(k + 1)
         z[:, 0] = z[:, BLOCK]
