@@ -60,6 +60,7 @@ GROUP = 32  # trajectories per noise stream
 BATCH_GROUPS = 32  # groups simulated side by side (a batch of up to 1024 trajectories); no effect on bits
 MAX_GROWTH_BITS = 256  # a chain may grow by at most 2^256 within one time block
 _STREAM = "fitted.noise"
+_NORMAL_SCALE = 1022  # 2^-e is a normal float64 up to here
 
 
 class UnsupportedSystem(ValueError):
@@ -178,29 +179,38 @@ class Recursion:
         partner = self.partner.copy() if self.partner is not None else np.arange(self.n, dtype=np.int64)
         return self.lam[:, 0].copy(), beta, partner, paired, above
 
-    def run_block(self, z: FloatArray, v: FloatArray) -> None:
-        """``z[:, s + 1] = J z[:, s] + v[:, s]`` for ``s = 0 .. L - 1`` in the module's operation
-        order (compiled, elementwise per trajectory); ``z`` (n, L + 1, G), ``v`` (n, L, G)."""
-        _run_block(*self._kernel_args, z, v)
+    def run_block(self, z: FloatArray, v: FloatArray, scale: FloatArray) -> None:
+        """``z[:, s + 1] = J z[:, s] + v[:, s] scale`` for ``s = 0 .. L - 1`` in the module's
+        operation order (compiled, elementwise per trajectory); ``z`` (n, L + 1, G), ``v``
+        (n, L, G), ``scale`` (n,) exact powers of two (``2^-e``, normal numbers: the product is
+        ``ldexp(v, -e)``, correctly rounded)."""
+        _run_block(*self._kernel_args, scale, z, v)
 
 
 @numba.njit(cache=True, nogil=True)
 def _run_block(
-    lam: FloatArray, beta: FloatArray, partner: IntArray, paired: bool, above: IntArray, z: FloatArray, v: FloatArray
+    lam: FloatArray,
+    beta: FloatArray,
+    partner: IntArray,
+    paired: bool,
+    above: IntArray,
+    scale: FloatArray,
+    z: FloatArray,
+    v: FloatArray,
 ) -> None:  # pragma: no cover - compiled
     """:meth:`Recursion.run_block`: per step, row and trajectory
-    ``((lam z[r] + beta z[partner]) + z[above]) + v[r]`` (the middle terms where present)."""
+    ``((lam z[r] + beta z[partner]) + z[above]) + v[r] scale[r]`` (the middle terms where present)."""
     n, L, G = v.shape
     for s in range(L):
         for r in range(n):
-            lr, br, pr, ar = lam[r], beta[r], partner[r], above[r]
+            lr, br, pr, ar, sc = lam[r], beta[r], partner[r], above[r], scale[r]
             for g in range(G):
                 acc = lr * z[r, s, g]
                 if paired:
                     acc = acc + br * z[pr, s, g]
                 if ar >= 0:
                     acc = acc + z[ar, s, g]
-                z[r, s + 1, g] = acc + v[r, s, g]
+                z[r, s + 1, g] = acc + v[r, s, g] * sc
 
 
 @lru_cache(maxsize=128)
@@ -270,13 +280,16 @@ def simulate(recursion: Recursion, seed: int, parts: Sequence[Segment], steps: i
     blocks = -(-int(steps) // BLOCK)
     z = np.zeros((n, BLOCK + 1, count))
     scaled_v = np.empty((n, BLOCK, count)) if recursion.scaled else None
+    ones = np.ones(n)
     e = recursion.exponents(0)
     for k, v in enumerate(noise(seed, n, parts, blocks)):
-        vin = v
-        if scaled_v is not None and np.any(e):
+        if scaled_v is None or not np.any(e):
+            recursion.run_block(z, v, ones)
+        elif int(e.max()) <= _NORMAL_SCALE:  # 2^-e a normal number: v 2^-e is ldexp(v, -e)
+            recursion.run_block(z, v, np.ldexp(ones, -e))
+        else:
             np.ldexp(v, -e[:, None, None], out=scaled_v)
-            vin = scaled_v
-        recursion.run_block(z, vin)
+            recursion.run_block(z, scaled_v, ones)
         yield Block(k, z[:, :BLOCK], v, e)
         nxt = recursion.exponents(k + 1)
         z[:, 0] = z[:, BLOCK]

@@ -102,3 +102,14 @@ def test_exponent_schedule_is_exact():
 def test_refuses_absurd_growth():
     with pytest.raises(sa.UnsupportedSystem, match="grows by more than"):
         sa.Recursion.of(sa.chains("1e6"))
+
+
+def test_scale_in_the_kernel_is_ldexp(monkeypatch):
+    """The scaled noise ``v 2^-e`` formed in the compiled loop (2^-e normal) has the bits of
+    ``ldexp(v, -e)``, the path taken beyond 2^-1022."""
+    spectrum = "1.2^3, 0.5"
+    fast = sa.trajectories(spectrum, 2, KEY, 40, 700)
+    monkeypatch.setattr(sa, "_NORMAL_SCALE", -1)
+    slow = sa.trajectories(spectrum, 2, KEY, 40, 700)
+    assert sa.Recursion.of(sa.chains(spectrum)).exponents(40)[0] > 100
+    assert np.array_equal(fast[0], slow[0]) and np.array_equal(fast[1], slow[1])
