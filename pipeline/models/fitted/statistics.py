@@ -59,6 +59,7 @@ BoolArray = NDArray[np.bool_]
 
 COMPENSATED_MARGINAL_SIZE = 5  # marginal chains of at least this size are summed compensated
 _SPLIT = 134217729.0  # 2^27 + 1, Dekker's splitter
+_NORMAL_SCALE = 1022  # 2^d is a normal float64 for |d| up to here
 
 
 def compensated_coordinates(chs: Sequence[Chain]) -> BoolArray:
@@ -99,13 +100,6 @@ class Layout:
         """(K,) the exponent of every entry for coordinate exponents ``e`` (n,)."""
         out: IntArray = np.where(self.is_w, 0, e[self.a]) + e[self.b]
         return out
-
-
-def _two_sum_error(a: FloatArray, b: FloatArray, s: FloatArray) -> FloatArray:
-    """``(a + b) - s`` exactly, for ``s = fl(a + b)`` (Knuth's TwoSum)."""
-    bb = s - a
-    out: FloatArray = (a - (s - bb)) + (b - bb)
-    return out
 
 
 @dataclass(frozen=True)
@@ -160,8 +154,13 @@ class _Accumulator:
         if np.array_equal(e, self.e):
             return
         d = self.layout.shift(self.e - e)
-        np.ldexp(self.hi, d[:, None], out=self.hi)
-        np.ldexp(self.lo, d[self.layout.comp, None], out=self.lo)
+        if np.all(np.abs(d) <= _NORMAL_SCALE):  # times an exact normal power of two: ldexp's bits
+            f = np.ldexp(1.0, d)
+            np.multiply(self.hi, f[:, None], out=self.hi)
+            np.multiply(self.lo, f[self.layout.comp, None], out=self.lo)
+        else:
+            np.ldexp(self.hi, d[:, None], out=self.hi)
+            np.ldexp(self.lo, d[self.layout.comp, None], out=self.lo)
         self.e = e.copy()
 
     def add_block(self, t0: int, z: FloatArray, v: FloatArray, e: IntArray) -> None:
@@ -277,20 +276,54 @@ class _TrajectorySums:
 
     def add(self, acc: _Accumulator, first: int, count: int) -> None:
         """Add the records of batch trajectories ``first .. first + count - 1`` in order."""
-        c = self.layout.comp
-        for g in range(first, first + count):
-            term = acc.rec_hi[g]
-            if c.size:
-                old = self.hi[:, c]
-            np.add(self.hi, term, out=self.hi)
-            if c.size:
-                err = _two_sum_error(old, term[:, c], self.hi[:, c])
-                np.add(self.lo, acc.rec_lo[g] + err, out=self.lo)
-            self.count += 1
-            i = self.where.get(self.count)
-            if i is not None:
-                self.out_hi[:, i] = self.hi
-                self.out_lo[:, i] = self.lo
+        record_at = np.full(count, -1, dtype=np.int64)
+        for g in range(count):
+            record_at[g] = self.where.get(self.count + g + 1, -1)
+        _add_trajectories(
+            acc.rec_hi[first : first + count],
+            acc.rec_lo[first : first + count],
+            acc.comp_index,
+            record_at,
+            self.hi,
+            self.lo,
+            self.out_hi,
+            self.out_lo,
+        )
+        self.count += count
+
+
+@numba.njit(cache=True, nogil=True)
+def _add_trajectories(
+    rec_hi: FloatArray,
+    rec_lo: FloatArray,
+    comp_index: IntArray,
+    record_at: IntArray,
+    hi: FloatArray,
+    lo: FloatArray,
+    out_hi: FloatArray,
+    out_lo: FloatArray,
+) -> None:  # pragma: no cover - compiled
+    """Add the trajectories' records ``rec_hi`` (G, nT, K), ``rec_lo`` (G, nT, Kc) in order to
+    ``hi`` (nT, K), ``lo`` (nT, Kc): ``hi + term``, and for a compensated entry
+    ``lo + (rec_lo + TwoSum error)``; after trajectory ``g`` record into ``out_*[:, record_at[g]]``
+    when ``>= 0``."""
+    G, nT, K = rec_hi.shape
+    for g in range(G):
+        for j in range(nT):
+            for k in range(K):
+                a = hi[j, k]
+                b = rec_hi[g, j, k]
+                s = a + b
+                hi[j, k] = s
+                ci = comp_index[k]
+                if ci >= 0:
+                    bb = s - a
+                    err = (a - (s - bb)) + (b - bb)
+                    lo[j, ci] = lo[j, ci] + (rec_lo[g, j, ci] + err)
+        i = record_at[g]
+        if i >= 0:
+            out_hi[:, i, :] = hi
+            out_lo[:, i, :] = lo
 
 
 def _unpack(layout: Layout, hi: FloatArray, lo: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:

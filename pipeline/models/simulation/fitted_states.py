@@ -242,19 +242,27 @@ def noise(seed: int, n: int, parts: Sequence[Segment], blocks: int) -> Iterator[
     The yielded array is reused: copy it to keep it.
     """
     gens = [cell_rng(seed, _STREAM, *p.key, p.group) for p in parts]
-    full = all(p.count == GROUP for p in parts)
     stage = np.empty((len(parts), n, BLOCK, GROUP))
-    out = np.empty((n, BLOCK, sum(p.count for p in parts)))
-    starts = np.concatenate([[0], np.cumsum([p.count for p in parts])]).astype(int)
+    counts = np.array([p.count for p in parts], dtype=np.int64)
+    out = np.empty((n, BLOCK, int(counts.sum())))
     for _k in range(blocks):
         for j, gen in enumerate(gens):
             gen.standard_normal(out=stage[j])
-        if full:  # one transposing copy
-            out.reshape(n, BLOCK, len(parts), GROUP)[...] = stage.transpose(1, 2, 0, 3)
-        else:
-            for j, p in enumerate(parts):
-                out[:, :, starts[j] : starts[j + 1]] = stage[j, :, :, : p.count]
+        _gather(stage, counts, out)
         yield out
+
+
+@numba.njit(cache=True, nogil=True)
+def _gather(stage: FloatArray, counts: IntArray, out: FloatArray) -> None:  # pragma: no cover - compiled
+    """``out[:, :, start_j + i] = stage[j, :, :, i]`` for ``i < counts[j]``, segments in order."""
+    start = 0
+    for j in range(stage.shape[0]):
+        c = counts[j]
+        for r in range(stage.shape[1]):
+            for s in range(stage.shape[2]):
+                for i in range(c):
+                    out[r, s, start + i] = stage[j, r, s, i]
+        start += c
 
 
 @dataclass(frozen=True)
