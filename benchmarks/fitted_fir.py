@@ -65,6 +65,7 @@ def draw_rates(quick: bool) -> dict[str, Any]:
             def numpy_side(draws: int = draws) -> None:
                 _numpy_rate(draws)
 
+            ours()  # compile the kernels and warm the caches (once per process)
             times = alternate({"fitted_fir": ours, "numpy": numpy_side}, repeats)
             ours_rate = draws / median(times["fitted_fir"])
             numpy_rate = draws / median(times["numpy"])
