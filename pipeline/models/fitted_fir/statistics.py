@@ -151,13 +151,17 @@ class _Accumulator:
             self._sum_block(t0 + s0, ext, s0, min(SUM_BLOCK, L - s0))
 
     def _sum_block(self, t0: int, ext: FloatArray, s0: int, width: int) -> None:
-        P = self.buffer
-        _products(ext, self.H + s0, self.key_a, self.key_b, self.key_e, width, P)  # zero-padded beyond width
         hits = (
             [(M, r) for M in range(t0, t0 + width) for r in self.reads.get(M, ())]
             if self.read_blocks.get(t0 // SUM_BLOCK)
             else []
         )
+        keys = (self.key_a, self.key_b, self.key_e)
+        if not hits and width == SUM_BLOCK:  # only the total: products halved as they are formed
+            _fused_totals(ext, self.H + s0, *keys, self.carry_hi, self.carry_lo, self.halves)
+            return
+        P = self.buffer
+        _products(ext, self.H + s0, *keys, width, P)  # zero-padded beyond width
         if hits:
             levels = _pairwise_levels(P)
             for M, (iT, j) in hits:
@@ -183,6 +187,40 @@ def _products(
             for tau in range(width):
                 row[tau] = x[tau] * y[tau]
             row[width:] = 0.0
+
+
+@numba.njit(cache=True, nogil=True)
+def _fused_totals(
+    ext: FloatArray,
+    start: int,
+    a: IntArray,
+    b: IntArray,
+    e: IntArray,
+    carry_hi: FloatArray,
+    carry_lo: FloatArray,
+    halves: FloatArray,
+) -> None:  # pragma: no cover - compiled
+    """:func:`_products` of a whole block followed by :func:`_carry_totals`, without storing
+    the products (the same operations, so the same bits)."""
+    G, S = carry_hi.shape
+    W = halves.shape[0]
+    for g in range(G):
+        for s in range(S):
+            x = ext[a[s], g, start : start + W]
+            y = ext[b[s], g, start - e[s] : start - e[s] + W]
+            for i in range(W):
+                halves[i] = x[i] * y[i]
+            h = W // 2
+            while h >= 1:
+                for i in range(h):
+                    halves[i] = halves[i] + halves[i + h]
+                h //= 2
+            c = carry_hi[g, s]
+            total = halves[0]
+            hi = c + total
+            bb = hi - c
+            carry_lo[g, s] = carry_lo[g, s] + ((c - (hi - bb)) + (total - bb))
+            carry_hi[g, s] = hi
 
 
 @numba.njit(cache=True, nogil=True)
