@@ -147,6 +147,7 @@ class _Accumulator:
         self.e = np.zeros(layout.n, dtype=np.int64)
         self.comp_index = np.full(K, -1, dtype=np.int64)
         self.comp_index[layout.comp] = np.arange(Kc)
+        self.split = np.empty((4, layout.n, BLOCK, G) if Kc else (4, 0, 0, 0))  # Dekker halves of z, v
         self.record_at = np.full(int(T[-1]) + 2, -1, dtype=np.int64)
         self.record_at[T] = np.arange(T.size)
 
@@ -184,10 +185,22 @@ class _Accumulator:
             self.record_at,
             self.rec_hi,
             self.rec_lo,
+            self.split,
         )
         for j, t in enumerate(self.T.tolist()):
             if t0 < t <= stop:
                 self.rec_e[j] = self.e
+
+
+@numba.njit(cache=True, nogil=True)
+def _halves(x: FloatArray, xh: FloatArray, xl: FloatArray) -> None:  # pragma: no cover - compiled
+    """Dekker's split ``x = xh + xl`` (26 and 27 significant bits) of a row of values."""
+    for g in range(x.shape[0]):
+        xt = _SPLIT * x[g]
+        h = xt - x[g]
+        h = xt - h
+        xh[g] = h
+        xl[g] = x[g] - h
 
 
 @numba.njit(cache=True, nogil=True)
@@ -205,6 +218,7 @@ def _add_steps(
     record_at: IntArray,
     rec_hi: FloatArray,
     rec_lo: FloatArray,
+    split: FloatArray,
 ) -> None:  # pragma: no cover - compiled
     """Add steps ``t0 .. stop - 1`` of a block ``z``, ``v`` (n, >= stop - t0, G) to the running
     sums ``hi`` (K, G) and ``lo`` (Kc, G), per trajectory sequentially in ``t`` (elementwise
@@ -213,9 +227,15 @@ def _add_steps(
     ``rec_lo`` (G, nT, Kc). Entry ``k`` adds ``p = f_a z_b`` (``f`` is ``v`` for ``W`` entries,
     else ``z``); a compensated entry (``comp_index[k] >= 0``) also adds to its low part the
     product's exact error (Dekker's splitting, ``((ah bh - p) + ah bl) + al bh) + al bl``) and
-    then the TwoSum error of ``hi + p``, in this order."""
+    then the TwoSum error of ``hi + p``, in this order. ``split`` (4, n, BLOCK, G) receives
+    the Dekker halves of ``z`` and ``v`` (formed once per value, used by every product)."""
     G = z.shape[2]
     K = a.shape[0]
+    if lo.shape[0]:
+        for r in range(z.shape[0]):
+            for s in range(stop - t0):
+                _halves(z[r, s], split[0, r, s], split[1, r, s])
+                _halves(v[r, s], split[2, r, s], split[3, r, s])
     for t in range(t0, stop):
         s = t - t0
         for k in range(K):
@@ -228,20 +248,15 @@ def _add_steps(
                     h[g] = h[g] + fa[g] * fb[g]
                 continue
             q = lo[ci]
+            fw = 2 if is_w[k] else 0
+            ah_row, al_row = split[fw, a[k], s], split[fw + 1, a[k], s]
+            bh_row, bl_row = split[0, b[k], s], split[1, b[k], s]
             for g in range(G):
-                x, y = fa[g], fb[g]
-                p = x * y
+                p = fa[g] * fb[g]
                 old = h[g]
                 new = old + p
                 h[g] = new
-                xt = _SPLIT * x
-                ah = xt - x
-                ah = xt - ah
-                al = x - ah
-                xt = _SPLIT * y
-                bh = xt - y
-                bh = xt - bh
-                bl = y - bh
+                ah, al, bh, bl = ah_row[g], al_row[g], bh_row[g], bl_row[g]
                 err = ah * bh
                 err = err - p
                 err = err + ah * bl
