@@ -7,8 +7,8 @@ import mpmath as mp
 import numpy as np
 
 from pipeline.models.fitted.problem import FitProblem
-from pipeline.models.fitted.sampler import trajectories
 from pipeline.models.fitted.statistics import Moments
+from pipeline.models.simulation.fitted_states import trajectories
 from tests.oracles import observed_mp
 
 
