@@ -130,6 +130,8 @@ AXIS_RULES: Mapping[str, AxisRule] = {
     "T": AxisRule("T", "int", "horizon T", "steps", check=_check_T),
     "draw": AxisRule("draw", "int", "adversary draw index", "1", check=_check_draw),
 }
+
+
 def _check_fit(value: Any) -> str | None:
     if value != "best":
         return "must be 'best' (the best learner of a class) or 'least_squares' (fitted to data)"
