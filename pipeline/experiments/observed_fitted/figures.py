@@ -141,8 +141,9 @@ def _learning(ds: xr.Dataset, th: xr.Dataset, learner: str, stem: str, partial: 
             drawn = True
             yerr = np.where(np.isfinite(se[t]), se[t], 0.0)
             ax.errorbar(mT[ok], y[ok], yerr=yerr[ok], color=colour, marker="o", ms=3.5, lw=1.0, label=f"T = {int(T)}")
-            if np.isfinite(bias[t]) and bias[t] > 0:
-                ax.axhline(bias[t], color=colour, ls=":", lw=0.9)
+            if np.isfinite(bias[t]):
+                if bias[t] > 0:
+                    ax.axhline(bias[t], color=colour, ls=":", lw=0.9)
                 ax.plot(mT, bias[t] + d / mT, color=colour, ls="--", lw=0.8)
         if drawn:
             ax.set_xscale("log")
@@ -168,6 +169,7 @@ def _excess(ds: xr.Dataset, th: xr.Dataset, learner: str, stem: str, partial: st
     colours = pl.categorical_colours(len(panels))
     Tmax = int(ds["T"].values.max())
     ms = ds["trajectories"].values.astype(float)
+    shown: list[float] = [1.0]
     for sel, colour in zip(panels, colours, strict=True):
         d = _largest_d(ds, learner, sel["spectrum"])
         if d is None:
@@ -178,9 +180,14 @@ def _excess(ds: xr.Dataset, th: xr.Dataset, learner: str, stem: str, partial: st
         if not np.isfinite(y).any():
             continue
         yerr = np.where(np.isfinite(se), se, 0.0)
+        shown += [float(v) for v in y[np.isfinite(y)]]
         ax.errorbar(ms, y, yerr=yerr, color=colour, marker="o", ms=4, capsize=2, label=f"{_panel_title(sel)}, d = {d}")
     ax.axhline(1.0, color="black", ls="--", lw=1.0, label="stable limit 1 (d = n^2)")
     ax.set_xscale("log")
+    # heavy tails (one explosive trajectory) beside the limit 1: a log axis (symlog if any is <= 0)
+    ax.set_yscale(
+        "log" if all(v > 0 for v in shown) else "symlog", **({} if all(v > 0 for v in shown) else {"linthresh": 1.0})
+    )
     ax.set_xlabel(r"trajectories $m$")
     ax.set_ylabel(r"$(m T / d)\,(\bar R_T - r_T)$" + f" at T = {Tmax}")
     pl.legend_if_any(ax, loc="best", fontsize=pl.FONT - 3)
