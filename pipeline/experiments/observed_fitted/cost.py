@@ -12,14 +12,18 @@ from pipeline.models.spectra import parse_spectrum
 
 PER_CALL = 2e-3
 """Seconds of a kernel call beside its cells (static part selections)."""
-PER_DRAW = 2.5e-8
-"""Seconds per simulated normal draw and accumulated statistic (simulation ~ m T n^2)."""
+PER_DRAW = 1e-8
+"""Seconds per trajectory, step and ``n (n + 2)`` (the simulation and its statistics, ~ m T n^2);
+measured 1e-7 s per trajectory-step at n = 2 and 5e-7 at n = 7 on the shared 2-core machine."""
+COMPENSATED = 4.0
+"""Factor for systems with an explosive chain (statistics summed in twice the precision)."""
 
 
 def cell_seconds(d: int) -> float:
     """One fitted cell: the exact solve of the normal equations and the risk in ball
-    arithmetic (python-flint), ``O(d^3)`` at 128+ bits."""
-    return 4e-4 + 2e-7 * d**3
+    arithmetic (python-flint), ``O(d^3)`` at 128+ bits (measured 0.1-0.2 ms at d <= 16,
+    1 ms at d = 49)."""
+    return 2e-4 + 7e-9 * d**3
 
 
 def bias_seconds(D: int) -> float:
@@ -37,8 +41,10 @@ def estimate_seconds(coords: Mapping[str, np.ndarray], settings: Settings) -> fl
     grid_Tm = len(coords["T"]) * len(coords["trajectories"])
     problems = len(coords["family"]) * len(coords["draw"])
     for text in coords["spectrum"]:
-        n = parse_spectrum(str(text)).n
-        total += fits * PER_DRAW * m_max * T_max * n * (n + 2)
+        sp = parse_spectrum(str(text))
+        n = sp.n
+        factor = COMPENSATED if sp.spectral_radius > 1.0 else 1.0
+        total += factor * fits * PER_DRAW * m_max * T_max * n * (n + 2)
         for lf in coords["learner_family"]:
             D = learner_dim(str(text), str(lf))
             ds = [int(d) for d in coords["d"] if int(d) <= D]
