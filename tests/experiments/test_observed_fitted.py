@@ -205,3 +205,80 @@ def test_extending_fits_trajectories_and_T_computes_only_new_cells(tmp_path, sha
     fresh = tmp_path / "fresh.zarr"
     run_quietly(grown_text, fresh, shared_cluster)
     assert_cubes_identical(grown, fresh, layout=False)
+
+
+# -- thresholds ---------------------------------------------------------------------------------
+
+SMALL_LEARNING = dict(
+    spectrum=["0.5, 0.3", "1.0"],
+    learner_family=["full"],
+    d=[0, 1, 4],
+    T=[20, 120],
+    trajectories=[1, 40],
+    fits=30,
+)
+
+
+@pytest.fixture(scope="module")
+def learning_cube(tmp_path_factory):
+    out = tmp_path_factory.mktemp("learning") / "learning.zarr"
+    assert run_quietly(observed_fitted("learning", **SMALL_LEARNING), out).complete
+    return open_cube(out).load()
+
+
+def test_thresholds_over_fits_equal_numpy_on_the_cube(learning_cube):
+    from pipeline.readers import thresholding as thr
+
+    ds = learning_cube
+    th = thr.compute_thresholds(ds)
+    cell = ("spectrum", "family", "draw", "learner_family", "d", "T", "trajectories")
+    risk = ds["risk"].transpose(*cell, "fit").values
+    np.testing.assert_allclose(th["mean_risk"].transpose(*cell).values, risk.mean(-1), rtol=1e-14)
+    stderr = risk.std(-1, ddof=1) / np.sqrt(risk.shape[-1])
+    np.testing.assert_allclose(th["risk_stderr"].transpose(*cell).values, stderr, rtol=1e-12)
+    q = np.moveaxis(np.quantile(risk, [0.1, 0.5, 0.9], axis=-1), 0, -1)
+    np.testing.assert_allclose(th["risk_quantile"].transpose(*cell, "quantile").values, q, rtol=1e-14)
+    excess = risk.mean(-1) - ds["bias"].transpose(*cell[:-1]).values[..., None]
+    np.testing.assert_allclose(th["excess"].transpose(*cell).values, excess, rtol=1e-12, atol=1e-300)
+    mT = ds["T"].values[:, None] * ds["trajectories"].values[None, :]
+    at = th["normalised_excess"].sel(spectrum="0.5, 0.3", d=4).squeeze(drop=True).transpose("T", "trajectories")
+    np.testing.assert_allclose(at.values, mT / 4 * excess[0, 0, 0, 0, 2], rtol=1e-12)
+    # the whole class of a stable system: its theory 1 applies at d = n^2 only
+    theory = th["normalised_excess_theory"].squeeze(["family", "draw", "learner_family"], drop=True)
+    assert float(theory.sel(spectrum="0.5, 0.3", d=4)) == 1.0 and np.isnan(theory.sel(d=[0, 1])).all()
+    assert np.isnan(theory.sel(spectrum="1.0")).all()
+    # Dickey-Fuller: T (ahat - 1) of the scalar random walk at m = 1, d = 1, the largest T
+    b = float(ds["learner_basis"].sel(spectrum="1.0", learner_family="full")[0, 0, 0])
+    phi = ds["phi"].sel(spectrum="1.0", d=1, trajectories=1, T=120).isel(param=0).squeeze().values
+    want = np.quantile(120 * (phi * b - 1.0), [0.01, 0.05, 0.1])
+    got = th["dickey_fuller_quantile"].sel(spectrum="1.0").squeeze().values
+    np.testing.assert_allclose(got, want, rtol=1e-14)
+    # 30 fits put fewer than 10 below every tabulated quantile: unresolved, never "agrees"
+    assert set(np.asarray(th["dickey_fuller_quantile_verdict"].sel(spectrum="1.0").values, dtype=str).ravel()) == {
+        "unresolved"
+    }
+    # the learned critical d: the random walk needs d = 1 (theory 1); the stable system's 0
+    crit = th["critical_d_learned"].squeeze(["family", "draw", "learner_family"], drop=True)
+    assert (crit.sel(spectrum="1.0") == 1).all() and (crit.sel(spectrum="0.5, 0.3") == 0).all()
+    verdicts = np.asarray(th["critical_d_learned_verdict"].values, dtype=str)
+    assert set(verdicts.ravel()) == {"agrees"}
+    assert thr.format_table(th).count("disagreements with theory: 0") == 1
+
+
+def test_a_disagreement_is_listed_with_its_tolerance(learning_cube):
+    """A cube whose stable whole-class risks were three times too large disagrees with 1."""
+    from pipeline.experiments import experiment_of
+    from pipeline.readers import thresholding as thr
+
+    ds = learning_cube.copy()
+    tripled = (ds["spectrum"] == "0.5, 0.3") & (ds["d"] == 4)
+    ds["risk"] = xr.where(tripled, 3.0 * ds["risk"], ds["risk"]).transpose(*ds["risk"].dims)
+    th = thr.compute_thresholds(ds)
+    verdict = th["normalised_excess_verdict"].sel(spectrum="0.5, 0.3", d=4).squeeze()
+    assert str(verdict.values) == "disagrees"
+    lines = experiment_of(th).disagreements(th)
+    assert any(line.startswith("normalised_excess 0.5, 0.3 learner=full d=4 T=120 m=40:") for line in lines), lines
+    assert any("tolerance: 0.25 + 3 standard errors" in line for line in lines)
+    same = thr.compute_thresholds(learning_cube)
+    untouched = str(same["normalised_excess_verdict"].sel(spectrum="0.5, 0.3", d=4).squeeze().values)
+    assert untouched in ("agrees", "unresolved")  # 30 fits: the noise band may be too wide to agree
