@@ -282,3 +282,12 @@ def test_a_disagreement_is_listed_with_its_tolerance(learning_cube):
     same = thr.compute_thresholds(learning_cube)
     untouched = str(same["normalised_excess_verdict"].sel(spectrum="0.5, 0.3", d=4).squeeze().values)
     assert untouched in ("agrees", "unresolved")  # 30 fits: the noise band may be too wide to agree
+
+
+def test_fit_best_is_the_plain_observed_experiment_with_its_fingerprint():
+    from tests.helpers import observed
+
+    plain = parse_workflow(observed("same"))
+    best = parse_workflow(observed("same", fit="best"))
+    assert (best.experiment, best.fingerprint) == ("observed", plain.fingerprint)
+    assert parse_workflow(observed_fitted("f")).experiment == "observed_fitted"
