@@ -83,6 +83,7 @@ def kernel(coords: Mapping[str, np.ndarray], static: xr.Dataset, settings: Setti
                         log10_risk[cells] = np.moveaxis(fitted.log10_risk, 2, 0)
                         under[cells] = np.moveaxis(fitted.underdetermined, 2, 0)
                         phi[(*cells, slice(0, problem.D))] = np.moveaxis(fitted.phi, 2, 0)
+    _check_nan_only_where_undefined((risk, log10_risk), log2_bias, coords, static)
     with np.errstate(over="ignore"):
         bias = np.exp2(log2_bias)
     return {
@@ -93,3 +94,20 @@ def kernel(coords: Mapping[str, np.ndarray], static: xr.Dataset, settings: Setti
         "bias": bias,
         "log10_bias": log2_bias * LOG10_2,
     }
+
+
+def _check_nan_only_where_undefined(
+    cells: tuple[np.ndarray, ...], log2_bias: np.ndarray, coords: Mapping[str, np.ndarray], static: xr.Dataset
+) -> None:
+    """NaN is the mark of ``d > learner_dim``; anywhere else it is a kernel fault (no NaN or
+    garbage reaches the cube)."""
+    dims = static["learner_dim"].transpose("spectrum", "learner_family").values  # (S, L)
+    d = np.asarray(coords["d"])
+    defined = d[None, None, :] <= dims[:, :, None]  # (S, L, d)
+    mask = defined[:, None, None, :, :]  # (S, 1, 1, L, d) against (S, F, N, L, d, ...)
+    for values in (*cells, log2_bias):
+        extra = values.ndim - 5
+        bad = np.isnan(values) & mask.reshape(mask.shape + (1,) * extra)
+        if bad.any():
+            at = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise FloatingPointError(f"NaN at the defined cell {at} of block {dict(coords)}")

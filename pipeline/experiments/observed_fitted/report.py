@@ -113,10 +113,8 @@ def table(th: xr.Dataset) -> list[str]:
         lines.append(f"{_label(sel, th)}: critical d theory {count(float(th['critical_d_theory'].sel(sel)))}")
         for m in th["trajectories"].values:
             at = sel | {"trajectories": int(m)}
-            lines.append(
-                f"  m={int(m):<6d} critical_d_learned {_value(th, 'critical_d_learned', at, '.0f'):>6} "
-                f"{_verdict(th, 'critical_d_learned', at)}"
-            )
+            learned = count(float(th["critical_d_learned"].sel(at))) if known(th, "critical_d_learned", **at) else "?"
+            lines.append(f"  m={int(m):<6d} critical_d_learned {learned:>6} {_verdict(th, 'critical_d_learned', at)}")
             for d in th["d"].values:
                 c = at | {"d": int(d), "T": T}
                 bias = float(th["bias"].sel({k: v for k, v in c.items() if k != "trajectories"}))
