@@ -93,6 +93,8 @@ def _figure1(ds: xr.Dataset, learner: str, m: int, stem: str, partial: str | Non
         ax.set_ylabel(RISK_1P)
     for ax in axes[len(panels) :]:
         ax.set_visible(False)
+    axes[0].errorbar([], [], yerr=[], color="black", marker="o", ms=4, ls="none", label="learned: mean +- s.e.")
+    axes[0].plot([], [], color="black", lw=1.2, label="exact best in class")
     pl.legend_if_any(axes[0], loc="best", fontsize=pl.FONT - 3)
     text = pl.title(f"least squares, {learner} learner, m = {m} trajectories per fit", partial)
     fig.suptitle(text)
