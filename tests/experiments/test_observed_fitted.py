@@ -257,6 +257,11 @@ def test_thresholds_over_fits_equal_numpy_on_the_cube(learning_cube):
     assert set(np.asarray(th["dickey_fuller_quantile_verdict"].sel(spectrum="1.0").values, dtype=str).ravel()) == {
         "unresolved"
     }
+    risk_walk = ds["risk"].sel(spectrum="1.0", d=1, trajectories=1, T=120).squeeze().values
+    constant = float(th["random_walk_constant"].sel(spectrum="1.0").squeeze())
+    assert constant == pytest.approx(120 * risk_walk.mean(), rel=1e-14)
+    assert float(th["random_walk_constant_theory"].sel(spectrum="1.0").squeeze()) == pytest.approx(6.6428, abs=1e-4)
+    assert np.isnan(th["random_walk_constant"].sel(spectrum="0.5, 0.3")).all()
     # the learned critical d: the random walk needs d = 1 (theory 1); the stable system's 0
     crit = th["critical_d_learned"].squeeze(["family", "draw", "learner_family"], drop=True)
     assert (crit.sel(spectrum="1.0") == 1).all() and (crit.sel(spectrum="0.5, 0.3") == 0).all()

@@ -97,6 +97,11 @@ def disagreements(th: xr.Dataset) -> list[str]:
                         f"dickey_fuller_quantile {where} p={p:g}: {float(th['dickey_fuller_quantile'].sel(at)):.3g} "
                         f"vs Fuller {float(th['dickey_fuller_quantile_theory'].sel(at)):.3g}"
                     )
+            if str(th["random_walk_constant_verdict"].sel(sel).values) == vd.DISAGREES:
+                lines.append(
+                    f"random_walk_constant {where}: {float(th['random_walk_constant'].sel(sel)):.3g} vs E[Z^2]/2 "
+                    f"{float(th['random_walk_constant_theory'].sel(sel)):.4g} (tolerance in its rule)"
+                )
     return lines
 
 
@@ -141,6 +146,11 @@ def table(th: xr.Dataset) -> list[str]:
                 )
             if qs:
                 lines.append("  T (ahat - 1), m = 1: " + "; ".join(qs))
+                lines.append(
+                    f"  T E[R_T], m = 1: {_value(th, 'random_walk_constant', sel)} "
+                    f"(E[Z^2]/2 = {float(th['random_walk_constant_theory'].sel(sel)):.4g}) "
+                    f"{_verdict(th, 'random_walk_constant', sel)}"
+                )
     return lines
 
 
@@ -158,6 +168,7 @@ def summary(ds: xr.Dataset, th: xr.Dataset) -> list[str]:
         ("critical_d_learned", "learned critical d"),
         ("normalised_excess", "normalised excess"),
         ("dickey_fuller_quantile", "Dickey-Fuller quantiles"),
+        ("random_walk_constant", "random walk T E[R_T]"),
     ):
         if f"{name}_verdict" in th:
             lines.append(f"  {what} against theory: {vd.counts_text(vd.counts(th, [f'{name}_verdict']))}")

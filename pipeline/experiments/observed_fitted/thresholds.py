@@ -14,7 +14,8 @@ the two largest horizons below ``growth_tol`` at it and every larger ``d``), bes
 ``dickey_fuller_quantile`` (dims spectrum, family, draw, learner_family, quantile_df): for
 a scalar random walk (``n = 1``, eigenvalue 1) fitted from ``m = 1`` trajectory with
 ``d = 1``, the quantiles of ``T (ahat - 1)`` over fits at the largest ``T``, beside
-Fuller's table (``T = infinity``).
+Fuller's table (``T = infinity``), and ``random_walk_constant`` (``T`` times the mean risk there)
+beside ``E[Z^2] / 2``.
 
 Verdicts (``pipeline.core.verdicts``): see the ``*_RULE`` texts below (each verdict
 variable's ``rule`` attribute).
@@ -30,7 +31,7 @@ import xarray as xr
 
 from pipeline.core import verdicts as vd
 from pipeline.core.measure import growth_horizons, measured, static, theory
-from pipeline.models.fitted.theory import FPE_LIMIT, FULLER_QUANTILES
+from pipeline.models.fitted.theory import FPE_LIMIT, FULLER_QUANTILES, random_walk_constant
 
 if TYPE_CHECKING:
     from pipeline.experiments.base import ThresholdOptions
@@ -58,6 +59,9 @@ DF_MIN_T = 100
 Fuller's finite-``T`` rows at 100 differ from it by less than 5%)."""
 DF_TOL = 0.05
 """Relative tolerance of a Dickey-Fuller quantile beyond its order-statistic interval."""
+RW_TOL = 0.1
+"""Relative tolerance of ``T E[R_T]`` against its ``T = infinity`` limit ``E[Z^2] / 2`` beyond the
+noise (at ``T = 100`` the finite-``T`` value is ~5% below the limit, docs/theory.md §6)."""
 DF_MIN_TAIL = 10
 """A quantile ``p`` is judged only with at least this many fits below it (``p * fits``)."""
 
@@ -66,6 +70,11 @@ FPE_RULE = (
     f"m T >= {FPE_MIN_SAMPLES} d: agrees if |normalised_excess - 1| <= {FPE_TOL} + "
     f"{vd.NOISE_SIGMAS:g} standard errors and the band (noise) is at most {vd.RESOLVED_FRACTION:g}; "
     "disagrees if outside; unresolved otherwise."
+)
+RW_RULE = (
+    f"scalar random walk, m = 1, d = 1, largest T >= {DF_MIN_T}, at least {FPE_MIN_FITS} fits: T times the mean "
+    f"risk agrees with E[Z^2] / 2 within {RW_TOL:.0%} + {vd.NOISE_SIGMAS:g} standard errors, resolvable when the "
+    f"band is at most {vd.RESOLVED_FRACTION:g} of it; disagrees outside; unresolved otherwise."
 )
 CRITICAL_RULE = (
     "the mean risk's growth exponent between the two largest horizons must be below growth_tol at every "
@@ -185,6 +194,9 @@ def _dickey_fuller(ds: xr.Dataset) -> dict[str, tuple[object, ...]]:
     shape = (*(ds.sizes[a] for a in LEARNER), probs.size)
     q = np.full(shape, np.nan)
     verdict = np.full(shape, vd.NOT_COMPARED, dtype=object)
+    constant = np.full(shape[:-1], np.nan)
+    constant_verdict = np.full(shape[:-1], vd.NOT_COMPARED, dtype=object)
+    limit = random_walk_constant()
     if 1 not in ds["trajectories"].values or 1 not in ds["d"].values:
         return {}
     T = int(ds["T"].values.max())
@@ -202,6 +214,15 @@ def _dickey_fuller(ds: xr.Dataset) -> dict[str, tuple[object, ...]]:
         ahat = a0 + cell["phi"].isel(param=0).values * b
         stat = np.sort(T * (ahat - 1.0))
         q[idx] = np.quantile(stat, probs)
+        scaled = T * cell["risk"].values
+        constant[idx] = float(np.mean(scaled))
+        band = vd.NOISE_SIGMAS * float(np.std(scaled, ddof=1)) / math.sqrt(N) if N > 1 else math.inf
+        if np.isnan(constant[idx]):
+            constant_verdict[idx] = vd.UNRESOLVED
+        else:
+            rw_outside = bool(abs(constant[idx] - limit) > RW_TOL * limit + band)
+            decided = T >= DF_MIN_T and N >= FPE_MIN_FITS
+            constant_verdict[idx] = vd.decide(rw_outside, decided, vd.band_resolvable(band, limit))
         for k, p in enumerate(probs):
             if np.isnan(stat).any():
                 verdict[(*idx, k)] = vd.UNRESOLVED
@@ -229,6 +250,22 @@ def _dickey_fuller(ds: xr.Dataset) -> dict[str, tuple[object, ...]]:
             dims,
             ("dickey_fuller_quantile", "dickey_fuller_quantile_theory"),
             DF_RULE,
+        ),
+        "random_walk_constant": measured(
+            constant, "T times the mean risk (m = 1, d = 1, largest T)", "process-noise variance", LEARNER, horizon=T
+        ),
+        "random_walk_constant_theory": theory(
+            np.full(shape[:-1], limit),
+            "E[Z^2] / 2, the limit of T E[R_T] (Dickey-Fuller)",
+            "process-noise variance",
+            LEARNER,
+        ),
+        "random_walk_constant_verdict": vd.variable(
+            constant_verdict,
+            "T E[R_T] of the scalar random walk from one trajectory vs E[Z^2] / 2",
+            LEARNER,
+            ("random_walk_constant", "random_walk_constant_theory"),
+            RW_RULE,
         ),
     }
 
