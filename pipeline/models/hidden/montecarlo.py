@@ -66,7 +66,8 @@ def montecarlo_block(
     predictor there) and are not simulated. For ``|lam| > 1`` the simulated
     states grow like ``lam^T``; results are only meaningful while
     ``lam^T`` is far below 1e308 (and, for ``best_fir``, below ~1e8, because the
-    deviation is a small difference of huge predictions).
+    deviation is a small difference of huge predictions); workflows beyond these bounds are
+    refused when read (:mod:`pipeline.experiments.simulated_range`).
     """
     lam, r, k, T = check_block(lam, noise_ratio, learner, k, T)
     samples = int(samples)
