@@ -170,6 +170,7 @@ def summary(ds: xr.Dataset, th: xr.Dataset) -> list[str]:
         ("dickey_fuller_quantile", "Dickey-Fuller quantiles"),
         ("random_walk_constant", "random walk T E[R_T]"),
     ):
-        if f"{name}_verdict" in th:
-            lines.append(f"  {what} against theory: {vd.counts_text(vd.counts(th, [f'{name}_verdict']))}")
+        made = vd.counts(th, [f"{name}_verdict"]) if f"{name}_verdict" in th else None
+        if made and sum(made.values()):  # no line for a comparison the cube never makes
+            lines.append(f"  {what} against theory: {vd.counts_text(made)}")
     return lines
