@@ -46,6 +46,7 @@ ORDER = (
     "fitted_sharing_draws_saved",
     "fitted_sharing_time_saved",
     "fitted_figure1_kernel_vs_naive",
+    "fitted_figure1_command_vs_naive",
     "fitted_fir_draw_rate_ratio_k8",
     "fitted_fir_draw_rate_ratio_k32",
     "fitted_fir_sampler_draw_rate_ratio",

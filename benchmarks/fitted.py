@@ -247,5 +247,66 @@ def figure1_vs_naive(quick: bool) -> Figure:
     )
 
 
+def figure1_command_vs_naive(quick: bool) -> Figure:
+    """The whole ``emergence run workflows/figure1.toml`` (2 local workers, a fresh store)
+    against ``python benchmarks/naive_figure1.py`` (the same cells, per cell with numpy), both
+    as whole commands; the naive command computes every 97th cell (997th in ``--quick``) and
+    extrapolates its time to all cells (its startup counted once)."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from benchmarks.harness import emergence_command
+
+    repo = Path(__file__).resolve().parents[1]
+    scratch = Path(tempfile.mkdtemp(prefix="emergence-figure1-"))
+    try:
+        cmd = [*emergence_command(), "run", str(repo / "workflows" / "figure1.toml"), "--out", str(scratch / "f1.zarr")]
+        t0 = time.perf_counter()
+        done = subprocess.run([*cmd, "--no-progress"], capture_output=True, text=True, check=True)
+        t_ours = time.perf_counter() - t0
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    every = 997 if quick else 97
+    t0 = time.perf_counter()
+    naive = subprocess.run(
+        [sys.executable, str(repo / "benchmarks" / "naive_figure1.py"), "--every", str(every)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=repo,
+    )
+    t_naive_wall = time.perf_counter() - t0
+    got = json.loads(naive.stdout.strip().splitlines()[-1])
+    t_naive = float(got["seconds_all"]) + (t_naive_wall - float(got["seconds"]))
+    return Figure(
+        "fitted_figure1_command_vs_naive",
+        t_naive / t_ours,
+        "x",
+        ">=",
+        20.0,
+        note=(
+            f"emergence run workflows/figure1.toml ({got['cells']:,} cells, 2 workers): {t_ours:.1f} s vs the "
+            f"per-cell numpy script {t_naive:.0f} s ({got['computed']} cells timed, extrapolated)"
+        ),
+        details={
+            "seconds_ours": t_ours,
+            "seconds_naive_extrapolated": t_naive,
+            "naive_cells_timed": got["computed"],
+            "cells": got["cells"],
+            "run_output": done.stdout.strip().splitlines()[-1:],
+        },
+    )
+
+
 def figures(quick: bool) -> list[Figure]:
-    return [*draw_rates(quick), *sampler_rates(quick), *sharing(quick), figure1_vs_naive(quick)]
+    return [
+        *draw_rates(quick),
+        *sampler_rates(quick),
+        *sharing(quick),
+        figure1_vs_naive(quick),
+        figure1_command_vs_naive(quick),
+    ]

@@ -15,7 +15,7 @@ import pytest
 import xarray as xr
 
 from pipeline.driver.where import Where
-from pipeline.experiments import known_experiments
+from pipeline.experiments import get_experiment, known_experiments
 from pipeline.plan.config import parse_workflow
 from tests.helpers import comparable, run_quietly
 from tests.processes import DASK, DaskProcesses
@@ -131,6 +131,25 @@ spectrum = 1
 noise_ratio = 1
 learner = 1
 """,
+    "observed fitted exact": """
+experiment = "observed"
+fit = "least_squares"
+name = "threads_fitted"
+seed = 6
+basis = "random"
+[grid]
+spectrum = ["1.0^2, 0.5", "1.1, 0.5"]
+learner_family = ["leading", "full"]
+d = [1, 2, 4, 9]
+T = [3, 20, 60]
+trajectories = [1, 10]
+fits = 4
+[chunks]
+blocks_per_task = 1
+spectrum = 1
+learner_family = 1
+T = 1
+""",
     "hidden spectrum montecarlo": """
 experiment = "hidden"
 name = "threads_spectrum_mc"
@@ -154,7 +173,7 @@ learner = 1
 
 def test_the_workflows_cover_every_experiment_and_method():
     covered = {(wf.experiment, wf.settings.method) for wf in map(parse_workflow, WORKFLOWS.values())}
-    assert covered == {(name, method) for name in known_experiments() for method in ("exact", "montecarlo")}
+    assert covered == {(name, method) for name in known_experiments() for method in get_experiment(name).methods}
     for text in WORKFLOWS.values():
         assert parse_workflow(text).plan.tasks_total >= 2 * THREADS
 

@@ -40,6 +40,14 @@ class AxisRule:
     choices: tuple[str, ...] | None = None
     default: tuple[Any, ...] | None = None
     """Values the axis takes when a workflow's ``[grid]`` leaves it out (None: required)."""
+    key: str | None = None
+    """The axis's key in a workflow's ``[grid]`` when it differs from its name (e.g. a count
+    ``fits = 20`` giving the dim ``fit``); None: the name."""
+
+    @property
+    def grid_key(self) -> str:
+        """The key naming this axis in a workflow's ``[grid]``."""
+        return self.key or self.name
 
 
 @dataclass(frozen=True)

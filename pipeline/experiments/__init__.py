@@ -25,6 +25,7 @@ _REGISTRY = {
     "hidden": ("pipeline.experiments.hidden.adapter", "HIDDEN"),
     "hidden_spectrum": ("pipeline.experiments.hidden_spectrum.adapter", "HIDDEN_SPECTRUM"),
     "observed": ("pipeline.experiments.observed.adapter", "OBSERVED"),
+    "observed_fitted": ("pipeline.experiments.observed_fitted.adapter", "OBSERVED_FITTED"),
 }
 
 
@@ -49,7 +50,10 @@ class Variant:
 
 
 # First match wins: a variant that needs more goes before one that needs less.
-_VARIANTS: tuple[Variant, ...] = (Variant("hidden", "hidden_spectrum", axis="spectrum"),)
+_VARIANTS: tuple[Variant, ...] = (
+    Variant("observed", "observed_fitted", setting="fit", value="least_squares"),
+    Variant("hidden", "hidden_spectrum", axis="spectrum"),
+)
 
 
 def resolve_experiment(name: str, raw: Mapping[str, Any]) -> str:

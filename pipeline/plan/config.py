@@ -186,21 +186,22 @@ def _coords(raw: Mapping[str, Any], experiment: Experiment, settings: Settings) 
     grid = raw.get("grid")
     if not isinstance(grid, dict):
         raise ConfigError("grid", grid, f"must be a table with the axes {list(experiment.axes)}")
+    keys = {experiment.axis_rules[a].grid_key: a for a in experiment.axes}
     for key in grid:
-        if key not in experiment.axes:
-            raise ConfigError(f"grid.{key}", grid[key], f"unknown axis; axes are {list(experiment.axes)}")
+        if key not in keys:
+            raise ConfigError(f"grid.{key}", grid[key], f"unknown axis; axes are {list(keys)}")
     raw_axes: dict[str, np.ndarray] = {}
-    for axis in experiment.axes:
+    for key, axis in keys.items():
         default = experiment.axis_rules[axis].default
-        if axis not in grid and default is None:
-            raise ConfigError(f"grid.{axis}", None, "is required: a list, or a geom/linspace/range table")
-        value = grid[axis] if axis in grid else list(default or ())
-        raw_axes[axis] = parse_axis(f"grid.{axis}", value, experiment.axis_rules[axis])
+        if key not in grid and default is None:
+            raise ConfigError(f"grid.{key}", None, "is required: a list, or a geom/linspace/range table")
+        value = grid[key] if key in grid else list(default or ())
+        raw_axes[axis] = parse_axis(f"grid.{key}", value, experiment.axis_rules[axis])
         if raw_axes[axis].ndim == 1:
-            _check_values(f"grid.{axis}", raw_axes[axis], experiment.axis_rules[axis])
+            _check_values(f"grid.{key}", raw_axes[axis], experiment.axis_rules[axis])
     coords = experiment.resolve_axes(raw_axes, settings)
     for axis in experiment.axes:
-        _check_values(f"grid.{axis}", coords[axis], rule=None)
+        _check_values(f"grid.{experiment.axis_rules[axis].grid_key}", coords[axis], rule=None)
     return coords
 
 

@@ -27,12 +27,17 @@ from pipeline.readers import thresholding as thr
 from pipeline.readers.cubes import open_cube
 from pipeline.readers.summary import summarize
 from pipeline.storage.location import StoreLocation
-from tests.helpers import hidden, hidden_spectrum, observed, run_quietly
+from tests.helpers import hidden, hidden_spectrum, observed, observed_fitted, run_quietly
 
 # one small workflow per registered experiment, chunked so that each system (first axis) and
 # each pair of horizons is its own task
-SMALL: dict[str, Callable[..., str]] = {"hidden": hidden, "hidden_spectrum": hidden_spectrum, "observed": observed}
-FIRST_AXIS = {"hidden": "lam", "hidden_spectrum": "spectrum", "observed": "spectrum"}
+SMALL: dict[str, Callable[..., str]] = {
+    "hidden": hidden,
+    "hidden_spectrum": hidden_spectrum,
+    "observed": observed,
+    "observed_fitted": observed_fitted,
+}
+FIRST_AXIS = {"hidden": "lam", "hidden_spectrum": "spectrum", "observed": "spectrum", "observed_fitted": "spectrum"}
 MADE_UP = re.compile(r"\b(nan|none)\b", re.IGNORECASE)
 
 

@@ -131,7 +131,18 @@ AXIS_RULES: Mapping[str, AxisRule] = {
     "T": AxisRule("T", "int", "horizon T", "steps", check=_check_T),
     "draw": AxisRule("draw", "int", "adversary draw index", "1", check=_check_draw),
 }
-EXTRA_SETTINGS: Mapping[str, SettingRule] = {"basis": SettingRule("jordan", _check_basis)}
+
+
+def _check_fit(value: Any) -> str | None:
+    if value != "best":
+        return "must be 'best' (the best learner of a class) or 'least_squares' (fitted to data)"
+    return None
+
+
+EXTRA_SETTINGS: Mapping[str, SettingRule] = {
+    "basis": SettingRule("jordan", _check_basis),
+    "fit": SettingRule("best", _check_fit, recorded_at_default=False),
+}
 
 
 def resolve_axes(axes: dict[str, np.ndarray], settings: Settings) -> dict[str, np.ndarray]:
