@@ -35,7 +35,7 @@ FIGURE1_M = 300
 
 def _drawn(n: int, T: int, m: int) -> int:
     """Normals the sampler draws for ``m`` trajectories of ``T`` steps (whole groups and blocks)."""
-    from pipeline.models.fitted.sampler import BLOCK, GROUP
+    from pipeline.models.simulation.fitted_states import BLOCK, GROUP
 
     return -(-m // GROUP) * GROUP * -(-T // BLOCK) * BLOCK * n
 
@@ -82,6 +82,52 @@ def draw_rates(quick: bool) -> list[Figure]:
                     "seconds_ours": times["ours"],
                     "seconds_numpy": times["numpy"],
                 },
+            )
+        )
+    return out
+
+
+SAMPLER_CASES = (
+    ("fitted_sampler_draw_rate_stable_n8", "0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2"),
+    ("fitted_sampler_draw_rate_explosive_n7", "1.1^4, 0.4^[1,1,1]"),
+)
+
+
+def sampler_rates(quick: bool) -> list[Figure]:
+    """Normals per second of the sampler alone (``simulation.fitted_states.simulate``: draws and
+    the recursion, no statistics) over numpy's ``standard_normal`` of the same count, interleaved;
+    T = 1000, m = 256, 4 fits side by side (one batch of 1024 trajectories)."""
+    from pipeline.models.simulation import fitted_states as fs
+
+    repeats = 3 if quick else 7
+    out = []
+    for name, spectrum in SAMPLER_CASES:
+        rec = fs.Recursion.of(fs.chains(spectrum))
+        parts = [p for f in range(RATE_FITS) for p in fs.segments((spectrum, f), 256)]
+        need = rec.n * 1000 * 256 * RATE_FITS
+        rng = np.random.default_rng(0)
+        buf = np.empty(need)
+
+        def ours(rec: Any = rec, parts: Any = parts) -> None:
+            for batch in fs.batches(parts, fs.GROUP * fs.BATCH_GROUPS):
+                for _ in fs.simulate(rec, 1, batch, 1000):
+                    pass
+
+        ours()  # compile and warm caches
+        times = alternate({"ours": ours, "numpy": lambda rng=rng, buf=buf: rng.standard_normal(out=buf)}, repeats)
+        t_ours, t_np = min(times["ours"]), min(times["numpy"])
+        out.append(
+            Figure(
+                name,
+                t_np / t_ours,
+                "x numpy",
+                ">=",
+                0.5,
+                note=(
+                    f"{spectrum!r}: sampler alone (draws + recursion), T=1000, m=256, {RATE_FITS} fits; "
+                    f"{need / t_ours / 1e6:.1f} M normals/s vs numpy {need / t_np / 1e6:.1f} M/s; best of {repeats}"
+                ),
+                details={"seconds_ours": times["ours"], "seconds_numpy": times["numpy"]},
             )
         )
     return out
@@ -201,5 +247,66 @@ def figure1_vs_naive(quick: bool) -> Figure:
     )
 
 
+def figure1_command_vs_naive(quick: bool) -> Figure:
+    """The whole ``emergence run workflows/figure1.toml`` (2 local workers, a fresh store)
+    against ``python benchmarks/naive_figure1.py`` (the same cells, per cell with numpy), both
+    as whole commands; the naive command computes every 97th cell (997th in ``--quick``) and
+    extrapolates its time to all cells (its startup counted once)."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from benchmarks.harness import emergence_command
+
+    repo = Path(__file__).resolve().parents[1]
+    scratch = Path(tempfile.mkdtemp(prefix="emergence-figure1-"))
+    try:
+        cmd = [*emergence_command(), "run", str(repo / "workflows" / "figure1.toml"), "--out", str(scratch / "f1.zarr")]
+        t0 = time.perf_counter()
+        done = subprocess.run([*cmd, "--no-progress"], capture_output=True, text=True, check=True)
+        t_ours = time.perf_counter() - t0
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    every = 997 if quick else 97
+    t0 = time.perf_counter()
+    naive = subprocess.run(
+        [sys.executable, str(repo / "benchmarks" / "naive_figure1.py"), "--every", str(every)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=repo,
+    )
+    t_naive_wall = time.perf_counter() - t0
+    got = json.loads(naive.stdout.strip().splitlines()[-1])
+    t_naive = float(got["seconds_all"]) + (t_naive_wall - float(got["seconds"]))
+    return Figure(
+        "fitted_figure1_command_vs_naive",
+        t_naive / t_ours,
+        "x",
+        ">=",
+        20.0,
+        note=(
+            f"emergence run workflows/figure1.toml ({got['cells']:,} cells, 2 workers): {t_ours:.1f} s vs the "
+            f"per-cell numpy script {t_naive:.0f} s ({got['computed']} cells timed, extrapolated)"
+        ),
+        details={
+            "seconds_ours": t_ours,
+            "seconds_naive_extrapolated": t_naive,
+            "naive_cells_timed": got["computed"],
+            "cells": got["cells"],
+            "run_output": done.stdout.strip().splitlines()[-1:],
+        },
+    )
+
+
 def figures(quick: bool) -> list[Figure]:
-    return [*draw_rates(quick), *sharing(quick), figure1_vs_naive(quick)]
+    return [
+        *draw_rates(quick),
+        *sampler_rates(quick),
+        *sharing(quick),
+        figure1_vs_naive(quick),
+        figure1_command_vs_naive(quick),
+    ]

@@ -65,6 +65,7 @@ def draw_rates(quick: bool) -> dict[str, Any]:
             def numpy_side(draws: int = draws) -> None:
                 _numpy_rate(draws)
 
+            ours()  # compile the kernels and warm the caches (once per process)
             times = alternate({"fitted_fir": ours, "numpy": numpy_side}, repeats)
             ours_rate = draws / median(times["fitted_fir"])
             numpy_rate = draws / median(times["numpy"])
@@ -79,9 +80,39 @@ def draw_rates(quick: bool) -> dict[str, Any]:
     return out
 
 
+def sampler_rates(quick: bool) -> dict[str, Any]:
+    """Per system: draws/s of the sampler alone (``simulation.fitted_outputs.output_blocks``,
+    m = 128 in batches of 32, no sums) and numpy's (interleaved), and their ratio."""
+    from pipeline.models.fitted_fir import fitted_system
+    from pipeline.models.simulation.fitted_outputs import output_blocks, training_key
+
+    m, T = 128, (4000 if quick else 20_000)
+    repeats = 3 if quick else 5
+    out: dict[str, Any] = {}
+    for text in SYSTEMS:
+        system = fitted_system(text, 10.0)
+        n = system.n
+        draws = m * (n + (n + 1) * (T + 1))
+
+        def ours(system: Any = system) -> None:
+            for first in range(0, m, 32):
+                for _ in output_blocks(system, 1, training_key(system, 0), first, 32, T + 1):
+                    pass
+
+        def numpy_side(draws: int = draws) -> None:
+            _numpy_rate(draws)
+
+        ours()  # compile and warm caches
+        times = alternate({"sampler": ours, "numpy": numpy_side}, repeats)
+        ours_rate = draws / median(times["sampler"])
+        numpy_rate = draws / median(times["numpy"])
+        out[text] = {"n": n, "draws_per_s": ours_rate, "numpy_draws_per_s": numpy_rate, "ratio": ours_rate / numpy_rate}
+    return out
+
+
 def sharing_factor() -> dict[str, Any]:
     """Draws of one simulation per cell over one per (system, noise ratio, fit), workflow grid."""
-    from pipeline.models.fitted_fir.sampler import BLOCK
+    from pipeline.models.simulation.fitted_outputs import BLOCK
     from pipeline.models.spectra import parse_spectrum
 
     def draws(n: int, T: int, m: int) -> int:  # the stream of a trajectory: x_0, then whole blocks
@@ -131,7 +162,12 @@ def one_training_set(quick: bool) -> dict[str, Any]:
 
 
 def measure(quick: bool) -> dict[str, Any]:
-    return {"draw_rates": draw_rates(quick), "sharing": sharing_factor(), "one_set": one_training_set(quick)}
+    return {
+        "draw_rates": draw_rates(quick),
+        "sampler_rates": sampler_rates(quick),
+        "sharing": sharing_factor(),
+        "one_set": one_training_set(quick),
+    }
 
 
 def figures(quick: bool) -> list[Figure]:
@@ -155,6 +191,19 @@ def figures(quick: bool) -> list[Figure]:
                 details=rows,
             )
         )
+    samp = got["sampler_rates"]
+    worst = min(samp, key=lambda key: samp[key]["ratio"])
+    figs.append(
+        Figure(
+            "fitted_fir_sampler_draw_rate_ratio",
+            samp[worst]["ratio"],
+            "x numpy",
+            ">=",
+            0.5,
+            note=f"sampler alone (draws + recursion, no sums), m = 128, n = 1..8: worst system {worst!r}",
+            details=samp,
+        )
+    )
     sh = got["sharing"]
     figs.append(
         Figure(

@@ -50,6 +50,15 @@ OBSERVED_GRID: dict[str, Any] = {
     "draw": 2,
 }
 
+OBSERVED_FITTED_GRID: dict[str, Any] = {
+    "spectrum": ["1.0^2, 0.5", "0.5"],
+    "learner_family": ["leading"],
+    "d": [1, 4, 9],
+    "T": [5, 10, 20],
+    "trajectories": [2, 8],
+    "fits": 6,
+}
+
 
 def hidden(name: str = "small", chunks: Mapping[str, int] | None = None, **changes: Any) -> str:
     """TOML text of a small hidden workflow; ``changes`` replace grid axes or top-level keys."""
@@ -65,6 +74,13 @@ def hidden_spectrum(name: str = "hspec", chunks: Mapping[str, int] | None = None
 def observed(name: str = "obs", chunks: Mapping[str, int] | None = None, **changes: Any) -> str:
     """TOML text of a small observed workflow; ``changes`` replace grid axes or top-level keys."""
     return _workflow("observed", name, OBSERVED_GRID, chunks, changes, optional=("learner_family",))
+
+
+def observed_fitted(name: str = "obsfit", chunks: Mapping[str, int] | None = None, **changes: Any) -> str:
+    """TOML text of a small fitted observed workflow (``experiment = "observed"``, ``fit =
+    "least_squares"``); ``changes`` replace grid axes or top-level keys."""
+    changes = {"fit": "least_squares", **changes}
+    return _workflow("observed", name, OBSERVED_FITTED_GRID, chunks, changes, optional=("family", "draw"))
 
 
 def _workflow(

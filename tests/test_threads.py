@@ -134,7 +134,7 @@ learner = 1
     "hidden fitted exact": """
 experiment = "hidden"
 fit = "least_squares"
-name = "threads_fitted"
+name = "threads_hidden_fitted"
 seed = 6
 [grid]
 lam = [0.5, 1.0]
@@ -166,6 +166,25 @@ blocks_per_task = 1
 spectrum = 1
 noise_ratio = 1
 fit = 1
+""",
+    "observed fitted exact": """
+experiment = "observed"
+fit = "least_squares"
+name = "threads_fitted"
+seed = 6
+basis = "random"
+[grid]
+spectrum = ["1.0^2, 0.5", "1.1, 0.5"]
+learner_family = ["leading", "full"]
+d = [1, 2, 4, 9]
+T = [3, 20, 60]
+trajectories = [1, 10]
+fits = 4
+[chunks]
+blocks_per_task = 1
+spectrum = 1
+learner_family = 1
+T = 1
 """,
     "hidden spectrum montecarlo": """
 experiment = "hidden"

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from pipeline.experiments import get_experiment
 from pipeline.plan.config import load_workflow, parse_workflow, toml_text
 from pipeline.readers import plots
 from pipeline.readers import thresholding as thr
@@ -20,20 +21,20 @@ SHIPPED = sorted((REPO / "workflows").glob("*.toml"))
 
 
 def pruned(path: Path) -> str:
-    """The workflow with every axis cut to its first and last resolved values (``d`` to 0..2)."""
+    """The workflow with every axis cut to its first and last resolved values (``d`` to 0..2,
+    counts to 1)."""
     raw: dict[str, Any] = tomllib.loads(path.read_text())
     wf = load_workflow(path)
+    rules = get_experiment(wf.experiment).axis_rules
     grid = {}
     for axis, values in wf.coords.items():
         kept = [v.item() if hasattr(v, "item") else v for v in (values[:1].tolist() + values[-1:].tolist())]
-        grid[axis] = list(dict.fromkeys(kept))
+        grid[rules[axis].grid_key] = list(dict.fromkeys(kept))
     if "d" in grid:
         grid["d"] = [0, 1, 2]
-    if "draw" in grid:
-        grid["draw"] = 1
-    if "fit" in grid:  # the dim "fit" is given as a count, "fits"
-        del grid["fit"]
-        grid["fits"] = 1
+    for count in ("draw", "fits"):  # counts of draws and of training sets
+        if count in grid:
+            grid[count] = 1
     raw["grid"] = grid
     raw.pop("chunks", None)
     return toml_text(raw)

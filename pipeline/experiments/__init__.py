@@ -27,6 +27,7 @@ _REGISTRY = {
     "hidden_spectrum": ("pipeline.experiments.hidden_spectrum.adapter", "HIDDEN_SPECTRUM"),
     "hidden_spectrum_fitted": ("pipeline.experiments.hidden_fitted.adapter", "HIDDEN_SPECTRUM_FITTED"),
     "observed": ("pipeline.experiments.observed.adapter", "OBSERVED"),
+    "observed_fitted": ("pipeline.experiments.observed_fitted.adapter", "OBSERVED_FITTED"),
 }
 
 
@@ -54,6 +55,7 @@ class Variant:
 _VARIANTS: tuple[Variant, ...] = (
     Variant("hidden", "hidden_spectrum_fitted", axis="spectrum", setting="fit", value="least_squares"),
     Variant("hidden", "hidden_fitted", setting="fit", value="least_squares"),
+    Variant("observed", "observed_fitted", setting="fit", value="least_squares"),
     Variant("hidden", "hidden_spectrum", axis="spectrum"),
 )
 

@@ -10,8 +10,10 @@ of its arguments (no global state but caches of pure results, whose arrays are r
   theory, the Monte Carlo.
 * :mod:`.precision`: the extended-precision linear algebra they share, and the one context
   under which every piece of python-flint work sets its working precision.
-* :mod:`.simulation` (trajectories of linear systems in time blocks, running means),
-  :mod:`.fir` and :mod:`.fir_montecarlo` (the FIR learners of both hidden-state
-  experiments, and their Monte Carlo on simulated outputs), :mod:`.streams` (random
-  streams keyed by plain values), :mod:`.spectra` (the spectrum grammar, MATH §1.1).
+* :mod:`.simulation`: every simulated number (random streams keyed by plain values,
+  trajectories of the best-learner Monte Carlo and their running means, the training data
+  of :mod:`.fitted` and :mod:`.fitted_fir`); :mod:`.fir` and :mod:`.fir_montecarlo` (the FIR
+  learners of both hidden-state experiments, and their Monte Carlo on simulated outputs);
+  :mod:`.spectra` (the spectrum grammar, MATH §1.1). :mod:`.streams` re-exports
+  :mod:`.simulation.streams` for older importers.
 """

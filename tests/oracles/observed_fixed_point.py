@@ -35,6 +35,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from pipeline.models.simulation.streams import cell_rng
 from pipeline.models.spectra import (
     FAMILIES,
     Spectrum,
@@ -43,7 +44,6 @@ from pipeline.models.spectra import (
     parse_spectrum,
     random_orthogonal,
 )
-from pipeline.models.streams import cell_rng
 
 GUARD_BITS = 128
 COEF_BITS = 60  # fractional bits for the O(1) coefficient data (E, P)

@@ -27,7 +27,7 @@ from pipeline.readers import thresholding as thr
 from pipeline.readers.cubes import open_cube
 from pipeline.readers.summary import summarize
 from pipeline.storage.location import StoreLocation
-from tests.helpers import hidden, hidden_spectrum, observed, run_quietly
+from tests.helpers import hidden, hidden_spectrum, observed, observed_fitted, run_quietly
 
 
 def _fitted(system: dict[str, list[object]]) -> Callable[..., str]:
@@ -49,6 +49,7 @@ SMALL: dict[str, Callable[..., str]] = {
     "hidden_spectrum": hidden_spectrum,
     "hidden_spectrum_fitted": _fitted({"spectrum": ["1.0^2", "1.0, 0.5"]}),
     "observed": observed,
+    "observed_fitted": observed_fitted,
 }
 FIRST_AXIS = {
     "hidden": "lam",
@@ -56,6 +57,7 @@ FIRST_AXIS = {
     "hidden_spectrum": "spectrum",
     "hidden_spectrum_fitted": "spectrum",
     "observed": "spectrum",
+    "observed_fitted": "spectrum",
 }
 MADE_UP = re.compile(r"\b(nan|none)\b", re.IGNORECASE)
 

@@ -14,6 +14,7 @@ import numpy as np
 from pipeline.core.errors import ConfigError
 from pipeline.core.types import AxisRule, SettingRule, Settings, VariableSpec
 from pipeline.experiments.base import BEST_FIT, Experiment, PackageReaders, at_least_one, positive
+from pipeline.experiments.simulated_range import check_simulated_range, montecarlo_bound
 from pipeline.models import hidden as model
 
 if TYPE_CHECKING:  # imported where used: `emergence run` reads workflows before importing xarray
@@ -60,6 +61,16 @@ class HiddenExperiment(PackageReaders):
         for axis, values in axes.items():
             if values.ndim == 0:
                 raise ConfigError(f"grid.{axis}", values.item(), "must be a list, or a geom/linspace/range table")
+        if settings.method == "montecarlo":
+            lam = np.asarray(axes["lam"], dtype=np.float64)
+            ratio = np.asarray(axes["noise_ratio"], dtype=np.float64)
+            P = model.kalman(lam[:, None], ratio[None, :])[0]
+            systems = (
+                (f"lam = {lv!r}, noise_ratio = {rv!r}", [[lv]], [[P[i, j]]])
+                for i, lv in enumerate(lam.tolist())
+                for j, rv in enumerate(ratio.tolist())
+            )
+            check_simulated_range(systems, axes["T"], *montecarlo_bound([str(v) for v in axes["learner"]]))
         return axes
 
     def variables(self, settings: Settings) -> dict[str, VariableSpec]:

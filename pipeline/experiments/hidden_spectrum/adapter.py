@@ -22,6 +22,7 @@ import numpy as np
 from pipeline.core.errors import ConfigError
 from pipeline.core.types import AxisRule, SettingRule, Settings, VariableSpec
 from pipeline.experiments.base import BEST_FIT, Experiment, PackageReaders, at_least_one, positive, str_array
+from pipeline.experiments.simulated_range import check_simulated_range, montecarlo_bound
 from pipeline.models import hidden_spectrum as model
 from pipeline.models.spectra import SpectrumError, parse_spectrum
 
@@ -110,6 +111,16 @@ class HiddenSpectrumExperiment(PackageReaders):
             except model.ObservabilityError as exc:
                 raise ConfigError("grid.spectrum", s, str(exc)) from None
         out["spectrum"] = str_array(spectra)
+        if settings.method == "montecarlo":
+            observation = settings.extra["observation"]
+            ratios = np.asarray(axes["noise_ratio"], dtype=np.float64).tolist()
+            systems = (
+                (f"spectrum {s!r}, noise_ratio = {r!r}", filt.A, filt.P)
+                for s in spectra
+                for r in ratios
+                for filt in [model.kalman_filter(s, r, observation)]
+            )
+            check_simulated_range(systems, axes["T"], *montecarlo_bound([str(v) for v in axes["learner"]]))
         return out
 
     def variables(self, settings: Settings) -> dict[str, VariableSpec]:

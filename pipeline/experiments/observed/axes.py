@@ -16,6 +16,7 @@ import numpy as np
 from pipeline.core.errors import ConfigError
 from pipeline.core.types import AxisRule, SettingRule, Settings
 from pipeline.experiments.base import str_array
+from pipeline.experiments.simulated_range import STATE_BOUND, check_simulated_range
 from pipeline.models import parametrisation as pm
 from pipeline.models.spectra import FAMILIES, SpectrumError, parse_spectrum
 
@@ -130,7 +131,18 @@ AXIS_RULES: Mapping[str, AxisRule] = {
     "T": AxisRule("T", "int", "horizon T", "steps", check=_check_T),
     "draw": AxisRule("draw", "int", "adversary draw index", "1", check=_check_draw),
 }
-EXTRA_SETTINGS: Mapping[str, SettingRule] = {"basis": SettingRule("jordan", _check_basis)}
+
+
+def _check_fit(value: Any) -> str | None:
+    if value != "best":
+        return "must be 'best' (the best learner of a class) or 'least_squares' (fitted to data)"
+    return None
+
+
+EXTRA_SETTINGS: Mapping[str, SettingRule] = {
+    "basis": SettingRule("jordan", _check_basis),
+    "fit": SettingRule("best", _check_fit, recorded_at_default=False),
+}
 
 
 def resolve_axes(axes: dict[str, np.ndarray], settings: Settings) -> dict[str, np.ndarray]:
@@ -158,4 +170,7 @@ def resolve_axes(axes: dict[str, np.ndarray], settings: Settings) -> dict[str, n
     problem = _check_basis(basis)
     if problem:
         raise ConfigError("basis", basis, problem)
+    if settings.method == "montecarlo":  # x_0 = 0; an orthogonal basis change keeps the norm
+        systems = ((f"spectrum {s!r}", parse_spectrum(s).jordan_matrix(), None) for s in spectra)
+        check_simulated_range(systems, out["T"], STATE_BOUND, "squares and sums of states stay finite")
     return out

@@ -23,8 +23,8 @@ from pipeline.core.types import Settings
 from pipeline.experiments.observed.axes import resolved_learner
 from pipeline.models import observed as om
 from pipeline.models import parametrisation as pm
+from pipeline.models.simulation.streams import cell_rng
 from pipeline.models.spectra import parse_spectrum
-from pipeline.models.streams import cell_rng
 
 if TYPE_CHECKING:
     import xarray as xr

@@ -32,9 +32,9 @@ from pipeline.models.fitted.least_squares import (
 )
 from pipeline.models.fitted.problem import FitProblem
 from pipeline.models.fitted.risk import log10, risk_of
-from pipeline.models.fitted.sampler import chains
 from pipeline.models.fitted.statistics import Moments, moments, moments_many
 from pipeline.models.precision.context import working_precision
+from pipeline.models.simulation.fitted_states import chains
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -46,7 +46,7 @@ RAW_BITS = 128  # first precision for the risk of an exact (rational) fit
 def training_set(spectrum: str, seed: int, key: Sequence[object], T: Sequence[int], m: Sequence[int]) -> Moments:
     """The sufficient statistics of one training set at every grid ``(T, m)``; ``key``
     names the system and the fit (e.g. ``(spectrum, fit)``), see
-    :mod:`pipeline.models.fitted.sampler`."""
+    :mod:`pipeline.models.simulation.fitted_states`."""
     return moments(chains(spectrum), seed, key, T, m)
 
 

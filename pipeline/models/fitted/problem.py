@@ -2,7 +2,7 @@
 
 The learner is ``Ahat(phi) = A0 + sum_{i<=d} phi_i B_i`` (MATH.md section 6.1). With
 ``A = Q J Q'``, everything is rotated to Jordan coordinates (the data live there, see
-:mod:`pipeline.models.fitted.sampler`) and written in a *working basis* ``E_1 .. E_K`` of
+:mod:`pipeline.models.simulation.fitted_states`) and written in a *working basis* ``E_1 .. E_K`` of
 matrices with exact zeros:
 
 * ``B_i = sum_k P[k, i] E_k`` (the learner), ``J - Q' A0 Q = sum_k h_k E_k`` (what the

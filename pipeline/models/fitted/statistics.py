@@ -2,7 +2,7 @@
 
 The data of one training set (MATH.md section 6.1) are the pairs
 ``(z_t, J z_t + v_t)``, ``t < T``, of its first ``m`` trajectories (Jordan coordinates,
-:mod:`pipeline.models.fitted.sampler`): regressors the float trajectory, targets taken
+:mod:`pipeline.models.simulation.fitted_states`): regressors the float trajectory, targets taken
 exactly. Least squares sees them only through
 
     S = sum_{i<m} sum_{t<T} z_t z_t'        W = sum_{i<m} sum_{t<T} v_t z_t'
@@ -37,10 +37,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 from numpy.typing import NDArray
 
-from pipeline.models.fitted.sampler import (
+from pipeline.models.simulation.fitted_states import (
     BATCH_GROUPS,
     BLOCK,
     GROUP,
@@ -57,8 +58,8 @@ IntArray = NDArray[np.int64]
 BoolArray = NDArray[np.bool_]
 
 COMPENSATED_MARGINAL_SIZE = 5  # marginal chains of at least this size are summed compensated
-SUB = 4  # steps whose products are formed at once (a cache-sized working set; no effect on bits)
 _SPLIT = 134217729.0  # 2^27 + 1, Dekker's splitter
+_NORMAL_SCALE = 1022  # 2^d is a normal float64 for |d| up to here
 
 
 def compensated_coordinates(chs: Sequence[Chain]) -> BoolArray:
@@ -100,73 +101,6 @@ class Layout:
         out: IntArray = np.where(self.is_w, 0, e[self.a]) + e[self.b]
         return out
 
-    def products(self, z: FloatArray, v: FloatArray, out: FloatArray) -> None:
-        """``out[k] = factor_a * z_b`` for a block ``z``, ``v`` (n, L*G); ``out`` (K, L*G)."""
-        n = self.n
-        off = 0
-        for a in range(n):
-            np.multiply(z[a], z[a:], out=out[off : off + n - a])
-            off += n - a
-        for a in range(n):
-            np.multiply(v[a], z, out=out[off : off + n])
-            off += n
-
-
-def _two_sum_error(a: FloatArray, b: FloatArray, s: FloatArray) -> FloatArray:
-    """``(a + b) - s`` exactly, for ``s = fl(a + b)`` (Knuth's TwoSum)."""
-    bb = s - a
-    out: FloatArray = (a - (s - bb)) + (b - bb)
-    return out
-
-
-class _Compensation:
-    """Work arrays for the compensated entries of a batch of ``G`` trajectories (every
-    operation writes into a preallocated array: fresh temporaries of this size cost a
-    page-faulting allocation each)."""
-
-    def __init__(self, layout: Layout, G: int):
-        c = layout.comp
-        n, Kc, w = layout.n, c.size, SUB * G
-        self.first = np.where(layout.is_w[c], layout.a[c] + n, layout.a[c]).astype(np.int64)  # rows of [z; v]
-        self.second = layout.b[c]
-        self.x, self.xh, self.xl, self.xt = (np.empty((2 * n, w)) for _ in range(4))
-        self.pc, self.ah, self.al, self.bh, self.bl, self.perr, self.tmp = (np.empty((Kc, w)) for _ in range(7))
-        self.old, self.new, self.bb, self.t2 = (np.empty((Kc, G)) for _ in range(4))
-
-    def product_errors(self, z: FloatArray, v: FloatArray, p: FloatArray) -> FloatArray:
-        """Exact low parts ``a b - fl(a b)`` (Kc, L*G) of the compensated products ``p``
-        (Kc, L*G) of ``z``, ``v`` (n, L*G) (Dekker's splitting; entries far below 2^996)."""
-        n = z.shape[0]
-        x, xh, xl, xt = self.x, self.xh, self.xl, self.xt
-        x[:n], x[n:] = z, v
-        np.multiply(_SPLIT, x, out=xt)
-        np.subtract(xt, x, out=xh)
-        np.subtract(xt, xh, out=xh)
-        np.subtract(x, xh, out=xl)
-        np.take(xh, self.first, axis=0, out=self.ah)
-        np.take(xl, self.first, axis=0, out=self.al)
-        np.take(xh, self.second, axis=0, out=self.bh)
-        np.take(xl, self.second, axis=0, out=self.bl)
-        out, tmp = self.perr, self.tmp
-        np.multiply(self.ah, self.bh, out=out)
-        np.subtract(out, p, out=out)
-        for f, g in ((self.ah, self.bl), (self.al, self.bh)):
-            np.multiply(f, g, out=tmp)
-            np.add(out, tmp, out=out)
-        np.multiply(self.al, self.bl, out=tmp)
-        np.add(out, tmp, out=out)
-        return out
-
-    def add_error(self, lo: FloatArray, a: FloatArray, b: FloatArray, s: FloatArray) -> None:
-        """``lo += (a + b) - s`` for ``s = fl(a + b)`` (TwoSum, in the work arrays; (Kc, G))."""
-        bb, t2 = self.bb, self.t2
-        np.subtract(s, a, out=bb)
-        np.subtract(s, bb, out=t2)
-        np.subtract(a, t2, out=t2)
-        np.subtract(b, bb, out=bb)
-        np.add(t2, bb, out=t2)
-        np.add(lo, t2, out=lo)
-
 
 @dataclass(frozen=True)
 class Moments:
@@ -198,13 +132,11 @@ class Moments:
 class _Accumulator:
     """Per-trajectory running sums over time (sequential in ``t``) for one batch of ``G``
     trajectories, kept at the grid ``T``; compensated entries carry low parts (TwoSum).
-    Products are formed :data:`SUB` steps at a time (a working set that stays in cache;
-    no effect on the bits)."""
+    The steps are added by a compiled loop (:func:`_add_steps`), elementwise per trajectory."""
 
     def __init__(self, layout: Layout, T: IntArray, G: int):
         self.layout = layout
         self.T = T
-        self.records = {int(t): (j,) for j, t in enumerate(T)}  # step count -> grid index
         self.G = G
         K, Kc = layout.K, layout.comp.size
         self.hi = np.zeros((K, G))
@@ -212,49 +144,135 @@ class _Accumulator:
         self.rec_hi = np.zeros((G, T.size, K))
         self.rec_lo = np.zeros((G, T.size, Kc))
         self.rec_e = np.zeros((T.size, layout.n), dtype=np.int64)
-        self.prod = np.empty((K, SUB * G))
-        self.comp = _Compensation(layout, G) if Kc else None
         self.e = np.zeros(layout.n, dtype=np.int64)
+        self.comp_index = np.full(K, -1, dtype=np.int64)
+        self.comp_index[layout.comp] = np.arange(Kc)
+        self.split = np.empty((4, layout.n, BLOCK, G) if Kc else (4, 0, 0, 0))  # Dekker halves of z, v
+        self.record_at = np.full(int(T[-1]) + 2, -1, dtype=np.int64)
+        self.record_at[T] = np.arange(T.size)
 
     def rescale(self, e: IntArray) -> None:
         if np.array_equal(e, self.e):
             return
         d = self.layout.shift(self.e - e)
-        np.ldexp(self.hi, d[:, None], out=self.hi)
-        np.ldexp(self.lo, d[self.layout.comp, None], out=self.lo)
+        if np.all(np.abs(d) <= _NORMAL_SCALE):  # times an exact normal power of two: ldexp's bits
+            f = np.ldexp(1.0, d)
+            np.multiply(self.hi, f[:, None], out=self.hi)
+            np.multiply(self.lo, f[self.layout.comp, None], out=self.lo)
+        else:
+            np.ldexp(self.hi, d[:, None], out=self.hi)
+            np.ldexp(self.lo, d[self.layout.comp, None], out=self.lo)
         self.e = e.copy()
 
     def add_block(self, t0: int, z: FloatArray, v: FloatArray, e: IntArray) -> None:
         """Add the steps ``t0 ..`` of a block ``z``, ``v`` (n, BLOCK, G) with exponents ``e``."""
         self.rescale(e)
-        for s0 in range(0, BLOCK, SUB):
-            if t0 + s0 >= int(self.T[-1]):
-                return
-            self._add_steps(t0 + s0, z[:, s0 : s0 + SUB], v[:, s0 : s0 + SUB])
-
-    def _add_steps(self, t0: int, z: FloatArray, v: FloatArray) -> None:
         lay = self.layout
-        n, G, c = lay.n, self.G, lay.comp
-        zz, vv = z.reshape(n, SUB * G), v.reshape(n, SUB * G)
-        lay.products(zz, vv, self.prod)
-        p = self.prod.reshape(lay.K, SUB, G)
-        comp = self.comp
-        if comp is not None:
-            np.take(self.prod, c, axis=0, out=comp.pc)
-            perr = comp.product_errors(zz, vv, comp.pc).reshape(c.size, SUB, G)
-            pc = comp.pc.reshape(c.size, SUB, G)
-        for s in range(SUB):
-            if comp is not None:
-                np.take(self.hi, c, axis=0, out=comp.old)
-            np.add(self.hi, p[:, s], out=self.hi)
-            if comp is not None:
-                np.add(self.lo, perr[:, s], out=self.lo)
-                np.take(self.hi, c, axis=0, out=comp.new)
-                comp.add_error(self.lo, comp.old, pc[:, s], comp.new)
-            for j in self.records.get(t0 + s + 1, ()):
-                self.rec_hi[:, j] = self.hi.T
-                self.rec_lo[:, j] = self.lo.T
+        stop = min(t0 + BLOCK, int(self.T[-1]))
+        if stop <= t0:
+            return
+        _add_steps(
+            z,
+            v,
+            t0,
+            stop,
+            lay.a,
+            lay.b,
+            lay.is_w,
+            self.comp_index,
+            self.hi,
+            self.lo,
+            self.record_at,
+            self.rec_hi,
+            self.rec_lo,
+            self.split,
+        )
+        for j, t in enumerate(self.T.tolist()):
+            if t0 < t <= stop:
                 self.rec_e[j] = self.e
+
+
+@numba.njit(cache=True, nogil=True)
+def _halves(x: FloatArray, xh: FloatArray, xl: FloatArray) -> None:  # pragma: no cover - compiled
+    """Dekker's split ``x = xh + xl`` (26 and 27 significant bits) of a row of values."""
+    for g in range(x.shape[0]):
+        xt = _SPLIT * x[g]
+        h = xt - x[g]
+        h = xt - h
+        xh[g] = h
+        xl[g] = x[g] - h
+
+
+@numba.njit(cache=True, nogil=True)
+def _add_steps(
+    z: FloatArray,
+    v: FloatArray,
+    t0: int,
+    stop: int,
+    a: IntArray,
+    b: IntArray,
+    is_w: BoolArray,
+    comp_index: IntArray,
+    hi: FloatArray,
+    lo: FloatArray,
+    record_at: IntArray,
+    rec_hi: FloatArray,
+    rec_lo: FloatArray,
+    split: FloatArray,
+) -> None:  # pragma: no cover - compiled
+    """Add steps ``t0 .. stop - 1`` of a block ``z``, ``v`` (n, >= stop - t0, G) to the running
+    sums ``hi`` (K, G) and ``lo`` (Kc, G), per trajectory sequentially in ``t`` (elementwise
+    over trajectories, so a trajectory's bits do not depend on its neighbours), and record them
+    at the step counts ``record_at[t + 1] >= 0`` (grid index) into ``rec_hi`` (G, nT, K) and
+    ``rec_lo`` (G, nT, Kc). Entry ``k`` adds ``p = f_a z_b`` (``f`` is ``v`` for ``W`` entries,
+    else ``z``); a compensated entry (``comp_index[k] >= 0``) also adds to its low part the
+    product's exact error (Dekker's splitting, ``((ah bh - p) + ah bl) + al bh) + al bl``) and
+    then the TwoSum error of ``hi + p``, in this order. ``split`` (4, n, BLOCK, G) receives
+    the Dekker halves of ``z`` and ``v`` (formed once per value, used by every product)."""
+    G = z.shape[2]
+    K = a.shape[0]
+    if lo.shape[0]:
+        for r in range(z.shape[0]):
+            for s in range(stop - t0):
+                _halves(z[r, s], split[0, r, s], split[1, r, s])
+                _halves(v[r, s], split[2, r, s], split[3, r, s])
+    for t in range(t0, stop):
+        s = t - t0
+        for k in range(K):
+            fa = v[a[k], s] if is_w[k] else z[a[k], s]
+            fb = z[b[k], s]
+            h = hi[k]
+            ci = comp_index[k]
+            if ci < 0:
+                for g in range(G):
+                    h[g] = h[g] + fa[g] * fb[g]
+                continue
+            q = lo[ci]
+            fw = 2 if is_w[k] else 0
+            ah_row, al_row = split[fw, a[k], s], split[fw + 1, a[k], s]
+            bh_row, bl_row = split[0, b[k], s], split[1, b[k], s]
+            for g in range(G):
+                p = fa[g] * fb[g]
+                old = h[g]
+                new = old + p
+                h[g] = new
+                ah, al, bh, bl = ah_row[g], al_row[g], bh_row[g], bl_row[g]
+                err = ah * bh
+                err = err - p
+                err = err + ah * bl
+                err = err + al * bh
+                err = err + al * bl
+                w = q[g] + err
+                bb = new - old
+                t2 = new - bb
+                t2 = old - t2
+                bb = p - bb
+                t2 = t2 + bb
+                q[g] = w + t2
+        j = record_at[t + 1]
+        if j >= 0:
+            rec_hi[:, j, :] = hi.T
+            rec_lo[:, j, :] = lo.T
 
 
 class _TrajectorySums:
@@ -273,20 +291,54 @@ class _TrajectorySums:
 
     def add(self, acc: _Accumulator, first: int, count: int) -> None:
         """Add the records of batch trajectories ``first .. first + count - 1`` in order."""
-        c = self.layout.comp
-        for g in range(first, first + count):
-            term = acc.rec_hi[g]
-            if c.size:
-                old = self.hi[:, c]
-            np.add(self.hi, term, out=self.hi)
-            if c.size:
-                err = _two_sum_error(old, term[:, c], self.hi[:, c])
-                np.add(self.lo, acc.rec_lo[g] + err, out=self.lo)
-            self.count += 1
-            i = self.where.get(self.count)
-            if i is not None:
-                self.out_hi[:, i] = self.hi
-                self.out_lo[:, i] = self.lo
+        record_at = np.full(count, -1, dtype=np.int64)
+        for g in range(count):
+            record_at[g] = self.where.get(self.count + g + 1, -1)
+        _add_trajectories(
+            acc.rec_hi[first : first + count],
+            acc.rec_lo[first : first + count],
+            acc.comp_index,
+            record_at,
+            self.hi,
+            self.lo,
+            self.out_hi,
+            self.out_lo,
+        )
+        self.count += count
+
+
+@numba.njit(cache=True, nogil=True)
+def _add_trajectories(
+    rec_hi: FloatArray,
+    rec_lo: FloatArray,
+    comp_index: IntArray,
+    record_at: IntArray,
+    hi: FloatArray,
+    lo: FloatArray,
+    out_hi: FloatArray,
+    out_lo: FloatArray,
+) -> None:  # pragma: no cover - compiled
+    """Add the trajectories' records ``rec_hi`` (G, nT, K), ``rec_lo`` (G, nT, Kc) in order to
+    ``hi`` (nT, K), ``lo`` (nT, Kc): ``hi + term``, and for a compensated entry
+    ``lo + (rec_lo + TwoSum error)``; after trajectory ``g`` record into ``out_*[:, record_at[g]]``
+    when ``>= 0``."""
+    G, nT, K = rec_hi.shape
+    for g in range(G):
+        for j in range(nT):
+            for k in range(K):
+                a = hi[j, k]
+                b = rec_hi[g, j, k]
+                s = a + b
+                hi[j, k] = s
+                ci = comp_index[k]
+                if ci >= 0:
+                    bb = s - a
+                    err = (a - (s - bb)) + (b - bb)
+                    lo[j, ci] = lo[j, ci] + (rec_lo[g, j, ci] + err)
+        i = record_at[g]
+        if i >= 0:
+            out_hi[:, i, :] = hi
+            out_lo[:, i, :] = lo
 
 
 def _unpack(layout: Layout, hi: FloatArray, lo: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:

@@ -6,7 +6,6 @@ the MATH §5.1 system from the stationary start; its filter minimises the zero-p
 least-squares error and its risk is the exact MATH §5.2 risk of that filter. One job per module:
 
 * :mod:`.system` — the system of a cell and the supported range;
-* :mod:`.sampler` — streams and the simulation (defines the data; MATH §6.3);
 * :mod:`.reference` — the reference filter and graded basis of MATH §6.4;
 * :mod:`.series` — the reference series in double-double arithmetic;
 * :mod:`.normal_equations` — entries of the normal equations from lagged running sums;
@@ -20,9 +19,9 @@ least-squares error and its risk is the exact MATH §5.2 risk of that filter. On
 from pipeline.models.fitted_fir.cells import FittedFilters, fit_training_set, fitted_fir_block
 from pipeline.models.fitted_fir.least_squares import Fit, fit_cells
 from pipeline.models.fitted_fir.risk import FilterRisk
-from pipeline.models.fitted_fir.sampler import output_blocks, outputs, training_key
 from pipeline.models.fitted_fir.statistics import Statistics, training_statistics
 from pipeline.models.fitted_fir.system import FittedSystem, UnsupportedSystem, fitted_system, system_text
+from pipeline.models.simulation.fitted_outputs import output_blocks, outputs, training_key
 
 __all__ = [
     "FilterRisk",

@@ -16,8 +16,8 @@ import numpy as np
 import numpy.typing as npt
 from flint import arb, arb_mat
 
-from pipeline.models.fitted_fir.sampler import outputs, training_key
 from pipeline.models.fitted_fir.system import FittedSystem
+from pipeline.models.simulation.fitted_outputs import outputs, training_key
 
 __all__ = ["EXACT_LIMIT", "ExactEquations", "exact_equations"]
 

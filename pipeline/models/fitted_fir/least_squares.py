@@ -1,7 +1,7 @@
 """The least-squares FIR filter of one cell, certified in ball arithmetic (MATH §6.2, §6.4).
 
 **The data** of a cell ``(T, m)`` are the float64 outputs ``y_{i,t}``, ``i < m``, ``t <= T``, of
-the training set (:mod:`pipeline.models.fitted_fir.sampler`). The fitted filter is the exact
+the training set (:mod:`pipeline.models.simulation.fitted_outputs`). The fitted filter is the exact
 minimiser ``theta_hat = G^-1 b`` of ``sum_i sum_{t=1..T} (y_t - sum_{j<=min(k,t)} theta_j
 y_{t-j})^2`` with ``G``, ``b`` the exact (real-number) sums over those floats; nothing else is
 "the data" (the hidden states, the series of :mod:`.series` and the float sums are derived).

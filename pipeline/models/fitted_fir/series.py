@@ -12,6 +12,7 @@ is within one rounding of its exact series value plus that tiny absolute term
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import numpy.typing as npt
 
@@ -49,21 +50,60 @@ def two_product(c: float, x: FloatArray) -> tuple[FloatArray, FloatArray]:
 
 def _apply(f: Factor, hi: FloatArray, lo: FloatArray) -> tuple[FloatArray, FloatArray]:
     """``p(L) sigma`` from ``sigma`` with two leading history values: ``hi``, ``lo`` (G, L + 2)."""
-    s = hi[:, 2:]
-    low = lo[:, 2:].copy()
-    for c, shift in ((f.a1, 1), (f.a2, 2)):
-        if c == 0.0:
-            continue
-        xh, xl = hi[:, 2 - shift : hi.shape[1] - shift], lo[:, 2 - shift : lo.shape[1] - shift]
-        if c in _EXACT:
-            p = c * xh
-            s, e = two_sum(s, p)
-            low = (low + e) + c * xl
-        else:
-            p, pe = two_product(c, xh)
-            s, e = two_sum(s, p)
-            low = ((low + e) + pe) + c * xl
-    return two_sum(s, low)
+    G, W = hi.shape
+    out_hi, out_lo = np.empty((G, W - 2)), np.empty((G, W - 2))
+    _apply_factor(f.a1, f.a1 in _EXACT, f.a2, f.a2 in _EXACT, hi, lo, out_hi, out_lo)
+    return out_hi, out_lo
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _term(
+    c: float, exact: bool, xh: float, xl: float, s: float, low: float
+) -> tuple[float, float]:  # pragma: no cover - compiled
+    """Add ``c (xh + xl)`` to ``s + low``: ``s, e = TwoSum(s, fl(c xh))``, then ``low + e``, the
+    product's error (Dekker; none for an exact ``c``) and ``c xl``, in that order."""
+    p = c * xh
+    hi = s + p
+    bb = hi - s
+    e = (s - (hi - bb)) + (p - bb)
+    if exact:
+        return hi, (low + e) + c * xl
+    t = _SPLIT * c
+    ch = t - (t - c)
+    cl = c - ch
+    tx = _SPLIT * xh
+    h = tx - (tx - xh)
+    lw = xh - h
+    pe = ((ch * h - p) + ch * lw + cl * h) + cl * lw
+    return hi, ((low + e) + pe) + c * xl
+
+
+@numba.njit(cache=True, nogil=True)
+def _apply_factor(
+    a1: float,
+    exact1: bool,
+    a2: float,
+    exact2: bool,
+    hi: FloatArray,
+    lo: FloatArray,
+    out_hi: FloatArray,
+    out_lo: FloatArray,
+) -> None:  # pragma: no cover - compiled
+    """:func:`_apply` elementwise: ``sigma + a1 L sigma + a2 L^2 sigma`` (terms with a zero
+    coefficient skipped), then the final ``TwoSum(s, low)``."""
+    G, W = hi.shape
+    for g in range(G):
+        for t in range(W - 2):
+            s = hi[g, t + 2]
+            low = lo[g, t + 2]
+            if a1 != 0.0:
+                s, low = _term(a1, exact1, hi[g, t + 1], lo[g, t + 1], s, low)
+            if a2 != 0.0:
+                s, low = _term(a2, exact2, hi[g, t], lo[g, t], s, low)
+            r = s + low
+            bb = r - s
+            out_hi[g, t] = r
+            out_lo[g, t] = (s - (r - bb)) + (low - bb)
 
 
 class SeriesState:

@@ -1,7 +1,7 @@
 """Lagged running sums of one training set, read at every grid ``T`` and ``m`` (prefix sharing).
 
 A training set (MATH §6.3) is simulated once, to the grid's largest ``T`` and ``m``
-(:mod:`pipeline.models.fitted_fir.sampler`); least squares needs it only through the running
+(:mod:`pipeline.models.simulation.fitted_outputs`); least squares needs it only through the running
 sums ``R_ab,e(M) = sum_{tau<=M} sigma_a(tau) sigma_b(tau - e)`` of
 :mod:`pipeline.models.fitted_fir.normal_equations`, read at ``M = T - j`` (``j < J``) for every
 grid ``T`` and summed over the first ``m`` trajectories for every grid ``m``. Cost per
@@ -19,6 +19,9 @@ the batch of trajectories or the chunking):
   first, formed as a double-double;
 * trajectories are added in their order, in double-double, and recorded at the grid ``m``.
 
+The products, block totals and trajectory sums run as compiled loops (numba) performing exactly
+these operations elementwise; they do not trap overflow, so the sums are checked finite once.
+
 Error (per accumulated sum, against the exact sum of the same float series values): at most
 ``(2 log2(SUM_BLOCK) + 4) u`` times the sum of the absolute products, plus ``O(u^2)`` terms
 (:func:`pipeline.models.fitted_fir.least_squares` turns this into ball radii).
@@ -30,22 +33,22 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import numpy.typing as npt
-from numpy.lib.stride_tricks import sliding_window_view
 
 from pipeline.models.fitted_fir.normal_equations import Key, required_keys
 from pipeline.models.fitted_fir.reference import Reference, reference
-from pipeline.models.fitted_fir.sampler import output_blocks, training_key
 from pipeline.models.fitted_fir.series import SeriesState, two_sum
 from pipeline.models.fitted_fir.system import FittedSystem, UnsupportedSystem
+from pipeline.models.simulation.fitted_outputs import output_blocks, training_key
 
 __all__ = ["SUM_BLOCK", "TRAJECTORY_BATCH", "Statistics", "check_grid", "check_horizon", "training_statistics"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
-SUM_BLOCK = 128  # steps per block of the running sums (the sampler's BLOCK is a multiple)
+SUM_BLOCK = 128  # steps per block of the running sums (the simulation's BLOCK is a multiple)
 TRAJECTORY_BATCH = 32  # trajectories simulated side by side (no effect on the bits)
 
 
@@ -111,12 +114,8 @@ class _Accumulator:
     """Running sums of one batch of ``G`` trajectories, read at the grid ``T``."""
 
     def __init__(self, ref: Reference, keys: tuple[Key, ...], J: int, T: IntArray, G: int):
-        q = ref.q
-        self.q = q
-        self.D = sum(1 for a, b, _ in keys if a == q and b == q) - 1  # u x u lags 0 .. D
-        self.others = [(s, a, b, e) for s, (a, b, e) in enumerate(keys) if not (a == q and b == q)]
         self.S = len(keys)
-        self.hist = [max([e for a, b, e in keys if b == i] + [0]) for i in range(q + 1)]
+        self.hist = [max([e for a, b, e in keys if b == i] + [0]) for i in range(ref.q + 1)]
         self.past = [np.zeros((G, h)) for h in self.hist]
         self.series = SeriesState(ref, G)
         self.carry_hi = np.zeros((G, self.S))
@@ -128,44 +127,41 @@ class _Accumulator:
                     self.reads.setdefault(tv - j, []).append((iT, j))
         self.read_blocks = {M // SUM_BLOCK: True for M in self.reads}
         self.buffer = np.empty((G, self.S, SUM_BLOCK))
+        self.key_a = np.array([a for a, _, _ in keys], dtype=np.int64)
+        self.key_b = np.array([b for _, b, _ in keys], dtype=np.int64)
+        self.key_e = np.array([e for _, _, e in keys], dtype=np.int64)
+        self.H = max(self.hist)
+        self.halves = np.empty(SUM_BLOCK)
         self.rec_hi = np.zeros((G, T.size, self.S, J))
         self.rec_lo = np.zeros((G, T.size, self.S, J))
 
     def add_block(self, t0: int, y: FloatArray) -> None:
         """Add the outputs ``y`` (G, L) of times ``t0 .. t0 + L - 1`` (``t0`` a multiple of SUM_BLOCK)."""
         values = self.series.advance(y)
-        ext = []
+        G, L = y.shape
+        H = self.H
+        ext = np.empty((len(values), G, H + L))  # ext[i, :, H + t]: series i at block time t >= -hist[i]
         for i, v in enumerate(values):
-            e = np.concatenate([self.past[i], v], axis=1)
             h = self.hist[i]
-            self.past[i] = e[:, e.shape[1] - h :].copy() if h else self.past[i]
-            ext.append(e)
-        L = y.shape[1]
+            ext[i, :, H - h : H] = self.past[i]
+            ext[i, :, H:] = v
+            if h:
+                self.past[i] = ext[i, :, H + L - h : H + L].copy()
         for s0 in range(0, L, SUM_BLOCK):
             self._sum_block(t0 + s0, ext, s0, min(SUM_BLOCK, L - s0))
 
-    def _sum_block(self, t0: int, ext: list[FloatArray], s0: int, width: int) -> None:
-        P = self.buffer
-        if width < SUM_BLOCK:
-            P = np.zeros(P.shape)  # zero-padded beyond ``width``
-        q, D = self.q, self.D
-        if D >= 0:
-            hu = self.hist[q]
-            u = ext[q][:, s0 : s0 + hu + width]
-            win = sliding_window_view(u, width, axis=1)[:, ::-1]  # [:, d] = u(tau - d)
-            np.multiply(win[:, : D + 1], u[:, None, hu:], out=P[:, : D + 1, :width])
-        for s, a, b, e in self.others:
-            ha, hb = self.hist[a], self.hist[b]
-            np.multiply(
-                ext[a][:, ha + s0 : ha + s0 + width],
-                ext[b][:, hb + s0 - e : hb + s0 - e + width],
-                out=P[:, s, :width],
-            )
+    def _sum_block(self, t0: int, ext: FloatArray, s0: int, width: int) -> None:
         hits = (
             [(M, r) for M in range(t0, t0 + width) for r in self.reads.get(M, ())]
             if self.read_blocks.get(t0 // SUM_BLOCK)
             else []
         )
+        keys = (self.key_a, self.key_b, self.key_e)
+        if not hits and width == SUM_BLOCK:  # only the total: products halved as they are formed
+            _fused_totals(ext, self.H + s0, *keys, self.carry_hi, self.carry_lo, self.halves)
+            return
+        P = self.buffer
+        _products(ext, self.H + s0, *keys, width, P)  # zero-padded beyond width
         if hits:
             levels = _pairwise_levels(P)
             for M, (iT, j) in hits:
@@ -173,19 +169,84 @@ class _Accumulator:
                 self.rec_hi[:, iT, :, j] = hi
                 self.rec_lo[:, iT, :, j] = lo + self.carry_lo
         if width == SUM_BLOCK:
-            hi, err = two_sum(self.carry_hi, _halving_total(P))
-            self.carry_hi = hi
-            self.carry_lo = self.carry_lo + err
+            _carry_totals(P, self.carry_hi, self.carry_lo, self.halves)
 
 
-def _halving_total(P: FloatArray) -> FloatArray:
-    """Sum of ``P`` (..., SUM_BLOCK) along its last axis by halving: ``left half + right half``
-    until one value is left (a pairwise tree of depth ``log2 SUM_BLOCK``; contiguous adds)."""
-    x = P
-    while x.shape[-1] > 1:
-        h = x.shape[-1] // 2
-        x = x[..., :h] + x[..., h:]
-    return x[..., 0]
+@numba.njit(cache=True, nogil=True)
+def _products(
+    ext: FloatArray, start: int, a: IntArray, b: IntArray, e: IntArray, width: int, P: FloatArray
+) -> None:  # pragma: no cover - compiled
+    """``P[g, s, tau] = ext[a_s, g, start + tau] ext[b_s, g, start + tau - e_s]`` for
+    ``tau < width``, zero beyond; ``P`` (G, S, SUM_BLOCK)."""
+    G, S = P.shape[0], P.shape[1]
+    for g in range(G):
+        for s in range(S):
+            x = ext[a[s], g, start : start + width]
+            y = ext[b[s], g, start - e[s] : start - e[s] + width]
+            row = P[g, s]
+            for tau in range(width):
+                row[tau] = x[tau] * y[tau]
+            row[width:] = 0.0
+
+
+@numba.njit(cache=True, nogil=True)
+def _fused_totals(
+    ext: FloatArray,
+    start: int,
+    a: IntArray,
+    b: IntArray,
+    e: IntArray,
+    carry_hi: FloatArray,
+    carry_lo: FloatArray,
+    halves: FloatArray,
+) -> None:  # pragma: no cover - compiled
+    """:func:`_products` of a whole block followed by :func:`_carry_totals`, without storing
+    the products (the same operations, so the same bits)."""
+    G, S = carry_hi.shape
+    W = halves.shape[0]
+    for g in range(G):
+        for s in range(S):
+            x = ext[a[s], g, start : start + W]
+            y = ext[b[s], g, start - e[s] : start - e[s] + W]
+            for i in range(W):
+                halves[i] = x[i] * y[i]
+            h = W // 2
+            while h >= 1:
+                for i in range(h):
+                    halves[i] = halves[i] + halves[i + h]
+                h //= 2
+            c = carry_hi[g, s]
+            total = halves[0]
+            hi = c + total
+            bb = hi - c
+            carry_lo[g, s] = carry_lo[g, s] + ((c - (hi - bb)) + (total - bb))
+            carry_hi[g, s] = hi
+
+
+@numba.njit(cache=True, nogil=True)
+def _carry_totals(
+    P: FloatArray, carry_hi: FloatArray, carry_lo: FloatArray, halves: FloatArray
+) -> None:  # pragma: no cover - compiled
+    """Add each total of ``P`` (G, S, SUM_BLOCK), formed by halving (``x[i] + x[i + h]`` for
+    ``h = SUM_BLOCK / 2, ..., 1``), to the double-double carry ``carry_hi`` + ``carry_lo``
+    (G, S): ``hi, err = TwoSum(carry_hi, total)``, ``carry_lo + err``."""
+    G, S, W = P.shape
+    for g in range(G):
+        for s in range(S):
+            for i in range(W):
+                halves[i] = P[g, s, i]
+            h = W // 2
+            while h >= 1:
+                for i in range(h):
+                    halves[i] = halves[i] + halves[i + h]
+                h //= 2
+            a = carry_hi[g, s]
+            total = halves[0]
+            hi = a + total
+            bb = hi - a
+            err = (a - (hi - bb)) + (total - bb)
+            carry_hi[g, s] = hi
+            carry_lo[g, s] = carry_lo[g, s] + err
 
 
 def _pairwise_levels(P: FloatArray) -> list[FloatArray]:
@@ -224,14 +285,44 @@ class _TrajectorySums:
         self.count = 0
 
     def add(self, hi: FloatArray, lo: FloatArray) -> None:
-        s, e = two_sum(self.hi, hi)
-        self.hi = s
-        self.lo = (self.lo + lo) + e
-        self.count += 1
-        i = self.where.get(self.count)
-        if i is not None:
-            self.out_hi[:, i] = self.hi
-            self.out_lo[:, i] = self.lo
+        """Add trajectories ``hi``, ``lo`` (G, *shape) in order: ``TwoSum(sum_hi, hi)``, then
+        ``(sum_lo + lo) + err``; recorded after each grid ``m``."""
+        G, nT = hi.shape[0], hi.shape[1]
+        record_at = np.array([self.where.get(self.count + g + 1, -1) for g in range(G)], dtype=np.int64)
+        flat = (self.hi.reshape(nT, -1), self.lo.reshape(nT, -1))
+        outs = (self.out_hi.reshape(nT, self.out_hi.shape[1], -1), self.out_lo.reshape(nT, self.out_lo.shape[1], -1))
+        _add_trajectories(hi.reshape(G, nT, -1), lo.reshape(G, nT, -1), record_at, *flat, *outs)
+        self.count += G
+
+
+@numba.njit(cache=True, nogil=True)
+def _add_trajectories(
+    hi: FloatArray,
+    lo: FloatArray,
+    record_at: IntArray,
+    sum_hi: FloatArray,
+    sum_lo: FloatArray,
+    out_hi: FloatArray,
+    out_lo: FloatArray,
+) -> None:  # pragma: no cover - compiled
+    """:meth:`_TrajectorySums.add` on flat views: ``hi``, ``lo`` (G, nT, E), ``sum_*`` (nT, E),
+    ``out_*`` (nT, nm, E) whose ``[:, i]`` receive the sums after trajectory ``g`` when
+    ``record_at[g] = i >= 0``."""
+    G, nT, E = hi.shape
+    for g in range(G):
+        for j in range(nT):
+            for k in range(E):
+                a = sum_hi[j, k]
+                b = hi[g, j, k]
+                s = a + b
+                bb = s - a
+                err = (a - (s - bb)) + (b - bb)
+                sum_hi[j, k] = s
+                sum_lo[j, k] = (sum_lo[j, k] + lo[g, j, k]) + err
+        i = record_at[g]
+        if i >= 0:
+            out_hi[:, i, :] = sum_hi
+            out_lo[:, i, :] = sum_lo
 
 
 def training_statistics(
@@ -266,8 +357,9 @@ def training_statistics(
                 acc = _Accumulator(ref, keys, J, Tg, count)
                 for t0, y in output_blocks(system, seed, key, first, count, steps):
                     acc.add_block(t0, y)
-                for g in range(count):
-                    sums.add(acc.rec_hi[g], acc.rec_lo[g])
+                sums.add(acc.rec_hi, acc.rec_lo)
+            if not (np.all(np.isfinite(sums.hi)) and np.all(np.isfinite(sums.lo))):
+                raise FloatingPointError  # the compiled sums do not trap: check once
     except FloatingPointError:
         raise UnsupportedSystem(
             f"spectrum {system.text!r}, noise_ratio {system.noise_ratio!r}: the training data or their sums "

@@ -2,17 +2,12 @@
 
 The shared machinery (batches, FIR learners, running means, mean and standard error) is in
 :mod:`pipeline.models.fir_montecarlo` and :mod:`pipeline.models.simulation`; what is this
-experiment's own is its stream key ``(lam, noise_ratio)`` and its stream layout, which is
-older than the generic one of :func:`~pipeline.models.simulation.simulate_outputs`: per time
-block the batch draws ``(steps, 2, m)``, rows ``(z_t, v_t)``, with ``x_t = lam x_{t-1} + z_t``
-from ``x_{-1} = 0`` and ``z_0`` scaled by ``sqrt(P)`` (so ``x_0 ~ N(0, P)``). The state and
-the Kalman predictor run as ``scipy.signal.lfilter`` recursions (n = 1).
+experiment's own is its stream key ``(lam, noise_ratio)`` and its stream layout
+(:func:`~pipeline.models.simulation.montecarlo.scalar_outputs`, older than the generic one of
+:func:`~pipeline.models.simulation.simulate_outputs`).
 """
 
 from __future__ import annotations
-
-import math
-from collections.abc import Iterator
 
 import numpy as np
 import numpy.typing as npt
@@ -21,7 +16,7 @@ from pipeline.models.fir_montecarlo import OutputBlocks, fir_montecarlo, fir_pla
 from pipeline.models.hidden.kalman import kalman, kalman_fir
 from pipeline.models.hidden.risk import best_fir_theta
 from pipeline.models.hidden.system import check_block
-from pipeline.models.simulation import Batch, time_blocks, trajectory_batches
+from pipeline.models.simulation import Batch, scalar_outputs, trajectory_batches
 
 __all__ = ["montecarlo_block"]
 
@@ -66,7 +61,8 @@ def montecarlo_block(
     predictor there) and are not simulated. For ``|lam| > 1`` the simulated
     states grow like ``lam^T``; results are only meaningful while
     ``lam^T`` is far below 1e308 (and, for ``best_fir``, below ~1e8, because the
-    deviation is a small difference of huge predictions).
+    deviation is a small difference of huge predictions); workflows beyond these bounds are
+    refused when read (:mod:`pipeline.experiments.simulated_range`).
     """
     lam, r, k, T = check_block(lam, noise_ratio, learner, k, T)
     samples = int(samples)
@@ -103,30 +99,7 @@ def _one(
     n_steps = int(T.max()) + 1  # times 0..T_max
 
     def simulate(batch: Batch) -> OutputBlocks:
-        return _scalar_outputs(lam, r, P, K, a, batch, n_steps, chunk)
+        return scalar_outputs(lam, r, P, K, a, batch, n_steps, chunk)
 
     batches = trajectory_batches(seed, (lam, r), samples, _MC_BATCH)
     fir_montecarlo(filters, T, samples, batches, simulate, risk_out, stderr_out)
-
-
-def _scalar_outputs(
-    lam: float, r: float, P: float, K: float, a: float, batch: Batch, n_steps: int, chunk: int
-) -> Iterator[tuple[int, FloatArray, FloatArray]]:
-    """Time blocks ``(t0, y, xhat)`` (steps, m) of one batch in this experiment's stream layout."""
-    from scipy.signal import lfilter  # imported here: scipy.signal costs ~1 s at startup
-
-    nb = batch.size
-    sq_p = math.sqrt(P)
-    sq_r = math.sqrt(r)
-    zi_x = np.zeros((1, nb))
-    zi_k = np.zeros((1, nb))
-    for c0, c1 in time_blocks(n_steps, chunk):
-        draws = batch.rng.standard_normal((c1 - c0, 2, nb))
-        z = draws[:, 0, :]
-        if c0 == 0:
-            z = z.copy()
-            z[0] *= sq_p  # x_0 ~ N(0, P)
-        x, zi_x = lfilter([1.0], [1.0, -lam], z, axis=0, zi=zi_x)
-        y = x + sq_r * draws[:, 1, :]
-        xhat, zi_k = lfilter([0.0, K], [1.0, -a], y, axis=0, zi=zi_k)
-        yield c0, y, xhat

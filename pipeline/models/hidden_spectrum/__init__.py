@@ -12,8 +12,9 @@ is a length-``k`` FIR filter ``yhat_t = sum_{j<=min(k,t)} theta_j y_{t-j}`` and 
 ``R_T = (1/T) sum_{t=1..T} E (yhat*_t - yhat_t)^2``.
 
 Modules: :mod:`.system` (limits, observation row, observability, input checks),
-:mod:`.kalman` (the predictor at 320 bits), :mod:`.cells` (one cell's exact risk in ball
-arithmetic), :mod:`.risk` (the exact kernel and the best filter), :mod:`.ranks` (the
+:mod:`.kalman` (the predictor at 320 bits), :mod:`.symmetry` (the exact sign symmetry of a
+self-negative spectrum), :mod:`.cells` (one cell's exact risk in ball arithmetic),
+:mod:`.zeros` (exact zeros decided in integers), :mod:`.risk` (the exact kernel and the best filter), :mod:`.ranks` (the
 exact boundedness test), :mod:`.theory` (MATH §5.4), :mod:`.montecarlo` (MATH §3).
 The names below are the experiment's public API.
 """

@@ -17,7 +17,9 @@ bound on all rounding errors:
   otherwise the cell is recomputed at twice the precision, up to ``MAX_BITS``, beyond
   which :class:`~pipeline.models.precision.context.PrecisionError` is raised. A returned
   ``risk`` is thus the correctly rounded float64 of the risk of the system with the
-  320-bit Kalman gain, to within one ulp.
+  320-bit Kalman gain, to within one ulp. A risk that is exactly 0 is a ball around 0 at
+  every precision; a ball that contains 0 is therefore decided exactly in integers
+  (:mod:`pipeline.models.hidden_spectrum.zeros`).
 
 All per-cell arithmetic has a fixed shape (``n x n``) and a fixed operation sequence
 determined by the cell's own coordinates, so a cell's bits never depend on the rest of
@@ -36,6 +38,7 @@ from flint import arb, arb_mat
 
 from pipeline.models.hidden_spectrum.kalman import ExactInputs, KalmanFilter
 from pipeline.models.hidden_spectrum.system import unstable_groups
+from pipeline.models.hidden_spectrum.zeros import risk_is_zero
 from pipeline.models.precision.balls import eye
 from pipeline.models.precision.context import PrecisionError, working_precision
 from pipeline.models.precision.doubling import ramp_sums
@@ -96,6 +99,7 @@ class Cells:
         self.sp = sp
         self.profile = _precision_profile(sp, ex.filt)
         self._by_prec: dict[int, dict[str, Any]] = {}
+        self._zero: dict[tuple[int, int], bool] = {}
 
     def _p(self, prec: int) -> dict[str, Any]:
         """The cache of working precision ``prec`` (its entries are computed at ``prec``)."""
@@ -174,19 +178,30 @@ class Cells:
         return tr / T
 
     def verified(self, learner: str, k: int, T: int) -> arb:
-        """``R_T`` (``T > k``) with at least ``TARGET_BITS`` correct bits (or exactly 0)."""
+        """``R_T`` (``T > k``) with at least ``TARGET_BITS`` correct bits, or exactly 0: a ball that
+        contains 0 is decided by :func:`~pipeline.models.hidden_spectrum.zeros.risk_is_zero`."""
         prec = _bits_rule(self.profile, k, T)
         while True:
             with working_precision(prec):
                 v = self.value(prec, learner, k, T)
             if v.is_zero() or (v.is_finite() and v > 0 and v.rel_accuracy_bits() >= TARGET_BITS):
                 return v
+            if v.contains(0) and self.exactly_zero(k, T):  # no precision makes that ball exact
+                return arb(0)
             if prec >= MAX_BITS:
                 raise PrecisionError(
                     f"spectrum {self.sp.text!r}, noise_ratio {self.ex.filt.noise_ratio!r}, learner {learner}, "
                     f"k = {k}, T = {T}: risk not verified to {TARGET_BITS} bits at {prec} bits of precision"
                 )
             prec = min(2 * prec, MAX_BITS)
+
+    def exactly_zero(self, k: int, T: int) -> bool:
+        """Whether ``R_T`` (``T > k``) is exactly 0, decided in integers (:mod:`.zeros`); cached."""
+        key = (k, T - k)
+        found = self._zero.get(key)
+        if found is None:
+            found = self._zero[key] = risk_is_zero(self.ex, k, T - k)
+        return found
 
     def verified_theta(self, k: int, T: int) -> FloatArray:
         """The best_fir taps ``theta`` (k,) at ``T > k >= 1``, verified to absolute error

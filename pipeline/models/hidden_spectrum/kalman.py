@@ -5,8 +5,10 @@
 :data:`KALMAN_BITS`, accepted only when the residual is below ``2^-KALMAN_RESIDUAL_BITS``
 (else at twice the precision); the rounded ``K``, ``S`` are then the exact inputs of every
 risk (the risk is a smooth function of them; the tests compare against an independent
-mpmath solution). Solutions are cached per (spectrum, noise ratio, observation); the
-float64 arrays of a cached :class:`KalmanFilter` are read-only.
+mpmath solution). A spectrum that is its own negative keeps its sign symmetry exactly in
+``K`` (:mod:`.symmetry`), so the exact zeros it implies stay exact. Solutions are cached
+per (spectrum, noise ratio, observation); the float64 arrays of a cached
+:class:`KalmanFilter` are read-only.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 from flint import arb, arb_mat
 
+from pipeline.models.hidden_spectrum.symmetry import sign_symmetry, symmetrise
 from pipeline.models.hidden_spectrum.system import (
     as_spectrum,
     check_observable,
@@ -108,6 +111,13 @@ def exact_inputs(text: str, r: float, observation: str) -> ExactInputs:
                 f"2^-{KALMAN_RESIDUAL_BITS} at {bits} bits"
             )
         bits *= 2
+    Pi = sign_symmetry(sp, C)
+    if Pi is not None:  # A's spectrum is its own negative: G_1, G_3, ... are exactly 0 (symmetry.py)
+        Ks = symmetrise(Pi, K, bits)
+        if Ks is not None:
+            K = Ks
+            with working_precision(bits):
+                F = amat(A) - K * amat(C[None, :])
     Pf, Kf, Ff = to_np(P), to_np(K)[:, 0], to_np(F)
     rho = float(np.max(np.abs(np.linalg.eigvals(Ff)))) if n else 0.0
     if not rho < 1.0:

@@ -64,7 +64,8 @@ def montecarlo_block(
     samples). Cells with ``k >= T`` are exactly 0 and not simulated. Meaningful only while
     the states stay far below 1e308 (and, for ``best_fir`` at large ``T`` with marginal
     Jordan blocks or ``rho > 1``, while the deviation is not a tiny difference of huge
-    predictions).
+    predictions); workflows beyond these bounds are refused when read
+    (:mod:`pipeline.experiments.simulated_range`).
     """
     sp = as_spectrum(spectrum)
     check_observable(sp, observation)

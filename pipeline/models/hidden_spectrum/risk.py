@@ -43,9 +43,10 @@ absolute error <= 2^-52 max |theta| (verified ball).
 Cost (``benchmarks/hidden_spectrum.py``, one process, shared 2-core machine): ~1.5e4
 ``best_fir`` and ~2.3e4 ``truncated_kalman`` cells/s with ``T > k`` on spectra with
 ``n <= 6``, Kalman solutions included; the cost at ``T = 1e8`` is 1.02-1.03 times that at
-``T = 1e2``. A cell that is exactly 0 only because ``F`` is nilpotent (the Kalman
-predictor is itself a short FIR with a non-zero gain) cannot be verified as a ball and
-raises :class:`PrecisionError`; exact zeros of the gain (e.g. ``A = 0``) propagate exactly.
+``T = 1e2``. A risk that is exactly 0 for ``T > k`` (``Z_N F^k' C' = 0``: e.g. ``"1.0, -1.0"``,
+whose odd predictor coefficients vanish, at ``T = k + 1`` for even ``k``, or a nilpotent
+``F``) is a ball around 0 at every precision; such a ball is decided exactly in integers
+(:mod:`pipeline.models.hidden_spectrum.zeros`) and the cell is written as 0, ``-inf``.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The basis change ``Q`` of ``A = Q J Q'``, the learner's Haar-rotated orthonormal basis of a
 family and the adversary's unit directions ``H``, each from its own stream keyed by the
-seed, the spectrum text and the family (:func:`pipeline.models.streams.cell_rng`), so a
+seed, the spectrum text and the family (:func:`pipeline.models.simulation.streams.cell_rng`), so a
 draw never depends on what else is drawn.
 """
 
@@ -12,8 +12,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pipeline.models.observed.families import family_basis
+from pipeline.models.simulation.streams import cell_rng
 from pipeline.models.spectra import Spectrum, parse_spectrum, random_orthogonal
-from pipeline.models.streams import cell_rng
 
 __all__ = [
     "basis_change",

@@ -31,7 +31,9 @@ def montecarlo_risk(
     ``x_0 = 0``, ``x_{t+1} = A x_t + w_t``, ``w ~ N(0, I)`` (``A`` (n, n)). ``Deltas`` (K, n, n)
     are evaluated on the same trajectories. Returns (mean, stderr), each (K,), in units of
     the process-noise variance. Noise is drawn in time chunks of fixed size, so the result
-    depends only on ``rng``'s stream.
+    depends only on ``rng``'s stream. Explosive systems overflow float64 past ~1e154;
+    workflows whose states would exceed 1e100 are refused when read
+    (:mod:`pipeline.experiments.simulated_range`).
     """
     A = np.asarray(A, dtype=float)
     n = A.shape[0]

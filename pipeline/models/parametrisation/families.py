@@ -9,8 +9,8 @@ import numpy as np
 
 from pipeline.models.observed.draws import basis_change, learner_basis
 from pipeline.models.observed.families import FamilyBasis, family_basis
+from pipeline.models.simulation.streams import cell_rng
 from pipeline.models.spectra import Spectrum, critical_d_theory, family_dimension, parse_spectrum, random_orthogonal
-from pipeline.models.streams import cell_rng
 
 __all__ = [
     "LEARNER_FAMILIES",

@@ -7,8 +7,9 @@ import mpmath as mp
 import numpy as np
 
 from pipeline.models.fitted.problem import FitProblem
-from pipeline.models.fitted.sampler import trajectories
 from pipeline.models.fitted.statistics import Moments
+from pipeline.models.simulation.fitted_states import trajectories
+from tests.oracles import observed_mp
 
 
 def mp_statistics(mo: Moments, j: int, i: int) -> tuple[mp.matrix, mp.matrix]:
@@ -77,21 +78,7 @@ def _combine(problem: FitProblem, coeffs: np.ndarray) -> mp.matrix:
 
 def mp_sigmabar(J: np.ndarray, T: int) -> mp.matrix:
     """``(1/T) sum_{s<T} (T-1-s) J^s J^s'`` by doubling in mpmath (independent of flint)."""
-    A = _mpm(J)
-    n = A.rows
-    P, W, V, a = mp.eye(n), mp.zeros(n, n), mp.zeros(n, n), 0
-    for bit in bin(int(T))[2:]:
-        if a:
-            V = V + a * W + P * V * P.T
-            W = W + P * W * P.T
-            P = P * P
-            a *= 2
-        if bit == "1":
-            V = V + W
-            W = W + P * P.T
-            P = P * A
-            a += 1
-    return V / T
+    return observed_mp.mp_sigmabar(_mpm(J), int(T))
 
 
 def mp_risk(J: np.ndarray, T: int, Delta: mp.matrix) -> mp.mpf:

@@ -15,10 +15,10 @@ import statsmodels.api as sm
 from pipeline.models.fitted import cells
 from pipeline.models.fitted import problem as pr
 from pipeline.models.fitted.leading import leading_basis
-from pipeline.models.fitted.sampler import trajectories
 from pipeline.models.observed import basis_change, learner_basis, perturbations
 from pipeline.models.parametrisation import learner_matrices
 from pipeline.models.precision.doubling import sigmabar
+from pipeline.models.simulation.fitted_states import trajectories
 from pipeline.models.spectra import parse_spectrum
 from tests.models.fitted import oracles
 

@@ -6,8 +6,8 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from pipeline.models.fitted import sampler as sa
 from pipeline.models.fitted import statistics as st
+from pipeline.models.simulation import fitted_states as sa
 
 KEY = ("statistics-test", 0)
 
@@ -69,7 +69,6 @@ def test_cells_do_not_depend_on_the_grid_or_the_batching(spectrum, monkeypatch):
         Ts = sorted(rng.choice(T, size=rng.integers(1, len(T) + 1), replace=False).tolist())
         ms = sorted(rng.choice(m, size=rng.integers(1, len(m) + 1), replace=False).tolist())
         monkeypatch.setattr(st, "BATCH_GROUPS", [1, 3, 2, 8][trial])
-        monkeypatch.setattr(st, "SUB", [1, 2, 4, 8][trial])
         sub = st.moments(chs, 2, KEY, Ts, ms)
         for j, TT in enumerate(Ts):
             for i, mm in enumerate(ms):

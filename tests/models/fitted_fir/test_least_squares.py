@@ -16,9 +16,9 @@ import statsmodels.api as sm
 
 from pipeline.models.fitted_fir import least_squares as ls
 from pipeline.models.fitted_fir.least_squares import fit_cells
-from pipeline.models.fitted_fir.sampler import outputs, training_key
 from pipeline.models.fitted_fir.statistics import training_statistics
 from pipeline.models.fitted_fir.system import fitted_system
+from pipeline.models.simulation.fitted_outputs import outputs, training_key
 from tests.oracles.fitted_fir import design_matrix, float_normal_equations, mp_theta
 
 U = 2.0**-53

@@ -13,9 +13,9 @@ import pytest
 from pipeline.models import hidden_spectrum as hs
 from pipeline.models.fitted_fir.least_squares import fit_cells
 from pipeline.models.fitted_fir.risk import FilterRisk
-from pipeline.models.fitted_fir.sampler import outputs, training_key
 from pipeline.models.fitted_fir.statistics import training_statistics
 from pipeline.models.fitted_fir.system import fitted_system
+from pipeline.models.simulation.fitted_outputs import outputs, training_key
 from tests.oracles import hidden_spectrum as orc
 from tests.oracles.fitted_fir import mp_scalar_identity, mp_theta
 

@@ -10,9 +10,9 @@ import pytest
 
 from pipeline.models.fitted_fir import statistics as stats_mod
 from pipeline.models.fitted_fir.least_squares import _radii
-from pipeline.models.fitted_fir.sampler import outputs, training_key
 from pipeline.models.fitted_fir.statistics import training_statistics
 from pipeline.models.fitted_fir.system import fitted_system
+from pipeline.models.simulation.fitted_outputs import outputs, training_key
 
 
 def _exact_series(ref, y):

@@ -1,4 +1,4 @@
-"""Tests of pipeline.models.simulation: streams, trajectories in time blocks, running means."""
+"""Tests of pipeline.models.simulation (streams, montecarlo, estimates)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from pipeline.models.simulation import (
     time_blocks,
     trajectory_batches,
 )
-from pipeline.models.streams import cell_rng
+from pipeline.models.simulation.streams import cell_rng
 
 A = np.array([[1.0, 1.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 0.5]])
 C = np.array([1.0, 0.0, 1.0])

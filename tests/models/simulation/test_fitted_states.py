@@ -1,10 +1,10 @@
-"""The sampler: streams keyed by plain values, prefixes in T and m, the recursion's
-definition, the scaled form for rho > 1."""
+"""pipeline.models.simulation.fitted_states: streams keyed by plain values, prefixes in T and m,
+the recursion's definition, the scaled form for rho > 1."""
 
 import numpy as np
 import pytest
 
-from pipeline.models.fitted import sampler as sa
+from pipeline.models.simulation import fitted_states as sa
 from pipeline.models.spectra import parse_spectrum
 
 KEY = ("sampler-test", 0)
@@ -56,7 +56,7 @@ def test_prefixes_in_T_and_m_and_plain_keys():
 
 def test_streams_are_per_group_and_blockwise():
     """Group g's block k is the k-th standard_normal((n, BLOCK, GROUP)) of its own stream."""
-    from pipeline.models.streams import cell_rng
+    from pipeline.models.simulation.streams import cell_rng
 
     n = 3
     parts = [sa.Segment(KEY, 1, sa.GROUP), sa.Segment(("other", 2), 0, 5), sa.Segment(KEY, 2, 7)]
@@ -102,3 +102,14 @@ def test_exponent_schedule_is_exact():
 def test_refuses_absurd_growth():
     with pytest.raises(sa.UnsupportedSystem, match="grows by more than"):
         sa.Recursion.of(sa.chains("1e6"))
+
+
+def test_scale_in_the_kernel_is_ldexp(monkeypatch):
+    """The scaled noise ``v 2^-e`` formed in the compiled loop (2^-e normal) has the bits of
+    ``ldexp(v, -e)``, the path taken beyond 2^-1022."""
+    spectrum = "1.2^3, 0.5"
+    fast = sa.trajectories(spectrum, 2, KEY, 40, 700)
+    monkeypatch.setattr(sa, "_NORMAL_SCALE", -1)
+    slow = sa.trajectories(spectrum, 2, KEY, 40, 700)
+    assert sa.Recursion.of(sa.chains(spectrum)).exponents(40)[0] > 100
+    assert np.array_equal(fast[0], slow[0]) and np.array_equal(fast[1], slow[1])

@@ -1,4 +1,4 @@
-"""Noise streams and the simulation of ``x_{t+1} = A x_t + w_t`` in fixed time blocks.
+"""State trajectories of the fitted observed learners: ``x_{t+1} = A x_t + w_t`` in fixed time blocks.
 
 This module *defines the data* of MATH.md section 6.3 (changing a constant or an
 operation order here changes every simulated number):
@@ -34,7 +34,7 @@ operation order here changes every simulated number):
   data is the plain recursion. The regressor ``z_t = u_t 2^e_k`` is exact.
 
 Only the regressors ``z_t`` are rounded; the data's targets are ``J z_t + v_t`` taken
-exactly (see :mod:`pipeline.models.fitted.statistics`).
+exactly (see :mod:`pipeline.models.fitted.statistics`, which accumulates them).
 """
 
 from __future__ import annotations
@@ -45,11 +45,12 @@ from fractions import Fraction
 from functools import cached_property, lru_cache
 
 import mpmath
+import numba
 import numpy as np
 from numpy.typing import NDArray
 
+from pipeline.models.simulation.streams import cell_rng
 from pipeline.models.spectra import Spectrum, parse_spectrum
-from pipeline.models.streams import cell_rng
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -59,6 +60,7 @@ GROUP = 32  # trajectories per noise stream
 BATCH_GROUPS = 32  # groups simulated side by side (a batch of up to 1024 trajectories); no effect on bits
 MAX_GROWTH_BITS = 256  # a chain may grow by at most 2^256 within one time block
 _STREAM = "fitted.noise"
+_NORMAL_SCALE = 1022  # 2^-e is a normal float64 up to here
 
 
 class UnsupportedSystem(ValueError):
@@ -165,15 +167,50 @@ class Recursion:
     def scaled(self) -> bool:
         return any(r > 0 for r in self.rates)
 
-    def step(self, z: FloatArray, v: FloatArray, out: FloatArray, scratch: FloatArray) -> None:
-        """``out = J z + v`` in the module's operation order; ``z``, ``v``, ``out``, ``scratch`` (n, G)."""
-        np.multiply(self.lam, z, out=out)
-        if self.beta is not None and self.partner is not None:
-            np.multiply(self.beta, z[self.partner], out=scratch)
-            np.add(out, scratch, out=out)
+    @cached_property
+    def _kernel_args(self) -> tuple[FloatArray, FloatArray, IntArray, bool, IntArray]:
+        """``lam``, ``beta`` (zeros without pairs), ``partner``, whether there are pairs, and
+        ``above`` (n,): the row ``r + step`` a row's superdiagonal reads (-1: none)."""
+        above = np.full(self.n, -1, dtype=np.int64)
         for first, stop, s in self.sup:
-            np.add(out[first : stop - s], z[first + s : stop], out=out[first : stop - s])
-        np.add(out, v, out=out)
+            above[first : stop - s] = np.arange(first + s, stop)
+        paired = self.beta is not None
+        beta = self.beta[:, 0].copy() if self.beta is not None else np.zeros(self.n)
+        partner = self.partner.copy() if self.partner is not None else np.arange(self.n, dtype=np.int64)
+        return self.lam[:, 0].copy(), beta, partner, paired, above
+
+    def run_block(self, z: FloatArray, v: FloatArray, scale: FloatArray) -> None:
+        """``z[:, s + 1] = J z[:, s] + v[:, s] scale`` for ``s = 0 .. L - 1`` in the module's
+        operation order (compiled, elementwise per trajectory); ``z`` (n, L + 1, G), ``v``
+        (n, L, G), ``scale`` (n,) exact powers of two (``2^-e``, normal numbers: the product is
+        ``ldexp(v, -e)``, correctly rounded)."""
+        _run_block(*self._kernel_args, scale, z, v)
+
+
+@numba.njit(cache=True, nogil=True)
+def _run_block(
+    lam: FloatArray,
+    beta: FloatArray,
+    partner: IntArray,
+    paired: bool,
+    above: IntArray,
+    scale: FloatArray,
+    z: FloatArray,
+    v: FloatArray,
+) -> None:  # pragma: no cover - compiled
+    """:meth:`Recursion.run_block`: per step, row and trajectory
+    ``((lam z[r] + beta z[partner]) + z[above]) + v[r] scale[r]`` (the middle terms where present)."""
+    n, L, G = v.shape
+    for s in range(L):
+        for r in range(n):
+            lr, br, pr, ar, sc = lam[r], beta[r], partner[r], above[r], scale[r]
+            for g in range(G):
+                acc = lr * z[r, s, g]
+                if paired:
+                    acc = acc + br * z[pr, s, g]
+                if ar >= 0:
+                    acc = acc + z[ar, s, g]
+                z[r, s + 1, g] = acc + v[r, s, g] * sc
 
 
 @lru_cache(maxsize=128)
@@ -205,19 +242,27 @@ def noise(seed: int, n: int, parts: Sequence[Segment], blocks: int) -> Iterator[
     The yielded array is reused: copy it to keep it.
     """
     gens = [cell_rng(seed, _STREAM, *p.key, p.group) for p in parts]
-    full = all(p.count == GROUP for p in parts)
     stage = np.empty((len(parts), n, BLOCK, GROUP))
-    out = np.empty((n, BLOCK, sum(p.count for p in parts)))
-    starts = np.concatenate([[0], np.cumsum([p.count for p in parts])]).astype(int)
+    counts = np.array([p.count for p in parts], dtype=np.int64)
+    out = np.empty((n, BLOCK, int(counts.sum())))
     for _k in range(blocks):
         for j, gen in enumerate(gens):
             gen.standard_normal(out=stage[j])
-        if full:  # one transposing copy
-            out.reshape(n, BLOCK, len(parts), GROUP)[...] = stage.transpose(1, 2, 0, 3)
-        else:
-            for j, p in enumerate(parts):
-                out[:, :, starts[j] : starts[j + 1]] = stage[j, :, :, : p.count]
+        _gather(stage, counts, out)
         yield out
+
+
+@numba.njit(cache=True, nogil=True)
+def _gather(stage: FloatArray, counts: IntArray, out: FloatArray) -> None:  # pragma: no cover - compiled
+    """``out[:, :, start_j + i] = stage[j, :, :, i]`` for ``i < counts[j]``, segments in order."""
+    start = 0
+    for j in range(stage.shape[0]):
+        c = counts[j]
+        for r in range(stage.shape[1]):
+            for s in range(stage.shape[2]):
+                for i in range(c):
+                    out[r, s, start + i] = stage[j, r, s, i]
+        start += c
 
 
 @dataclass(frozen=True)
@@ -243,15 +288,16 @@ def simulate(recursion: Recursion, seed: int, parts: Sequence[Segment], steps: i
     blocks = -(-int(steps) // BLOCK)
     z = np.zeros((n, BLOCK + 1, count))
     scaled_v = np.empty((n, BLOCK, count)) if recursion.scaled else None
-    scratch = np.empty((n, count))
+    ones = np.ones(n)
     e = recursion.exponents(0)
     for k, v in enumerate(noise(seed, n, parts, blocks)):
-        vin = v
-        if scaled_v is not None and np.any(e):
+        if scaled_v is None or not np.any(e):
+            recursion.run_block(z, v, ones)
+        elif int(e.max()) <= _NORMAL_SCALE:  # 2^-e a normal number: v 2^-e is ldexp(v, -e)
+            recursion.run_block(z, v, np.ldexp(ones, -e))
+        else:
             np.ldexp(v, -e[:, None, None], out=scaled_v)
-            vin = scaled_v
-        for s in range(BLOCK):
-            recursion.step(z[:, s], vin[:, s], z[:, s + 1], scratch)
+            recursion.run_block(z, scaled_v, ones)
         yield Block(k, z[:, :BLOCK], v, e)
         nxt = recursion.exponents(k + 1)
         z[:, 0] = z[:, BLOCK]

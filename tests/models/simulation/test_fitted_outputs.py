@@ -1,13 +1,13 @@
-"""The training data (MATH §6.3): one stream per trajectory, fixed time blocks, prefix property."""
+"""pipeline.models.simulation.fitted_outputs (MATH §6.3): one stream per trajectory, fixed blocks, prefixes."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from pipeline.models.fitted_fir.sampler import BLOCK, outputs, training_key, trajectory_rngs
 from pipeline.models.fitted_fir.system import fitted_system
 from pipeline.models.simulation import simulate_outputs, stationary_start
+from pipeline.models.simulation.fitted_outputs import BLOCK, outputs, training_key, trajectory_rngs
 
 SYSTEMS = ["1.0", "0.9", "1.0^2, 1.0@60, 0.5", "0.9@30^2, -1.0", "1.0^3"]
 
