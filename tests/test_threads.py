@@ -131,6 +131,42 @@ spectrum = 1
 noise_ratio = 1
 learner = 1
 """,
+    "hidden fitted exact": """
+experiment = "hidden"
+fit = "least_squares"
+name = "threads_hidden_fitted"
+seed = 6
+[grid]
+lam = [0.5, 1.0]
+noise_ratio = [1.0, 4.0]
+k = [1, 2, 3]
+T = [10, 300]
+trajectories = [1, 3]
+fits = 4
+[chunks]
+blocks_per_task = 1
+lam = 1
+noise_ratio = 1
+fit = 1
+""",
+    "hidden spectrum fitted exact": """
+experiment = "hidden"
+fit = "least_squares"
+name = "threads_spectrum_fitted"
+seed = 7
+[grid]
+spectrum = ["1.0^2", "1.0@60, 0.5"]
+noise_ratio = [1.0, 4.0]
+k = [1, 2, 3]
+T = [10, 300]
+trajectories = [1, 3]
+fits = 4
+[chunks]
+blocks_per_task = 1
+spectrum = 1
+noise_ratio = 1
+fit = 1
+""",
     "observed fitted exact": """
 experiment = "observed"
 fit = "least_squares"

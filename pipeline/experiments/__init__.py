@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 
 _REGISTRY = {
     "hidden": ("pipeline.experiments.hidden.adapter", "HIDDEN"),
+    "hidden_fitted": ("pipeline.experiments.hidden_fitted.adapter", "HIDDEN_FITTED"),
     "hidden_spectrum": ("pipeline.experiments.hidden_spectrum.adapter", "HIDDEN_SPECTRUM"),
+    "hidden_spectrum_fitted": ("pipeline.experiments.hidden_fitted.adapter", "HIDDEN_SPECTRUM_FITTED"),
     "observed": ("pipeline.experiments.observed.adapter", "OBSERVED"),
     "observed_fitted": ("pipeline.experiments.observed_fitted.adapter", "OBSERVED_FITTED"),
 }
@@ -51,6 +53,8 @@ class Variant:
 
 # First match wins: a variant that needs more goes before one that needs less.
 _VARIANTS: tuple[Variant, ...] = (
+    Variant("hidden", "hidden_spectrum_fitted", axis="spectrum", setting="fit", value="least_squares"),
+    Variant("hidden", "hidden_fitted", setting="fit", value="least_squares"),
     Variant("observed", "observed_fitted", setting="fit", value="least_squares"),
     Variant("hidden", "hidden_spectrum", axis="spectrum"),
 )

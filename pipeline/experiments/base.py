@@ -168,6 +168,18 @@ def at_least_one(v: int) -> str | None:
     return None if v >= 1 else "must be an integer >= 1"
 
 
+def _check_best_fit(value: Any) -> str | None:
+    if value != "best":
+        return "must be 'best' (the exact best learner of a class) or 'least_squares' (fitted to data)"
+    return None
+
+
+BEST_FIT = SettingRule("best", _check_best_fit, recorded_at_default=False)
+"""The top-level ``fit`` key of an experiment of best learners: ``"best"`` (its default, left out
+of the settings so older fingerprints stand); ``fit = "least_squares"`` selects the fitted
+variant (``pipeline.experiments._VARIANTS``) before this rule is read."""
+
+
 def str_array(values: Iterable[Any]) -> np.ndarray:
     """A 1-D object array of ``str`` (string coordinates of any length)."""
     items = [str(v) for v in values]

@@ -202,7 +202,7 @@ def exact_only(monkeypatch):
 def test_a_setting_selects_a_variant(exact_only):
     assert parse_workflow(exact_only).experiment == EXACT_ONLY.name
     assert parse_workflow(exact_only.replace('fit = "least_squares"\n', "")).experiment == "hidden"
-    with pytest.raises(ConfigError, match=r"^fit = 'other': unknown key"):
+    with pytest.raises(ConfigError, match=r"^fit = 'other': must be 'best' .* or 'least_squares'"):
         parse_workflow(exact_only.replace("least_squares", "other"))
 
 

@@ -20,7 +20,7 @@ from pipeline.core.measure import MEASURED
 from pipeline.core.types import COMPUTED
 from pipeline.driver.engine import RunError
 from pipeline.experiments import known_experiments
-from pipeline.plan.config import parse_workflow
+from pipeline.plan.config import parse_workflow, toml_text
 from pipeline.plan.grid import as_key_string
 from pipeline.readers import plots
 from pipeline.readers import thresholding as thr
@@ -29,15 +29,36 @@ from pipeline.readers.summary import summarize
 from pipeline.storage.location import StoreLocation
 from tests.helpers import hidden, hidden_spectrum, observed, observed_fitted, run_quietly
 
+
+def _fitted(system: dict[str, list[object]]) -> Callable[..., str]:
+    """A small fitted-filter workflow (``fit = "least_squares"``) over ``system``."""
+
+    def text(name: str = "fitted", chunks: dict[str, int] | None = None) -> str:
+        grid = system | {"noise_ratio": [1.0], "k": [1, 2, 3], "T": [3, 100, 1000], "trajectories": [1, 4], "fits": 3}
+        top = {"experiment": "hidden", "fit": "least_squares", "name": name}
+        return toml_text(top | {"grid": grid} | ({"chunks": dict(chunks)} if chunks else {}))
+
+    return text
+
+
 # one small workflow per registered experiment, chunked so that each system (first axis) and
 # each pair of horizons is its own task
 SMALL: dict[str, Callable[..., str]] = {
     "hidden": hidden,
+    "hidden_fitted": _fitted({"lam": [0.5, 1.0]}),
     "hidden_spectrum": hidden_spectrum,
+    "hidden_spectrum_fitted": _fitted({"spectrum": ["1.0^2", "1.0, 0.5"]}),
     "observed": observed,
     "observed_fitted": observed_fitted,
 }
-FIRST_AXIS = {"hidden": "lam", "hidden_spectrum": "spectrum", "observed": "spectrum", "observed_fitted": "spectrum"}
+FIRST_AXIS = {
+    "hidden": "lam",
+    "hidden_fitted": "lam",
+    "hidden_spectrum": "spectrum",
+    "hidden_spectrum_fitted": "spectrum",
+    "observed": "spectrum",
+    "observed_fitted": "spectrum",
+}
 MADE_UP = re.compile(r"\b(nan|none)\b", re.IGNORECASE)
 
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from pipeline.core.errors import ConfigError
 from pipeline.core.types import AxisRule, SettingRule, Settings, VariableSpec
-from pipeline.experiments.base import Experiment, PackageReaders, at_least_one, positive
+from pipeline.experiments.base import BEST_FIT, Experiment, PackageReaders, at_least_one, positive
 from pipeline.experiments.simulated_range import check_simulated_range, montecarlo_bound
 from pipeline.models import hidden as model
 
@@ -46,7 +46,7 @@ class HiddenExperiment(PackageReaders):
         "k": AxisRule("k", "int", "filter length k", "taps", check=at_least_one),
         "T": AxisRule("T", "int", "horizon T", "steps", check=at_least_one),
     }
-    extra_settings: Mapping[str, SettingRule] = {}
+    extra_settings: Mapping[str, SettingRule] = {"fit": BEST_FIT}
     methods = ("exact", "montecarlo")
     horizon = "T"
     levels = "tau"

@@ -21,7 +21,7 @@ import numpy as np
 
 from pipeline.core.errors import ConfigError
 from pipeline.core.types import AxisRule, SettingRule, Settings, VariableSpec
-from pipeline.experiments.base import Experiment, PackageReaders, at_least_one, positive, str_array
+from pipeline.experiments.base import BEST_FIT, Experiment, PackageReaders, at_least_one, positive, str_array
 from pipeline.experiments.simulated_range import check_simulated_range, montecarlo_bound
 from pipeline.models import hidden_spectrum as model
 from pipeline.models.spectra import SpectrumError, parse_spectrum
@@ -82,7 +82,10 @@ class HiddenSpectrumExperiment(PackageReaders):
         "k": AxisRule("k", "int", "filter length k", "taps", check=at_least_one),
         "T": AxisRule("T", "int", "horizon T", "steps", check=at_least_one),
     }
-    extra_settings: Mapping[str, SettingRule] = {"observation": SettingRule("sum", _check_observation)}
+    extra_settings: Mapping[str, SettingRule] = {
+        "observation": SettingRule("sum", _check_observation),
+        "fit": BEST_FIT,
+    }
     methods = ("exact", "montecarlo")
     horizon = "T"
     levels = "tau"
