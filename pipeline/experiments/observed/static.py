@@ -13,7 +13,7 @@ Matrices are NaN-padded to the largest ``n`` of the grid.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -23,10 +23,32 @@ from pipeline.experiments.base import str_array
 from pipeline.experiments.observed.axes import SAME, resolved_learner
 from pipeline.models import observed as om
 from pipeline.models import parametrisation as pm
-from pipeline.models.spectra import critical_d_theory, family_dimension, parse_spectrum
+from pipeline.models.spectra import Spectrum, critical_d_theory, family_dimension, parse_spectrum
 
 if TYPE_CHECKING:  # imported in static(): `emergence run` reads workflows before importing xarray
     import xarray as xr
+
+
+def spectrum_coords(sps: Sequence[Spectrum]) -> dict[str, tuple[str, np.ndarray, dict[str, str]]]:
+    """The per-spectrum coordinates every fully observed cube carries: state dimension ``n``,
+    unstable dimension ``n_unstable`` and spectral radius, each over dim ``spectrum``."""
+    return {
+        "n": (
+            "spectrum",
+            np.array([sp.n for sp in sps], dtype=np.int64),
+            {"long_name": "state dimension", "units": "1"},
+        ),
+        "n_unstable": (
+            "spectrum",
+            np.array([sp.n_unstable for sp in sps], dtype=np.int64),
+            {"long_name": "unstable dimension n_u (|eig| >= 1)", "units": "1"},
+        ),
+        "spectral_radius": (
+            "spectrum",
+            np.array([sp.spectral_radius for sp in sps]),
+            {"long_name": "spectral radius", "units": "1"},
+        ),
+    }
 
 
 def static(coords: Mapping[str, np.ndarray], settings: Settings) -> xr.Dataset:
@@ -134,21 +156,7 @@ def static(coords: Mapping[str, np.ndarray], settings: Settings) -> xr.Dataset:
             "col": np.arange(nmax, dtype=np.int64),
             "component": np.arange(Dmax, dtype=np.int64),
             "learner_component": np.arange(Lmax, dtype=np.int64),
-            "n": (
-                "spectrum",
-                np.array([sp.n for sp in sps], dtype=np.int64),
-                {"long_name": "state dimension", "units": "1"},
-            ),
-            "n_unstable": (
-                "spectrum",
-                np.array([sp.n_unstable for sp in sps], dtype=np.int64),
-                {"long_name": "unstable dimension n_u (|eig| >= 1)", "units": "1"},
-            ),
-            "spectral_radius": (
-                "spectrum",
-                np.array([sp.spectral_radius for sp in sps]),
-                {"long_name": "spectral radius", "units": "1"},
-            ),
+            **spectrum_coords(sps),
         },
     )
     for name, attrs in (

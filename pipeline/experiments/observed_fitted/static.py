@@ -20,6 +20,7 @@ import numpy as np
 
 from pipeline.core.types import Settings
 from pipeline.experiments.base import str_array
+from pipeline.experiments.observed.static import spectrum_coords
 from pipeline.experiments.observed_fitted.axes import NO_ADVERSARY, learner_dim
 from pipeline.models import observed as om
 from pipeline.models.fitted.leading import leading_basis
@@ -128,21 +129,7 @@ def static(coords: Mapping[str, np.ndarray], settings: Settings) -> xr.Dataset:
             "row": np.arange(nmax, dtype=np.int64),
             "col": np.arange(nmax, dtype=np.int64),
             "param": np.arange(Dmax, dtype=np.int64),
-            "n": (
-                "spectrum",
-                np.array([sp.n for sp in sps], dtype=np.int64),
-                {"long_name": "state dimension", "units": "1"},
-            ),
-            "n_unstable": (
-                "spectrum",
-                np.array([sp.n_unstable for sp in sps], dtype=np.int64),
-                {"long_name": "unstable dimension n_u (|eig| >= 1)", "units": "1"},
-            ),
-            "spectral_radius": (
-                "spectrum",
-                np.array([sp.spectral_radius for sp in sps]),
-                {"long_name": "spectral radius", "units": "1"},
-            ),
+            **spectrum_coords(sps),
         },
     )
     for name, attrs in (
