@@ -54,13 +54,15 @@ DECAY_DECADES = 2.0
 CRITICAL_RULE = (
     "the growth exponent of the mean learned risk must be within growth_tol at every k >= n_u and above "
     "it at the k below; a reading is decided when the window before the two largest horizons reads the "
-    f"same and it is clear of growth_tol by 3 standard errors (from the fits); fewer than {MIN_FITS} fits, "
+    f"same and it is clear of growth_tol by 3 standard errors (from the fits; Student-t: 19.2 at 3 fits); "
+    f"fewer than {MIN_FITS} fits, "
     "an undecided reading or n_u outside the cube's k: unresolved"
 )
 DECAY_RULE = (
     f"k >= n_u only: the exponent is the least-squares slope of log excess against log T at fixed m over "
     f"the horizons T >= {DECAY_MIN_TAPS} k within the last {DECAY_DECADES:g} decades (3 points at least); "
-    f"agrees when within {DECAY_TOL} of -1 and the edge of the band is 3 standard errors (of the slope: "
+    f"agrees when within {DECAY_TOL} of -1 and the edge of the band is 3 standard errors "
+    "(Student-t over the fits; of the slope: "
     "its residuals', or the spread of the single fits' slopes over sqrt(fits) if larger) away, disagrees "
     f"when outside the band by as much, unresolved otherwise and with fewer than {MIN_FITS} fits"
 )
@@ -161,7 +163,7 @@ def thresholds(ds: xr.Dataset, options: ThresholdOptions) -> xr.Dataset:
     g0 = _slope(mean[..., i1 - 1, :], mean[..., i1, :], t0, t1) if T.size >= 3 else np.full(g.shape, np.nan)
     below = np.where(np.isnan(g), True, g <= tol)
     below0 = np.where(np.isnan(g0), np.isnan(g), g0 <= tol)
-    decided = verdicts.settled(below, below0, np.isfinite(g0) | np.isnan(g), g - tol, sg) & enough
+    decided = verdicts.settled(below, below0, np.isfinite(g0) | np.isnan(g), g - tol, sg, samples=F) & enough
     S_, R_, K_, M_ = g.shape
     crit = np.full((S_, R_, M_), np.nan)
     crit_verdict = np.full(crit.shape, verdicts.NOT_COMPARED, dtype=object)
@@ -191,7 +193,7 @@ def thresholds(ds: xr.Dataset, options: ThresholdOptions) -> xr.Dataset:
             decay_verdict[idx] = verdicts.UNRESOLVED
             continue
         miss = abs(d - DECAY_THEORY) - DECAY_TOL
-        clear = bool(abs(miss) > verdicts.NOISE_SIGMAS * sd)
+        clear = bool(abs(miss) > verdicts.noise_sigmas(F) * sd)
         decay_verdict[idx] = verdicts.decide(miss > 0, clear and enough, enough)
 
     kstar = kalman_k_star(ds, taus)

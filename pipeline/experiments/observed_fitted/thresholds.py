@@ -68,12 +68,14 @@ DF_MIN_TAIL = 10
 FPE_RULE = (
     f"at the largest m T of each stable learner at d = n^2 with at least {FPE_MIN_FITS} fits and "
     f"m T >= {FPE_MIN_SAMPLES} d: agrees if |normalised_excess - 1| <= {FPE_TOL} + "
-    f"{vd.NOISE_SIGMAS:g} standard errors and the band (noise) is at most {vd.RESOLVED_FRACTION:g}; "
+    f"{vd.NOISE_SIGMAS:g} standard errors (Student-t over the fits) "
+    f"and the band (noise) is at most {vd.RESOLVED_FRACTION:g}; "
     "disagrees if outside; unresolved otherwise."
 )
 RW_RULE = (
     f"scalar random walk, m = 1, d = 1, largest T >= {DF_MIN_T}, at least {FPE_MIN_FITS} fits: T times the mean "
-    f"risk agrees with E[Z^2] / 2 within {RW_TOL:.0%} + {vd.NOISE_SIGMAS:g} standard errors, resolvable when the "
+    f"risk agrees with E[Z^2] / 2 within {RW_TOL:.0%} + {vd.NOISE_SIGMAS:g} standard errors (Student-t), "
+    "resolvable when the "
     f"band is at most {vd.RESOLVED_FRACTION:g} of it; disagrees outside; unresolved otherwise."
 )
 CRITICAL_RULE = (
@@ -140,7 +142,7 @@ def _fpe_verdict(norm: xr.DataArray, stderr: xr.DataArray, expect: xr.DataArray,
         if math.isnan(x):
             out[idx] = vd.UNRESOLVED
             continue
-        band = vd.NOISE_SIGMAS * s if np.isfinite(s) else math.inf
+        band = vd.noise_sigmas(n_fits) * s if np.isfinite(s) else math.inf
         outside = abs(x - e) > FPE_TOL + band
         decided = n_fits >= FPE_MIN_FITS and mT[t_at, m_at] >= FPE_MIN_SAMPLES * d_vals[idx[-1]]
         out[idx] = vd.decide(outside, decided, vd.band_resolvable(band, e))
@@ -216,7 +218,7 @@ def _dickey_fuller(ds: xr.Dataset) -> dict[str, tuple[object, ...]]:
         q[idx] = np.quantile(stat, probs)
         scaled = T * cell["risk"].values
         constant[idx] = float(np.mean(scaled))
-        band = vd.NOISE_SIGMAS * float(np.std(scaled, ddof=1)) / math.sqrt(N) if N > 1 else math.inf
+        band = vd.noise_sigmas(N) * float(np.std(scaled, ddof=1)) / math.sqrt(N) if N > 1 else math.inf
         if np.isnan(constant[idx]):
             constant_verdict[idx] = vd.UNRESOLVED
         else:
