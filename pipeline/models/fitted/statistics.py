@@ -24,7 +24,7 @@ condition number of the correlation matrix ``diag(S)^-1/2 S diag(S)^-1/2``. That
 float sums carry no information about the directions that matter. So the entries among
 coordinates of chains with ``rho > 1`` (and of marginal chains of size >= 5), and the
 columns of ``W`` at those coordinates, are summed in twice the working precision
-(Dekker's exact product, Knuth's TwoSum, Ogita-Rump-Oishi's ``Dot2``): each such entry is
+(the product's exact error by a fused multiply-add, Knuth's TwoSum: Ogita-Rump-Oishi's ``Dot2``): each such entry is
 the unevaluated sum ``hi + lo`` of two floats, accurate to ~1e-32 of its scale.
 
 Scaled chains (``rho > 1``) carry exponents: entry ``S_ab`` is ``(hi + lo) 2^(e_a + e_b)``
@@ -41,6 +41,7 @@ import numba
 import numpy as np
 from numpy.typing import NDArray
 
+from pipeline.models.exact_products import product_error
 from pipeline.models.simulation.fitted_states import (
     BATCH_GROUPS,
     BLOCK,
@@ -58,7 +59,6 @@ IntArray = NDArray[np.int64]
 BoolArray = NDArray[np.bool_]
 
 COMPENSATED_MARGINAL_SIZE = 5  # marginal chains of at least this size are summed compensated
-_SPLIT = 134217729.0  # 2^27 + 1, Dekker's splitter
 _NORMAL_SCALE = 1022  # 2^d is a normal float64 for |d| up to here
 
 
@@ -147,7 +147,6 @@ class _Accumulator:
         self.e = np.zeros(layout.n, dtype=np.int64)
         self.comp_index = np.full(K, -1, dtype=np.int64)
         self.comp_index[layout.comp] = np.arange(Kc)
-        self.split = np.empty((4, layout.n, BLOCK, G) if Kc else (4, 0, 0, 0))  # Dekker halves of z, v
         self.record_at = np.full(int(T[-1]) + 2, -1, dtype=np.int64)
         self.record_at[T] = np.arange(T.size)
 
@@ -165,7 +164,7 @@ class _Accumulator:
         self.e = e.copy()
 
     def add_block(self, t0: int, z: FloatArray, v: FloatArray, e: IntArray) -> None:
-        """Add the steps ``t0 ..`` of a block ``z``, ``v`` (n, BLOCK, G) with exponents ``e``."""
+        """Add the steps ``t0 ..`` of a block: ``z`` (n, >= BLOCK, G, contiguous), ``v`` (n, BLOCK, G), ``e``."""
         self.rescale(e)
         lay = self.layout
         stop = min(t0 + BLOCK, int(self.T[-1]))
@@ -185,22 +184,10 @@ class _Accumulator:
             self.record_at,
             self.rec_hi,
             self.rec_lo,
-            self.split,
         )
         for j, t in enumerate(self.T.tolist()):
             if t0 < t <= stop:
                 self.rec_e[j] = self.e
-
-
-@numba.njit(cache=True, nogil=True)
-def _halves(x: FloatArray, xh: FloatArray, xl: FloatArray) -> None:  # pragma: no cover - compiled
-    """Dekker's split ``x = xh + xl`` (26 and 27 significant bits) of a row of values."""
-    for g in range(x.shape[0]):
-        xt = _SPLIT * x[g]
-        h = xt - x[g]
-        h = xt - h
-        xh[g] = h
-        xl[g] = x[g] - h
 
 
 @numba.njit(cache=True, nogil=True)
@@ -218,7 +205,6 @@ def _add_steps(
     record_at: IntArray,
     rec_hi: FloatArray,
     rec_lo: FloatArray,
-    split: FloatArray,
 ) -> None:  # pragma: no cover - compiled
     """Add steps ``t0 .. stop - 1`` of a block ``z``, ``v`` (n, >= stop - t0, G) to the running
     sums ``hi`` (K, G) and ``lo`` (Kc, G), per trajectory sequentially in ``t`` (elementwise
@@ -226,53 +212,52 @@ def _add_steps(
     at the step counts ``record_at[t + 1] >= 0`` (grid index) into ``rec_hi`` (G, nT, K) and
     ``rec_lo`` (G, nT, Kc). Entry ``k`` adds ``p = f_a z_b`` (``f`` is ``v`` for ``W`` entries,
     else ``z``); a compensated entry (``comp_index[k] >= 0``) also adds to its low part the
-    product's exact error (Dekker's splitting, ``((ah bh - p) + ah bl) + al bh) + al bl``) and
-    then the TwoSum error of ``hi + p``, in this order. ``split`` (4, n, BLOCK, G) receives
-    the Dekker halves of ``z`` and ``v`` (formed once per value, used by every product)."""
-    G = z.shape[2]
+    product's exact error and then the TwoSum error of ``hi + p``, in this order.
+    The per-entry loops over trajectories are the compiled row kernels :func:`_add_plain` and
+    :func:`_add_compensated` (rows from index 0, which the compiler vectorises)."""
     K = a.shape[0]
-    if lo.shape[0]:
-        for r in range(z.shape[0]):
-            for s in range(stop - t0):
-                _halves(z[r, s], split[0, r, s], split[1, r, s])
-                _halves(v[r, s], split[2, r, s], split[3, r, s])
     for t in range(t0, stop):
         s = t - t0
         for k in range(K):
-            fa = v[a[k], s] if is_w[k] else z[a[k], s]
-            fb = z[b[k], s]
-            h = hi[k]
+            src = v if is_w[k] else z
             ci = comp_index[k]
             if ci < 0:
-                for g in range(G):
-                    h[g] = h[g] + fa[g] * fb[g]
-                continue
-            q = lo[ci]
-            fw = 2 if is_w[k] else 0
-            ah_row, al_row = split[fw, a[k], s], split[fw + 1, a[k], s]
-            bh_row, bl_row = split[0, b[k], s], split[1, b[k], s]
-            for g in range(G):
-                p = fa[g] * fb[g]
-                old = h[g]
-                new = old + p
-                h[g] = new
-                ah, al, bh, bl = ah_row[g], al_row[g], bh_row[g], bl_row[g]
-                err = ah * bh
-                err = err - p
-                err = err + ah * bl
-                err = err + al * bh
-                err = err + al * bl
-                w = q[g] + err
-                bb = new - old
-                t2 = new - bb
-                t2 = old - t2
-                bb = p - bb
-                t2 = t2 + bb
-                q[g] = w + t2
+                _add_plain(hi[k], src[a[k], s], z[b[k], s])
+            else:
+                _add_compensated(hi[k], lo[ci], src[a[k], s], z[b[k], s])
         j = record_at[t + 1]
         if j >= 0:
             rec_hi[:, j, :] = hi.T
             rec_lo[:, j, :] = lo.T
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _add_plain(h: FloatArray, fa: FloatArray, fb: FloatArray) -> None:  # pragma: no cover - compiled
+    """``h[g] = h[g] + fa[g] fb[g]`` for every trajectory ``g``."""
+    for g in range(h.shape[0]):
+        h[g] = h[g] + fa[g] * fb[g]
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _add_compensated(
+    h: FloatArray, q: FloatArray, fa: FloatArray, fb: FloatArray
+) -> None:  # pragma: no cover - compiled
+    """Per trajectory ``g``: ``p = fa fb``, ``h + p`` with TwoSum error ``t2``, then
+    ``q = (q + (fa fb - p)) + t2`` (the product's exact error first)."""
+    for g in range(h.shape[0]):
+        x = fa[g]
+        y = fb[g]
+        p = x * y
+        old = h[g]
+        new = old + p
+        h[g] = new
+        w = q[g] + product_error(x, y, p)
+        bb = new - old
+        t2 = new - bb
+        t2 = old - t2
+        bb = p - bb
+        t2 = t2 + bb
+        q[g] = w + t2
 
 
 class _TrajectorySums:
@@ -395,7 +380,7 @@ def moments_many(
         firsts = [(owner[p.key], int(offsets[j])) for j, p in enumerate(batch) if p.group == 0]
         for blk in simulate(rec, seed, batch, T_max):
             t0 = blk.index * BLOCK
-            acc.add_block(t0, blk.z, blk.v, blk.e)
+            acc.add_block(t0, blk.state, blk.v, blk.e)
             for q, off in firsts:
                 if t0 < tr:
                     _keep_raw(blk, t0, off, *raw[q])

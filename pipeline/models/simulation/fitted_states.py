@@ -271,12 +271,15 @@ class Block:
 
     ``z`` (n, BLOCK, G): regressors ``z_t 2^-e`` for ``t = index * BLOCK + s``; ``v`` (n, BLOCK, G):
     the noise ``v_t`` (unscaled); ``e`` (n,): the coordinates' exponents in this block.
+    ``state`` (n, BLOCK + 1, G): the simulation's contiguous buffer whose ``[:, :BLOCK]`` is ``z``
+    (compiled kernels take it whole: they vectorise over contiguous trajectory rows only).
     """
 
     index: int
     z: FloatArray
     v: FloatArray
     e: IntArray
+    state: FloatArray
 
 
 def simulate(recursion: Recursion, seed: int, parts: Sequence[Segment], steps: int) -> Iterator[Block]:
@@ -298,7 +301,7 @@ def simulate(recursion: Recursion, seed: int, parts: Sequence[Segment], steps: i
         else:
             np.ldexp(v, -e[:, None, None], out=scaled_v)
             recursion.run_block(z, scaled_v, ones)
-        yield Block(k, z[:, :BLOCK], v, e)
+        yield Block(k, z[:, :BLOCK], v, e, z)
         nxt = recursion.exponents(k + 1)
         z[:, 0] = z[:, BLOCK]
         if np.any(nxt != e):
