@@ -39,7 +39,7 @@ import numpy.typing as npt
 
 from pipeline.models.fitted_fir.normal_equations import Key, required_keys
 from pipeline.models.fitted_fir.reference import Reference, reference
-from pipeline.models.fitted_fir.series import SeriesState, two_sum
+from pipeline.models.fitted_fir.series import SeriesState
 from pipeline.models.fitted_fir.system import FittedSystem, UnsupportedSystem
 from pipeline.models.simulation.fitted_outputs import output_blocks, training_key
 
@@ -111,166 +111,218 @@ def check_horizon(system: FittedSystem, T: int) -> None:
 
 
 class _Accumulator:
-    """Running sums of one batch of ``G`` trajectories, read at the grid ``T``."""
+    """Running sums of one batch of ``G`` trajectories, read at the grid ``T``.
+
+    Arrays hold trajectories on their last axis, so every compiled loop runs over contiguous
+    rows of ``G`` independent values (one trajectory each) and vectorises."""
 
     def __init__(self, ref: Reference, keys: tuple[Key, ...], J: int, T: IntArray, G: int):
         self.S = len(keys)
         self.hist = [max([e for a, b, e in keys if b == i] + [0]) for i in range(ref.q + 1)]
-        self.past = [np.zeros((G, h)) for h in self.hist]
+        self.H = max(self.hist)
+        self.past = np.zeros((ref.q + 1, self.H, G))  # the last H values of every series
         self.series = SeriesState(ref, G)
-        self.carry_hi = np.zeros((G, self.S))
-        self.carry_lo = np.zeros((G, self.S))
-        self.reads: dict[int, list[tuple[int, int]]] = {}
-        for iT, tv in enumerate(T.tolist()):
-            for j in range(J):
-                if tv - j >= 0:
-                    self.reads.setdefault(tv - j, []).append((iT, j))
-        self.read_blocks = {M // SUM_BLOCK: True for M in self.reads}
-        self.buffer = np.empty((G, self.S, SUM_BLOCK))
+        self.carry_hi = np.zeros((self.S, G))
+        self.carry_lo = np.zeros((self.S, G))
+        self.block_reads = _read_table(T, J)
+        self.no_reads = np.zeros((0, 3), dtype=np.int64)
         self.key_a = np.array([a for a, _, _ in keys], dtype=np.int64)
         self.key_b = np.array([b for _, b, _ in keys], dtype=np.int64)
         self.key_e = np.array([e for _, _, e in keys], dtype=np.int64)
-        self.H = max(self.hist)
-        self.halves = np.empty(SUM_BLOCK)
-        self.rec_hi = np.zeros((G, T.size, self.S, J))
-        self.rec_lo = np.zeros((G, T.size, self.S, J))
+        self.products = np.empty((SUM_BLOCK, G))
+        self.tree = np.empty((2 * SUM_BLOCK, G))
+        self.rec_hi = np.zeros((T.size, self.S, J, G))
+        self.rec_lo = np.zeros((T.size, self.S, J, G))
 
     def add_block(self, t0: int, y: FloatArray) -> None:
         """Add the outputs ``y`` (G, L) of times ``t0 .. t0 + L - 1`` (``t0`` a multiple of SUM_BLOCK)."""
         values = self.series.advance(y)
         G, L = y.shape
         H = self.H
-        ext = np.empty((len(values), G, H + L))  # ext[i, :, H + t]: series i at block time t >= -hist[i]
+        ext = np.empty((len(values), H + L, G))  # ext[i, H + t]: series i at block time t >= -H
+        ext[:, :H] = self.past
         for i, v in enumerate(values):
-            h = self.hist[i]
-            ext[i, :, H - h : H] = self.past[i]
-            ext[i, :, H:] = v
-            if h:
-                self.past[i] = ext[i, :, H + L - h : H + L].copy()
+            ext[i, H:] = v.T
+        self.past[:] = ext[:, L:]
         for s0 in range(0, L, SUM_BLOCK):
-            self._sum_block(t0 + s0, ext, s0, min(SUM_BLOCK, L - s0))
-
-    def _sum_block(self, t0: int, ext: FloatArray, s0: int, width: int) -> None:
-        hits = (
-            [(M, r) for M in range(t0, t0 + width) for r in self.reads.get(M, ())]
-            if self.read_blocks.get(t0 // SUM_BLOCK)
-            else []
-        )
-        keys = (self.key_a, self.key_b, self.key_e)
-        if not hits and width == SUM_BLOCK:  # only the total: products halved as they are formed
-            _fused_totals(ext, self.H + s0, *keys, self.carry_hi, self.carry_lo, self.halves)
-            return
-        P = self.buffer
-        _products(ext, self.H + s0, *keys, width, P)  # zero-padded beyond width
-        if hits:
-            levels = _pairwise_levels(P)
-            for M, (iT, j) in hits:
-                hi, lo = two_sum(self.carry_hi, _prefix(levels, M - t0 + 1))
-                self.rec_hi[:, iT, :, j] = hi
-                self.rec_lo[:, iT, :, j] = lo + self.carry_lo
-        if width == SUM_BLOCK:
-            _carry_totals(P, self.carry_hi, self.carry_lo, self.halves)
+            reads = self.block_reads.get((t0 + s0) // SUM_BLOCK, self.no_reads)
+            _sum_block(
+                ext,
+                H + s0,
+                self.key_a,
+                self.key_b,
+                self.key_e,
+                min(SUM_BLOCK, L - s0),
+                reads,
+                self.carry_hi,
+                self.carry_lo,
+                self.rec_hi,
+                self.rec_lo,
+                self.products,
+                self.tree,
+            )
 
 
-@numba.njit(cache=True, nogil=True)
-def _products(
-    ext: FloatArray, start: int, a: IntArray, b: IntArray, e: IntArray, width: int, P: FloatArray
-) -> None:  # pragma: no cover - compiled
-    """``P[g, s, tau] = ext[a_s, g, start + tau] ext[b_s, g, start + tau - e_s]`` for
-    ``tau < width``, zero beyond; ``P`` (G, S, SUM_BLOCK)."""
-    G, S = P.shape[0], P.shape[1]
-    for g in range(G):
-        for s in range(S):
-            x = ext[a[s], g, start : start + width]
-            y = ext[b[s], g, start - e[s] : start - e[s] + width]
-            row = P[g, s]
-            for tau in range(width):
-                row[tau] = x[tau] * y[tau]
-            row[width:] = 0.0
+def _read_table(T: IntArray, J: int) -> dict[int, IntArray]:
+    """Per time block, its readings ``M = T - j >= 0`` as rows ``(M % SUM_BLOCK + 1, iT, j)``
+    (steps into the block, grid index of ``T``, ``j``)."""
+    rows: dict[int, list[tuple[int, int, int]]] = {}
+    for iT, tv in enumerate(T.tolist()):
+        for j in range(J):
+            M = tv - j
+            if M >= 0:
+                rows.setdefault(M // SUM_BLOCK, []).append((M % SUM_BLOCK + 1, iT, j))
+    return {blk: np.array(r, dtype=np.int64) for blk, r in rows.items()}
 
 
 @numba.njit(cache=True, nogil=True)
-def _fused_totals(
+def _sum_block(
     ext: FloatArray,
     start: int,
     a: IntArray,
     b: IntArray,
     e: IntArray,
+    width: int,
+    reads: IntArray,
     carry_hi: FloatArray,
     carry_lo: FloatArray,
-    halves: FloatArray,
+    rec_hi: FloatArray,
+    rec_lo: FloatArray,
+    P: FloatArray,
+    tree: FloatArray,
 ) -> None:  # pragma: no cover - compiled
-    """:func:`_products` of a whole block followed by :func:`_carry_totals`, without storing
-    the products (the same operations, so the same bits)."""
-    G, S = carry_hi.shape
-    W = halves.shape[0]
-    for g in range(G):
-        for s in range(S):
-            x = ext[a[s], g, start : start + W]
-            y = ext[b[s], g, start - e[s] : start - e[s] + W]
-            for i in range(W):
-                halves[i] = x[i] * y[i]
-            h = W // 2
+    """One block of ``width <= SUM_BLOCK`` steps of every sum ``s``, for every trajectory ``g``
+    (the last axis of every array; the operations below happen per ``g``).
+
+    Products ``P[tau] = ext[a_s, start + tau] ext[b_s, start + tau - e_s]`` (``tau < width``, zero
+    beyond). Reading ``(p, iT, j)`` of ``reads`` (R, 3) into ``rec_*[iT, s, j]``:
+    ``hi, lo = TwoSum(carry_hi, prefix)`` and ``lo + carry_lo``, where ``prefix`` adds the aligned
+    runs of the binary decomposition of ``p``, largest first, each run the adjacent-pair tree of
+    its products. A whole block then adds its total, formed by halving ``x[i] + x[i + h]``
+    (``h = SUM_BLOCK / 2, ..., 1``), to the carry: ``hi, err = TwoSum(carry_hi, total)``,
+    ``carry_lo + err``."""
+    S = a.shape[0]
+    W = P.shape[0]
+    for s in range(S):
+        xa = ext[a[s]]
+        yb = ext[b[s]]
+        if reads.shape[0] or width < W:
+            for i in range(width):
+                _product_row(xa[start + i], yb[start - e[s] + i], P[i])
+            for i in range(width, W):
+                P[i, :] = 0.0
+            if reads.shape[0]:
+                _pair_tree(P, tree)
+                for r in range(reads.shape[0]):
+                    _read(
+                        tree,
+                        reads[r, 0],
+                        carry_hi[s],
+                        carry_lo[s],
+                        rec_hi[reads[r, 1], s, reads[r, 2]],
+                        rec_lo[reads[r, 1], s, reads[r, 2]],
+                    )
+            if width == W:
+                for i in range(W // 2):
+                    _add_row(P[i], P[i + W // 2])
+        else:  # a whole block without readings: products and first halving in one pass
+            for i in range(W // 2):
+                j = i + W // 2
+                _product_pair_row(xa[start + i], yb[start - e[s] + i], xa[start + j], yb[start - e[s] + j], P[i])
+        if width == W:
+            h = W // 4  # the first halving, P[i] + P[i + W / 2], was formed with the products
             while h >= 1:
                 for i in range(h):
-                    halves[i] = halves[i] + halves[i + h]
+                    _add_row(P[i], P[i + h])
                 h //= 2
-            c = carry_hi[g, s]
-            total = halves[0]
-            hi = c + total
-            bb = hi - c
-            carry_lo[g, s] = carry_lo[g, s] + ((c - (hi - bb)) + (total - bb))
-            carry_hi[g, s] = hi
+            _carry_row(P[0], carry_hi[s], carry_lo[s])
 
 
-@numba.njit(cache=True, nogil=True)
-def _carry_totals(
-    P: FloatArray, carry_hi: FloatArray, carry_lo: FloatArray, halves: FloatArray
+@numba.njit(cache=True, nogil=True, inline="always")
+def _product_row(x: FloatArray, y: FloatArray, out: FloatArray) -> None:  # pragma: no cover - compiled
+    """``out = x y`` elementwise."""
+    for g in range(out.shape[0]):
+        out[g] = x[g] * y[g]
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _product_pair_row(
+    x: FloatArray, y: FloatArray, u: FloatArray, v: FloatArray, out: FloatArray
 ) -> None:  # pragma: no cover - compiled
-    """Add each total of ``P`` (G, S, SUM_BLOCK), formed by halving (``x[i] + x[i + h]`` for
-    ``h = SUM_BLOCK / 2, ..., 1``), to the double-double carry ``carry_hi`` + ``carry_lo``
-    (G, S): ``hi, err = TwoSum(carry_hi, total)``, ``carry_lo + err``."""
-    G, S, W = P.shape
+    """``out = x y + u v`` elementwise (two rounded products, then their rounded sum)."""
+    for g in range(out.shape[0]):
+        out[g] = x[g] * y[g] + u[g] * v[g]
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _add_row(acc: FloatArray, x: FloatArray) -> None:  # pragma: no cover - compiled
+    """``acc = acc + x`` elementwise."""
+    for g in range(acc.shape[0]):
+        acc[g] = acc[g] + x[g]
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _carry_row(total: FloatArray, c_hi: FloatArray, c_lo: FloatArray) -> None:  # pragma: no cover - compiled
+    """``c_hi, err = TwoSum(c_hi, total)``, ``c_lo = c_lo + err`` elementwise."""
+    for g in range(total.shape[0]):
+        c = c_hi[g]
+        t = total[g]
+        hi = c + t
+        bb = hi - c
+        c_lo[g] = c_lo[g] + ((c - (hi - bb)) + (t - bb))
+        c_hi[g] = hi
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _pair_tree(P: FloatArray, tree: FloatArray) -> None:  # pragma: no cover - compiled
+    """The adjacent-pair tree of ``P`` (W, G) into ``tree`` (2 W, G): level 0 (``P``) at row 0,
+    level ``l`` (``W / 2^l`` rows ``left + right``) at row ``2 W - 2 W / 2^l``."""
+    W = P.shape[0]
+    tree[:W] = P
+    src = 0
+    size = W
+    while size > 1:
+        dst = src + size
+        size //= 2
+        for i in range(size):
+            out = tree[dst + i]
+            left = tree[src + 2 * i]
+            right = tree[src + 2 * i + 1]
+            for g in range(out.shape[0]):
+                out[g] = left[g] + right[g]
+        src = dst
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _read(
+    tree: FloatArray, p: int, c_hi: FloatArray, c_lo: FloatArray, out_hi: FloatArray, out_lo: FloatArray
+) -> None:  # pragma: no cover - compiled
+    """The running sum ``p`` steps into the block: ``TwoSum(c_hi, prefix)``, low part ``+ c_lo``;
+    ``prefix`` the tree nodes of the binary decomposition of ``p``, largest first."""
+    W = tree.shape[0] // 2
+    G = out_hi.shape[0]
+    out_hi[:] = 0.0
+    first = True
+    pos = 0
+    run = W
+    while run >= 1:
+        if p & run:
+            node = tree[2 * W - 2 * (W // run) + pos // run]
+            if first:
+                out_hi[:] = node
+                first = False
+            else:
+                for g in range(G):
+                    out_hi[g] = out_hi[g] + node[g]
+            pos += run
+        run //= 2
     for g in range(G):
-        for s in range(S):
-            for i in range(W):
-                halves[i] = P[g, s, i]
-            h = W // 2
-            while h >= 1:
-                for i in range(h):
-                    halves[i] = halves[i] + halves[i + h]
-                h //= 2
-            a = carry_hi[g, s]
-            total = halves[0]
-            hi = a + total
-            bb = hi - a
-            err = (a - (hi - bb)) + (total - bb)
-            carry_hi[g, s] = hi
-            carry_lo[g, s] = carry_lo[g, s] + err
-
-
-def _pairwise_levels(P: FloatArray) -> list[FloatArray]:
-    """The pairwise tree of ``P`` (..., SUM_BLOCK) along its last axis: level ``l`` (..., SUM_BLOCK / 2^l)
-    holds the sums of aligned runs of ``2^l`` steps, each formed as ``left + right``."""
-    levels = [P]
-    while levels[-1].shape[-1] > 1:
-        x = levels[-1]
-        levels.append(x[..., 0::2] + x[..., 1::2])
-    return levels
-
-
-def _prefix(levels: list[FloatArray], p: int) -> FloatArray:
-    """Sum of the first ``p`` steps (1 <= p <= SUM_BLOCK): the aligned runs of the binary
-    decomposition of ``p``, largest first, added in that order."""
-    acc: FloatArray | None = None
-    start = 0
-    for lev in range(len(levels) - 1, -1, -1):
-        if p & (1 << lev):
-            node = levels[lev][..., start >> lev]
-            acc = node if acc is None else acc + node
-            start += 1 << lev
-    assert acc is not None
-    return acc
+        c = c_hi[g]
+        acc = out_hi[g]
+        hi = c + acc
+        bb = hi - c
+        out_hi[g] = hi
+        out_lo[g] = ((c - (hi - bb)) + (acc - bb)) + c_lo[g]
 
 
 class _TrajectorySums:
@@ -357,7 +409,7 @@ def training_statistics(
                 acc = _Accumulator(ref, keys, J, Tg, count)
                 for t0, y in output_blocks(system, seed, key, first, count, steps):
                     acc.add_block(t0, y)
-                sums.add(acc.rec_hi, acc.rec_lo)
+                sums.add(np.moveaxis(acc.rec_hi, -1, 0), np.moveaxis(acc.rec_lo, -1, 0))
             if not (np.all(np.isfinite(sums.hi)) and np.all(np.isfinite(sums.lo))):
                 raise FloatingPointError  # the compiled sums do not trap: check once
     except FloatingPointError:
