@@ -141,8 +141,8 @@ class _Accumulator:
         K, Kc = layout.K, layout.comp.size
         self.hi = np.zeros((K, G))
         self.lo = np.zeros((Kc, G))
-        self.rec_hi = np.zeros((G, T.size, K))
-        self.rec_lo = np.zeros((G, T.size, Kc))
+        self.rec_hi = np.zeros((T.size, K, G))
+        self.rec_lo = np.zeros((T.size, Kc, G))
         self.rec_e = np.zeros((T.size, layout.n), dtype=np.int64)
         self.e = np.zeros(layout.n, dtype=np.int64)
         self.comp_index = np.full(K, -1, dtype=np.int64)
@@ -209,8 +209,8 @@ def _add_steps(
     """Add steps ``t0 .. stop - 1`` of a block ``z``, ``v`` (n, >= stop - t0, G) to the running
     sums ``hi`` (K, G) and ``lo`` (Kc, G), per trajectory sequentially in ``t`` (elementwise
     over trajectories, so a trajectory's bits do not depend on its neighbours), and record them
-    at the step counts ``record_at[t + 1] >= 0`` (grid index) into ``rec_hi`` (G, nT, K) and
-    ``rec_lo`` (G, nT, Kc). Entry ``k`` adds ``p = f_a z_b`` (``f`` is ``v`` for ``W`` entries,
+    at the step counts ``record_at[t + 1] >= 0`` (grid index) into ``rec_hi`` (nT, K, G) and
+    ``rec_lo`` (nT, Kc, G). Entry ``k`` adds ``p = f_a z_b`` (``f`` is ``v`` for ``W`` entries,
     else ``z``); a compensated entry (``comp_index[k] >= 0``) also adds to its low part the
     product's exact error and then the TwoSum error of ``hi + p``, in this order.
     The per-entry loops over trajectories are the compiled row kernels :func:`_add_plain` and
@@ -227,8 +227,8 @@ def _add_steps(
                 _add_compensated(hi[k], lo[ci], src[a[k], s], z[b[k], s])
         j = record_at[t + 1]
         if j >= 0:
-            rec_hi[:, j, :] = hi.T
-            rec_lo[:, j, :] = lo.T
+            rec_hi[j] = hi
+            rec_lo[j] = lo
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -280,8 +280,8 @@ class _TrajectorySums:
         for g in range(count):
             record_at[g] = self.where.get(self.count + g + 1, -1)
         _add_trajectories(
-            acc.rec_hi[first : first + count],
-            acc.rec_lo[first : first + count],
+            acc.rec_hi[:, :, first : first + count],
+            acc.rec_lo[:, :, first : first + count],
             acc.comp_index,
             record_at,
             self.hi,
@@ -303,27 +303,27 @@ def _add_trajectories(
     out_hi: FloatArray,
     out_lo: FloatArray,
 ) -> None:  # pragma: no cover - compiled
-    """Add the trajectories' records ``rec_hi`` (G, nT, K), ``rec_lo`` (G, nT, Kc) in order to
+    """Add the trajectories' records ``rec_hi`` (nT, K, G), ``rec_lo`` (nT, Kc, G) in order to
     ``hi`` (nT, K), ``lo`` (nT, Kc): ``hi + term``, and for a compensated entry
     ``lo + (rec_lo + TwoSum error)``; after trajectory ``g`` record into ``out_*[:, record_at[g]]``
     when ``>= 0``."""
-    G, nT, K = rec_hi.shape
-    for g in range(G):
-        for j in range(nT):
+    nT, K, G = rec_hi.shape
+    for j in range(nT):
+        for g in range(G):
             for k in range(K):
                 a = hi[j, k]
-                b = rec_hi[g, j, k]
+                b = rec_hi[j, k, g]
                 s = a + b
                 hi[j, k] = s
                 ci = comp_index[k]
                 if ci >= 0:
                     bb = s - a
                     err = (a - (s - bb)) + (b - bb)
-                    lo[j, ci] = lo[j, ci] + (rec_lo[g, j, ci] + err)
-        i = record_at[g]
-        if i >= 0:
-            out_hi[:, i, :] = hi
-            out_lo[:, i, :] = lo
+                    lo[j, ci] = lo[j, ci] + (rec_lo[j, ci, g] + err)
+            i = record_at[g]
+            if i >= 0:
+                out_hi[j, i] = hi[j]
+                out_lo[j, i] = lo[j]
 
 
 def _unpack(layout: Layout, hi: FloatArray, lo: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
@@ -385,8 +385,13 @@ def moments_many(
                 if t0 < tr:
                     _keep_raw(blk, t0, off, *raw[q])
         e_T = acc.rec_e
-        for j, p in enumerate(batch):
-            sums[owner[p.key]].add(acc, int(offsets[j]), p.count)
+        j = 0
+        while j < len(batch):  # a set's consecutive segments in one call
+            stop = j + 1
+            while stop < len(batch) and batch[stop].key == batch[j].key:
+                stop += 1
+            sums[owner[batch[j].key]].add(acc, int(offsets[j]), int(offsets[stop] - offsets[j]))
+            j = stop
     out = []
     for q in range(len(keys)):
         S_hi, S_lo, W_hi, W_lo = _unpack(layout, sums[q].out_hi, sums[q].out_lo)

@@ -213,15 +213,7 @@ def _sum_block(
                 P[i, :] = 0.0
             if reads.shape[0]:
                 _pair_tree(P, tree)
-                for r in range(reads.shape[0]):
-                    _read(
-                        tree,
-                        reads[r, 0],
-                        carry_hi[s],
-                        carry_lo[s],
-                        rec_hi[reads[r, 1], s, reads[r, 2]],
-                        rec_lo[reads[r, 1], s, reads[r, 2]],
-                    )
+                _read_all(tree, reads, carry_hi[s], carry_lo[s], rec_hi[:, s], rec_lo[:, s])
             if width == W:
                 for i in range(W // 2):
                     _add_row(P[i], P[i + W // 2])
@@ -291,6 +283,16 @@ def _pair_tree(P: FloatArray, tree: FloatArray) -> None:  # pragma: no cover - c
             for g in range(out.shape[0]):
                 out[g] = left[g] + right[g]
         src = dst
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _read_all(
+    tree: FloatArray, reads: IntArray, c_hi: FloatArray, c_lo: FloatArray, rec_hi: FloatArray, rec_lo: FloatArray
+) -> None:  # pragma: no cover - compiled
+    """:func:`_read` of every row ``(p, iT, j)`` of ``reads`` into ``rec_*[iT, j]`` (nT, J, G)."""
+    for r in range(reads.shape[0]):
+        iT, j = reads[r, 1], reads[r, 2]
+        _read(tree, reads[r, 0], c_hi, c_lo, rec_hi[iT, j], rec_lo[iT, j])
 
 
 @numba.njit(cache=True, nogil=True, inline="always")

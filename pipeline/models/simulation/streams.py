@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -45,8 +46,7 @@ def coordinate_key(value: object) -> int:
     integers are taken as they are, strings through BLAKE2b.
     """
     if isinstance(value, (str, np.str_)):
-        digest = hashlib.blake2b(str(value).encode(), digest_size=8).digest()
-        return int.from_bytes(digest, "little")
+        return _string_key(str(value))
     if isinstance(value, (bool, np.bool_)):
         return int(value)
     if isinstance(value, (int, np.integer)):
@@ -55,6 +55,12 @@ def coordinate_key(value: object) -> int:
     if isinstance(value, (float, np.floating)):
         return int(np.array(float(value), dtype=np.float64).view(np.uint64))
     raise TypeError(f"cannot key a random stream on {type(value).__name__} {value!r}")
+
+
+@lru_cache(maxsize=4096)
+def _string_key(text: str) -> int:
+    """BLAKE2b (8 bytes, little-endian) of the UTF-8 text (cached: spectra key every stream)."""
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
 
 
 def cell_rng(seed: int, *coordinates: object) -> np.random.Generator:
