@@ -215,20 +215,20 @@ def _add_steps(
     product's exact error and then the TwoSum error of ``hi + p``, in this order.
     The per-entry loops over trajectories are the compiled row kernels :func:`_add_plain` and
     :func:`_add_compensated` (rows from index 0, which the compiler vectorises)."""
-    K = a.shape[0]
-    for t in range(t0, stop):
-        s = t - t0
-        for k in range(K):
-            src = v if is_w[k] else z
-            ci = comp_index[k]
+    for k in range(a.shape[0]):  # entry by entry: its running sums stay in cache over the block
+        src = v if is_w[k] else z
+        ci = comp_index[k]
+        for t in range(t0, stop):
+            s = t - t0
             if ci < 0:
                 _add_plain(hi[k], src[a[k], s], z[b[k], s])
             else:
                 _add_compensated(hi[k], lo[ci], src[a[k], s], z[b[k], s])
-        j = record_at[t + 1]
-        if j >= 0:
-            rec_hi[j] = hi
-            rec_lo[j] = lo
+            j = record_at[t + 1]
+            if j >= 0:
+                rec_hi[j, k] = hi[k]
+                if ci >= 0:
+                    rec_lo[j, ci] = lo[ci]
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
