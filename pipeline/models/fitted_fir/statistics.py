@@ -125,7 +125,7 @@ class _Accumulator:
         self.carry_hi = np.zeros((self.S, G))
         self.carry_lo = np.zeros((self.S, G))
         self.block_reads = _read_table(T, J)
-        self.no_reads = np.zeros((0, 3), dtype=np.int64)
+        self.no_reads = np.zeros((0, 2 + SUM_BLOCK.bit_length()), dtype=np.int64)
         self.key_a = np.array([a for a, _, _ in keys], dtype=np.int64)
         self.key_b = np.array([b for _, b, _ in keys], dtype=np.int64)
         self.key_e = np.array([e for _, _, e in keys], dtype=np.int64)
@@ -164,14 +164,26 @@ class _Accumulator:
 
 
 def _read_table(T: IntArray, J: int) -> dict[int, IntArray]:
-    """Per time block, its readings ``M = T - j >= 0`` as rows ``(M % SUM_BLOCK + 1, iT, j)``
-    (steps into the block, grid index of ``T``, ``j``)."""
-    rows: dict[int, list[tuple[int, int, int]]] = {}
+    """Per time block, its readings ``M = T - j >= 0`` as rows ``(iT, j, node_0, ..., node_L)``:
+    grid index of ``T``, ``j``, and the rows of the block's adjacent-pair tree (:func:`_pair_tree`)
+    whose sum, in this order, is the sum of the block's first ``M % SUM_BLOCK + 1`` products: the
+    aligned runs of the binary decomposition of that count, largest first (-1 pads)."""
+    W = SUM_BLOCK
+    rows: dict[int, list[list[int]]] = {}
     for iT, tv in enumerate(T.tolist()):
         for j in range(J):
             M = tv - j
-            if M >= 0:
-                rows.setdefault(M // SUM_BLOCK, []).append((M % SUM_BLOCK + 1, iT, j))
+            if M < 0:
+                continue
+            p = M % W + 1
+            nodes: list[int] = []
+            pos, run = 0, W
+            while run >= 1:
+                if p & run:
+                    nodes.append(2 * W - 2 * (W // run) + pos // run)  # level log2(run) starts at 2W - 2W/run
+                    pos += run
+                run //= 2
+            rows.setdefault(M // W, []).append([iT, j, *nodes] + [-1] * (W.bit_length() - len(nodes)))
     return {blk: np.array(r, dtype=np.int64) for blk, r in rows.items()}
 
 
@@ -213,16 +225,13 @@ def _sum_block(
                 P[i, :] = 0.0
             if reads.shape[0]:
                 _pair_tree(P, tree)
-                _read_all(tree, reads, carry_hi[s], carry_lo[s], rec_hi[:, s], rec_lo[:, s])
-            if width == W:
-                for i in range(W // 2):
-                    _add_row(P[i], P[i + W // 2])
-        else:  # a whole block without readings: products and first halving in one pass
-            for i in range(W // 2):
-                j = i + W // 2
-                _product_pair_row(xa[start + i], yb[start - e[s] + i], xa[start + j], yb[start - e[s] + j], P[i])
+                _read_all(tree, reads, carry_hi[s], carry_lo[s], rec_hi, rec_lo, s)
+            h = W // 2
+        else:  # a whole block without readings: products and the first three halvings in one pass
+            for i in range(W // 8):
+                _subtree_row(xa, yb, start + i, start - e[s] + i, W // 8, P[i])
+            h = W // 16
         if width == W:
-            h = W // 4  # the first halving, P[i] + P[i + W / 2], was formed with the products
             while h >= 1:
                 for i in range(h):
                     _add_row(P[i], P[i + h])
@@ -238,12 +247,22 @@ def _product_row(x: FloatArray, y: FloatArray, out: FloatArray) -> None:  # prag
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _product_pair_row(
-    x: FloatArray, y: FloatArray, u: FloatArray, v: FloatArray, out: FloatArray
+def _subtree_row(
+    x: FloatArray, y: FloatArray, sx: int, sy: int, q: int, out: FloatArray
 ) -> None:  # pragma: no cover - compiled
-    """``out = x y + u v`` elementwise (two rounded products, then their rounded sum)."""
+    """The first three halvings of a block's products at position ``i`` without storing them:
+    with ``p(c) = x[sx + c q] y[sy + c q]`` (rows; ``q = SUM_BLOCK / 8``), ``out = ((p0 + p4) + (p2 + p6))
+    + ((p1 + p5) + (p3 + p7))``, which is ``P[i]`` after the halvings ``h = 4q, 2q, q``."""
+    x0, x1, x2, x3 = x[sx], x[sx + q], x[sx + 2 * q], x[sx + 3 * q]
+    x4, x5, x6, x7 = x[sx + 4 * q], x[sx + 5 * q], x[sx + 6 * q], x[sx + 7 * q]
+    y0, y1, y2, y3 = y[sy], y[sy + q], y[sy + 2 * q], y[sy + 3 * q]
+    y4, y5, y6, y7 = y[sy + 4 * q], y[sy + 5 * q], y[sy + 6 * q], y[sy + 7 * q]
     for g in range(out.shape[0]):
-        out[g] = x[g] * y[g] + u[g] * v[g]
+        a = x0[g] * y0[g] + x4[g] * y4[g]
+        b = x2[g] * y2[g] + x6[g] * y6[g]
+        c = x1[g] * y1[g] + x5[g] * y5[g]
+        d = x3[g] * y3[g] + x7[g] * y7[g]
+        out[g] = (a + b) + (c + d)
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -269,62 +288,52 @@ def _carry_row(total: FloatArray, c_hi: FloatArray, c_lo: FloatArray) -> None:  
 def _pair_tree(P: FloatArray, tree: FloatArray) -> None:  # pragma: no cover - compiled
     """The adjacent-pair tree of ``P`` (W, G) into ``tree`` (2 W, G): level 0 (``P``) at row 0,
     level ``l`` (``W / 2^l`` rows ``left + right``) at row ``2 W - 2 W / 2^l``."""
-    W = P.shape[0]
-    tree[:W] = P
+    W, G = P.shape
+    for i in range(W):
+        for g in range(G):
+            tree[i, g] = P[i, g]
     src = 0
     size = W
-    while size > 1:
+    while size > 1:  # plain 2-D indexing: row views per row would cost more than the row's sums
         dst = src + size
         size //= 2
         for i in range(size):
-            out = tree[dst + i]
-            left = tree[src + 2 * i]
-            right = tree[src + 2 * i + 1]
-            for g in range(out.shape[0]):
-                out[g] = left[g] + right[g]
+            for g in range(G):
+                tree[dst + i, g] = tree[src + 2 * i, g] + tree[src + 2 * i + 1, g]
         src = dst
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
 def _read_all(
-    tree: FloatArray, reads: IntArray, c_hi: FloatArray, c_lo: FloatArray, rec_hi: FloatArray, rec_lo: FloatArray
+    tree: FloatArray,
+    reads: IntArray,
+    c_hi: FloatArray,
+    c_lo: FloatArray,
+    rec_hi: FloatArray,
+    rec_lo: FloatArray,
+    s: int,
 ) -> None:  # pragma: no cover - compiled
-    """:func:`_read` of every row ``(p, iT, j)`` of ``reads`` into ``rec_*[iT, j]`` (nT, J, G)."""
+    """Every reading ``(iT, j, nodes...)`` of ``reads`` into ``rec_*[iT, s, j]`` (``rec_*`` (nT, S, J, G)): the
+    prefix is the sum of its tree rows in order (``-1`` ends them); then ``hi, lo =
+    TwoSum(c_hi, prefix)`` and ``lo + c_lo``."""
+    G = c_hi.shape[0]
     for r in range(reads.shape[0]):
-        iT, j = reads[r, 1], reads[r, 2]
-        _read(tree, reads[r, 0], c_hi, c_lo, rec_hi[iT, j], rec_lo[iT, j])
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _read(
-    tree: FloatArray, p: int, c_hi: FloatArray, c_lo: FloatArray, out_hi: FloatArray, out_lo: FloatArray
-) -> None:  # pragma: no cover - compiled
-    """The running sum ``p`` steps into the block: ``TwoSum(c_hi, prefix)``, low part ``+ c_lo``;
-    ``prefix`` the tree nodes of the binary decomposition of ``p``, largest first."""
-    W = tree.shape[0] // 2
-    G = out_hi.shape[0]
-    out_hi[:] = 0.0
-    first = True
-    pos = 0
-    run = W
-    while run >= 1:
-        if p & run:
-            node = tree[2 * W - 2 * (W // run) + pos // run]
-            if first:
-                out_hi[:] = node
-                first = False
-            else:
-                for g in range(G):
-                    out_hi[g] = out_hi[g] + node[g]
-            pos += run
-        run //= 2
-    for g in range(G):
-        c = c_hi[g]
-        acc = out_hi[g]
-        hi = c + acc
-        bb = hi - c
-        out_hi[g] = hi
-        out_lo[g] = ((c - (hi - bb)) + (acc - bb)) + c_lo[g]
+        iT, j, first = reads[r, 0], reads[r, 1], reads[r, 2]
+        for g in range(G):
+            rec_hi[iT, s, j, g] = tree[first, g]
+        c = 3
+        while c < reads.shape[1] and reads[r, c] >= 0:
+            node = reads[r, c]
+            for g in range(G):
+                rec_hi[iT, s, j, g] = rec_hi[iT, s, j, g] + tree[node, g]
+            c += 1
+        for g in range(G):
+            h = c_hi[g]
+            acc = rec_hi[iT, s, j, g]
+            hi = h + acc
+            bb = hi - h
+            rec_hi[iT, s, j, g] = hi
+            rec_lo[iT, s, j, g] = ((h - (hi - bb)) + (acc - bb)) + c_lo[g]
 
 
 class _TrajectorySums:
