@@ -16,44 +16,15 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-from pipeline.models.fitted_fir.reference import Factor, Reference
+from pipeline.models.fitted_fir.reference import Reference
 
-__all__ = ["SeriesState", "series_error_bound", "two_product", "two_sum"]
+__all__ = ["SeriesState", "series_error_bound"]
 
 FloatArray = npt.NDArray[np.float64]
 
 UNIT = 2.0**-53
 _SPLIT = 134217729.0  # 2^27 + 1
 _EXACT = (-2.0, -1.0, 1.0, 2.0)  # multipliers whose products are exact
-
-
-def two_sum(a: FloatArray, b: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """``(s, e)`` with ``s = fl(a + b)`` and ``a + b = s + e`` exactly (Knuth)."""
-    s = a + b
-    bb = s - a
-    e = (a - (s - bb)) + (b - bb)
-    return s, e
-
-
-def two_product(c: float, x: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """``(p, e)`` with ``p = fl(c x)`` and ``c x = p + e`` exactly (Dekker; ``|c x| < 2^995``)."""
-    p = c * x
-    t = _SPLIT * c
-    ch = t - (t - c)
-    cl = c - ch
-    tx = _SPLIT * x
-    xh = tx - (tx - x)
-    xl = x - xh
-    e = ((ch * xh - p) + ch * xl + cl * xh) + cl * xl
-    return p, e
-
-
-def _apply(f: Factor, hi: FloatArray, lo: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """``p(L) sigma`` from ``sigma`` with two leading history values: ``hi``, ``lo`` (G, L + 2)."""
-    G, W = hi.shape
-    out_hi, out_lo = np.empty((G, W - 2)), np.empty((G, W - 2))
-    _apply_factor(f.a1, f.a1 in _EXACT, f.a2, f.a2 in _EXACT, hi, lo, out_hi, out_lo)
-    return out_hi, out_lo
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -79,31 +50,52 @@ def _term(
 
 
 @numba.njit(cache=True, nogil=True)
-def _apply_factor(
-    a1: float,
-    exact1: bool,
-    a2: float,
-    exact2: bool,
-    hi: FloatArray,
-    lo: FloatArray,
-    out_hi: FloatArray,
-    out_lo: FloatArray,
+def _advance_into(
+    a1: FloatArray,
+    a2: FloatArray,
+    exact1: npt.NDArray[np.bool_],
+    exact2: npt.NDArray[np.bool_],
+    prev_hi: FloatArray,
+    prev_lo: FloatArray,
+    y: FloatArray,
+    ext: FloatArray,
+    start: int,
+    cur_hi: FloatArray,
+    cur_lo: FloatArray,
+    nxt_hi: FloatArray,
+    nxt_lo: FloatArray,
 ) -> None:  # pragma: no cover - compiled
-    """:func:`_apply` elementwise: ``sigma + a1 L sigma + a2 L^2 sigma`` (terms with a zero
-    coefficient skipped), then the final ``TwoSum(s, low)``."""
-    G, W = hi.shape
+    """:meth:`SeriesState.advance_into` per trajectory ``g``: factor ``f`` maps its input ``(hi, lo)``
+    with two history values (``prev_*[f, g]``, then updated to the input's last two) to
+    ``sigma + a1 L sigma + a2 L^2 sigma`` (terms with a zero coefficient skipped, :func:`_term`),
+    then the final ``TwoSum(s, low)``; ``ext[i, start + t, g]`` receives ``hi`` of series ``i``.
+    Scratch ``cur_*``, ``nxt_*`` (>= L + 2,)."""
+    G, L = y.shape
     for g in range(G):
-        for t in range(W - 2):
-            s = hi[g, t + 2]
-            low = lo[g, t + 2]
-            if a1 != 0.0:
-                s, low = _term(a1, exact1, hi[g, t + 1], lo[g, t + 1], s, low)
-            if a2 != 0.0:
-                s, low = _term(a2, exact2, hi[g, t], lo[g, t], s, low)
-            r = s + low
-            bb = r - s
-            out_hi[g, t] = r
-            out_lo[g, t] = (s - (r - bb)) + (low - bb)
+        for t in range(L):
+            cur_hi[t + 2] = y[g, t]
+            cur_lo[t + 2] = 0.0
+            ext[0, start + t, g] = y[g, t]
+        for f in range(a1.shape[0]):
+            cur_hi[0], cur_hi[1] = prev_hi[f, g, 0], prev_hi[f, g, 1]
+            cur_lo[0], cur_lo[1] = prev_lo[f, g, 0], prev_lo[f, g, 1]
+            prev_hi[f, g, 0], prev_hi[f, g, 1] = cur_hi[L], cur_hi[L + 1]
+            prev_lo[f, g, 0], prev_lo[f, g, 1] = cur_lo[L], cur_lo[L + 1]
+            for t in range(L):
+                s = cur_hi[t + 2]
+                low = cur_lo[t + 2]
+                if a1[f] != 0.0:
+                    s, low = _term(a1[f], exact1[f], cur_hi[t + 1], cur_lo[t + 1], s, low)
+                if a2[f] != 0.0:
+                    s, low = _term(a2[f], exact2[f], cur_hi[t], cur_lo[t], s, low)
+                r = s + low
+                bb = r - s
+                nxt_hi[t + 2] = r
+                nxt_lo[t + 2] = (s - (r - bb)) + (low - bb)
+            for t in range(L):
+                cur_hi[t + 2] = nxt_hi[t + 2]
+                cur_lo[t + 2] = nxt_lo[t + 2]
+                ext[f + 1, start + t, g] = nxt_hi[t + 2]
 
 
 class SeriesState:
@@ -111,21 +103,37 @@ class SeriesState:
     values of every factor's input, zero before ``t = 0``)."""
 
     def __init__(self, ref: Reference, G: int):
-        self.factors = ref.factors
-        self.prev = [(np.zeros((G, 2)), np.zeros((G, 2))) for _ in ref.factors]
+        F = len(ref.factors)
+        self.a1 = np.array([f.a1 for f in ref.factors], dtype=np.float64)
+        self.a2 = np.array([f.a2 for f in ref.factors], dtype=np.float64)
+        self.exact1 = np.array([f.a1 in _EXACT for f in ref.factors], dtype=np.bool_)
+        self.exact2 = np.array([f.a2 in _EXACT for f in ref.factors], dtype=np.bool_)
+        self.prev_hi = np.zeros((F, G, 2))
+        self.prev_lo = np.zeros((F, G, 2))
+        self.scratch = np.empty((4, 0))
 
-    def advance(self, y: FloatArray) -> list[FloatArray]:
-        """``[sigma_0 = y, sigma_1, ..., sigma_q]`` (hi parts) over the block ``y`` (G, L)."""
-        hi, lo = y, np.zeros_like(y)
-        out = [y]
-        for i, f in enumerate(self.factors):
-            ph, pl = self.prev[i]
-            eh = np.concatenate([ph, hi], axis=1)
-            el = np.concatenate([pl, lo], axis=1)
-            self.prev[i] = (eh[:, -2:].copy(), el[:, -2:].copy())
-            hi, lo = _apply(f, eh, el)
-            out.append(hi)
-        return out
+    def advance_into(self, y: FloatArray, ext: FloatArray, start: int) -> None:
+        """Write ``sigma_0 = y, sigma_1, ..., sigma_q`` (hi parts) over the block ``y`` (G, L) into
+        ``ext[i, start : start + L]`` (q + 1, >= start + L, G): trajectories on the last axis."""
+        L = y.shape[1]
+        if self.scratch.shape[1] < L + 2:
+            self.scratch = np.zeros((4, L + 2))
+        sc = self.scratch
+        _advance_into(
+            self.a1,
+            self.a2,
+            self.exact1,
+            self.exact2,
+            self.prev_hi,
+            self.prev_lo,
+            y,
+            ext,
+            start,
+            sc[0],
+            sc[1],
+            sc[2],
+            sc[3],
+        )
 
 
 def series_error_bound(ref: Reference) -> list[float]:

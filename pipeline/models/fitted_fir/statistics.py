@@ -136,13 +136,11 @@ class _Accumulator:
 
     def add_block(self, t0: int, y: FloatArray) -> None:
         """Add the outputs ``y`` (G, L) of times ``t0 .. t0 + L - 1`` (``t0`` a multiple of SUM_BLOCK)."""
-        values = self.series.advance(y)
         G, L = y.shape
         H = self.H
-        ext = np.empty((len(values), H + L, G))  # ext[i, H + t]: series i at block time t >= -H
+        ext = np.empty((self.past.shape[0], H + L, G))  # ext[i, H + t]: series i at block time t >= -H
         ext[:, :H] = self.past
-        for i, v in enumerate(values):
-            ext[i, H:] = v.T
+        self.series.advance_into(y, ext, H)
         self.past[:] = ext[:, L:]
         for s0 in range(0, L, SUM_BLOCK):
             reads = self.block_reads.get((t0 + s0) // SUM_BLOCK, self.no_reads)
