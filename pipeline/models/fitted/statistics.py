@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import groupby
 
 import numba
 import numpy as np
@@ -385,13 +386,9 @@ def moments_many(
                 if t0 < tr:
                     _keep_raw(blk, t0, off, *raw[q])
         e_T = acc.rec_e
-        j = 0
-        while j < len(batch):  # a set's consecutive segments in one call
-            stop = j + 1
-            while stop < len(batch) and batch[stop].key == batch[j].key:
-                stop += 1
-            sums[owner[batch[j].key]].add(acc, int(offsets[j]), int(offsets[stop] - offsets[j]))
-            j = stop
+        for key, run in groupby(range(len(batch)), key=lambda j: batch[j].key):  # a set's segments at once
+            js = list(run)
+            sums[owner[key]].add(acc, int(offsets[js[0]]), int(offsets[js[-1] + 1] - offsets[js[0]]))
     out = []
     for q in range(len(keys)):
         S_hi, S_lo, W_hi, W_lo = _unpack(layout, sums[q].out_hi, sums[q].out_lo)

@@ -3,8 +3,8 @@
 ``sigma_i = p_i(L) sigma_(i-1)`` (:mod:`pipeline.models.fitted_fir.reference`) is a difference
 of numbers that grow like ``t^(m_J - 1/2)`` while ``u`` stays O(1): in plain float64 its rounding
 error would be ``~1e-16 |y|``, not ``1e-16 |u|``. Each factor is therefore applied in
-double-double arithmetic (Knuth's TwoSum, Dekker's TwoProduct for a coefficient other than
-``0, ±1, ±2``): ``sigma_i`` is held as ``hi + lo`` with ``|hi + lo - sigma_i| <= c u^2 max |y|``
+double-double arithmetic (Knuth's TwoSum, a product's exact error by a fused multiply-add for a
+coefficient other than ``0, ±1, ±2``): ``sigma_i`` is held as ``hi + lo`` with ``|hi + lo - sigma_i| <= c u^2 max |y|``
 (``u = 2^-53``) and the statistics use ``hi`` (the float nearest ``hi + lo``), so every value
 is within one rounding of its exact series value plus that tiny absolute term
 (:func:`series_error_bound`). All operations are elementwise in a fixed order.
@@ -16,6 +16,7 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
+from pipeline.models.exact_products import product_error
 from pipeline.models.fitted_fir.reference import Reference
 
 __all__ = ["SeriesState", "series_error_bound"]
@@ -23,7 +24,6 @@ __all__ = ["SeriesState", "series_error_bound"]
 FloatArray = npt.NDArray[np.float64]
 
 UNIT = 2.0**-53
-_SPLIT = 134217729.0  # 2^27 + 1
 _EXACT = (-2.0, -1.0, 1.0, 2.0)  # multipliers whose products are exact
 
 
@@ -32,20 +32,15 @@ def _term(
     c: float, exact: bool, xh: float, xl: float, s: float, low: float
 ) -> tuple[float, float]:  # pragma: no cover - compiled
     """Add ``c (xh + xl)`` to ``s + low``: ``s, e = TwoSum(s, fl(c xh))``, then ``low + e``, the
-    product's error (Dekker; none for an exact ``c``) and ``c xl``, in that order."""
+    product's exact error (:func:`~pipeline.models.exact_products.product_error`; none for an exact
+    ``c``) and ``c xl``, in that order."""
     p = c * xh
     hi = s + p
     bb = hi - s
     e = (s - (hi - bb)) + (p - bb)
     if exact:
         return hi, (low + e) + c * xl
-    t = _SPLIT * c
-    ch = t - (t - c)
-    cl = c - ch
-    tx = _SPLIT * xh
-    h = tx - (tx - xh)
-    lw = xh - h
-    pe = ((ch * h - p) + ch * lw + cl * h) + cl * lw
+    pe = product_error(c, xh, p)
     return hi, ((low + e) + pe) + c * xl
 
 

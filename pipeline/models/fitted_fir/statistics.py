@@ -118,8 +118,7 @@ class _Accumulator:
 
     def __init__(self, ref: Reference, keys: tuple[Key, ...], J: int, T: IntArray, G: int):
         self.S = len(keys)
-        self.hist = [max([e for a, b, e in keys if b == i] + [0]) for i in range(ref.q + 1)]
-        self.H = max(self.hist)
+        self.H = max([e for _, _, e in keys] + [0])  # the longest lag any sum reads back
         self.past = np.zeros((ref.q + 1, self.H, G))  # the last H values of every series
         self.series = SeriesState(ref, G)
         self.carry_hi = np.zeros((self.S, G))
@@ -205,10 +204,10 @@ def _sum_block(
     (the last axis of every array; the operations below happen per ``g``).
 
     Products ``P[tau] = ext[a_s, start + tau] ext[b_s, start + tau - e_s]`` (``tau < width``, zero
-    beyond). Reading ``(p, iT, j)`` of ``reads`` (R, 3) into ``rec_*[iT, s, j]``:
+    beyond). Each reading of ``reads`` (rows of :func:`_read_table`) goes into ``rec_*[iT, s, j]``:
     ``hi, lo = TwoSum(carry_hi, prefix)`` and ``lo + carry_lo``, where ``prefix`` adds the aligned
-    runs of the binary decomposition of ``p``, largest first, each run the adjacent-pair tree of
-    its products. A whole block then adds its total, formed by halving ``x[i] + x[i + h]``
+    runs of the binary decomposition of its step count, largest first, each run the
+    adjacent-pair tree of its products. A whole block then adds its total, formed by halving ``x[i] + x[i + h]``
     (``h = SUM_BLOCK / 2, ..., 1``), to the carry: ``hi, err = TwoSum(carry_hi, total)``,
     ``carry_lo + err``."""
     S = a.shape[0]
