@@ -12,7 +12,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from pipeline.core.errors import RunError
-from pipeline.driver.cluster import start_batch_cluster
+from pipeline.driver.cluster import cluster_class, start_batch_cluster
 from pipeline.driver.where import Where
 
 # Set before a worker's interpreter starts: one BLAS thread per single-threaded worker.
@@ -178,12 +178,16 @@ class RunClient:
     A running scheduler is connected to when this is made, before the run writes
     anything: a scheduler that does not answer fails the run with nothing written. A
     local cluster may start in a thread (``start_early``) while the run creates a new
-    store; a batch cluster submits jobs only once there is work (``get``). ``close``
+    store; a batch cluster submits jobs only once there is work (``get``), but a missing
+    dask-jobqueue fails the run when this is made. ``close``
     stops a cluster the run started, and is idempotent.
     """
 
     def __init__(self, where: Where) -> None:
         self.where = where
+        if where.kind == "batch":
+            assert where.cluster is not None
+            cluster_class(where.cluster)  # a missing dask-jobqueue fails the run before the store is made
         self._client: Any = None if where.owns_cluster else connect(where)
         self._starting: Future[Any] | None = None
 

@@ -133,14 +133,22 @@ def _jobqueue_kwargs(spec: ClusterSpec) -> dict[str, Any]:
     return kwargs
 
 
-def start_batch_cluster(spec: ClusterSpec) -> Any:
-    """Start a dask-jobqueue cluster and scale it (fixed ``jobs`` or adaptive)."""
+def cluster_class(spec: ClusterSpec) -> Any:
+    """The dask-jobqueue class of a batch ``spec``; UsageError when dask-jobqueue is missing
+    (checked before a run writes anything)."""
     try:
         import dask_jobqueue
     except ImportError:
-        raise UsageError("batch clusters need dask-jobqueue: pip install 'emergence-pipeline[cluster]'") from None
-    cls = getattr(dask_jobqueue, str(KINDS[spec.kind]))
-    cluster = cls(**_jobqueue_kwargs(spec))
+        raise UsageError(
+            f"a {spec.kind} cluster needs dask-jobqueue, which is not installed: "
+            "pip install 'emergence-pipeline[cluster]'; nothing was written"
+        ) from None
+    return getattr(dask_jobqueue, str(KINDS[spec.kind]))
+
+
+def start_batch_cluster(spec: ClusterSpec) -> Any:
+    """Start a dask-jobqueue cluster and scale it (fixed ``jobs`` or adaptive)."""
+    cluster = cluster_class(spec)(**_jobqueue_kwargs(spec))
     o = spec.options
     if "adaptive_maximum" in o:
         cluster.adapt(minimum_jobs=o.get("adaptive_minimum", 0), maximum_jobs=o["adaptive_maximum"])
@@ -151,10 +159,5 @@ def start_batch_cluster(spec: ClusterSpec) -> Any:
 
 def job_script(spec: ClusterSpec) -> str:
     """The job script the cluster would submit (nothing is submitted)."""
-    try:
-        import dask_jobqueue
-    except ImportError:
-        raise UsageError("batch clusters need dask-jobqueue: pip install 'emergence-pipeline[cluster]'") from None
-    cls = getattr(dask_jobqueue, str(KINDS[spec.kind]))
-    with cls(**_jobqueue_kwargs(spec)) as cluster:
+    with cluster_class(spec)(**_jobqueue_kwargs(spec)) as cluster:
         return str(cluster.job_script())

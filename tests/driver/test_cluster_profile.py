@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from pipeline.cli import main
@@ -56,3 +58,17 @@ def test_profile_mixing_forms_or_with_other_tables_is_one_clean_line(text, named
     assert err.count("\n") == 1 and err.startswith("emergence: error:"), err
     assert str(tmp_path / "slurm.toml") in err and named in err
     assert not (tmp_path / "c.zarr").exists()
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_batch_run_without_dask_jobqueue_is_one_line_and_writes_nothing(dry_run, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "dask_jobqueue", None)  # what `import` sees when it is not installed
+    wf = write_workflow(tmp_path, GOOD)
+    out = tmp_path / "c.zarr"
+    argv = ["run", str(wf), "--cluster", "slurm", "--out", str(out)]
+    argv += ["--cluster-profile", str(tmp_path / "p.toml")]
+    (tmp_path / "p.toml").write_text(KEYS)
+    assert main([*argv, "--dry-run"] if dry_run else argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "needs dask-jobqueue" in err and "slurm" in err, err
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["p.toml", "wf.toml"]
