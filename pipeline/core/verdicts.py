@@ -276,12 +276,14 @@ def settled(
     """Whether a reading against a tolerance (``holds``: e.g. the growth exponent is below it)
     is decided: the window before reads the same (``known_before``: it has a value) and the
     reading is more than :func:`noise_sigmas` standard errors (``sigma``, estimated from
-    ``samples`` draws; ``None``: exact cube) from the tolerance (``margin``: distance to it)."""
-    clear = (
-        np.ones(np.shape(holds), dtype=bool)
-        if sigma is None
-        else ~(np.abs(margin) <= noise_sigmas(samples) * np.nan_to_num(sigma))
-    )
+    ``samples`` draws; ``None``: exact cube) from the tolerance (``margin``: distance to it).
+    A single draw settles nothing, whatever its (undefined) standard error reads."""
+    if sigma is None:
+        clear = np.ones(np.shape(holds), dtype=bool)
+    elif math.isinf(noise_sigmas(samples)):  # one draw has no spread to clear a tolerance by
+        clear = np.zeros(np.shape(holds), dtype=bool)
+    else:
+        clear = ~(np.abs(margin) <= noise_sigmas(samples) * np.nan_to_num(sigma))
     return np.asarray(known_before & (holds == holds_before) & clear, dtype=bool)
 
 

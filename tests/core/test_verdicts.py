@@ -27,3 +27,12 @@ def test_settled_uses_the_calibrated_margin():
     args = (holds, holds, np.array([True]), np.array([5.0]), np.array([1.0]))
     assert verdicts.settled(*args)[0]
     assert not verdicts.settled(*args, samples=3)[0]
+
+
+@pytest.mark.parametrize("sigma", [0.0, np.nan])
+def test_one_draw_settles_nothing(sigma, recwarn):
+    holds = np.array([True, False])
+    args = (holds, holds, np.array([True, True]), np.array([5.0, -5.0]), np.array([sigma, sigma]))
+    assert not verdicts.settled(*args, samples=1).any()
+    assert verdicts.settled(*args, samples=2).all()  # two draws and a zero spread: clear
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
