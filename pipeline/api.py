@@ -103,15 +103,20 @@ def thresholds(
     from pipeline.readers import thresholding as thr
 
     ds = _cube(cube, partial)
-    return thr.compute_thresholds(ds, thr.options(taus, growth_tol))
+    opts = thr.options(taus, growth_tol)
+    thr.require_levels(ds, opts)
+    return thr.compute_thresholds(ds, opts)
 
 
 def plot(cube: str | os.PathLike[str] | xr.Dataset, *, tau: float | None = None, partial: bool = False) -> list[Figure]:
     """The cube's figures as matplotlib Figures (each labelled with its file stem;
     ``emergence plot`` saves the same figures as PNG and SVG)."""
     from pipeline.readers import plots
+    from pipeline.readers import thresholding as thr
 
-    drawn = plots.draw(_cube(cube, partial), tau=tau)
+    ds = _cube(cube, partial)
+    thr.require_levels(ds, thr.options([tau] if tau is not None else None))
+    drawn = plots.draw(ds, tau=tau)
     for d in drawn:
         d.figure.set_label(d.stem)
     return [d.figure for d in drawn]

@@ -33,6 +33,9 @@ class ThresholdOptions:
 
     taus: tuple[float, ...] = DEFAULT_TAUS
     growth_tol: float = DEFAULT_GROWTH_TOL
+    taus_given: bool = False
+    """The levels were asked for (``--tau``), not defaulted: a one-cube reader refuses them for
+    an experiment without levels rather than ignoring them."""
 
 
 @dataclass(frozen=True)

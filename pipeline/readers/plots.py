@@ -99,7 +99,9 @@ def plot_store(
     folder = out_dir or default_out_dir(cube)
     check_target(StoreLocation(folder), "figures")
     ds = open_cube(cube, partial=partial)
-    th = thr.compute_thresholds(ds, thr.options([tau] if tau is not None else None), source=cube)
+    opts = thr.options([tau] if tau is not None else None)
+    thr.require_levels(ds, opts)
+    th = thr.compute_thresholds(ds, opts, source=cube)
     return save(draw(ds, th, tau), folder)
 
 

@@ -34,7 +34,21 @@ def options(taus: Sequence[float] | None = None, growth_tol: float = DEFAULT_GRO
         raise UsageError(f"--tau {list(chosen)}: values must be distinct")
     if not math.isfinite(growth_tol) or growth_tol <= 0:
         raise UsageError(f"--growth-tol {growth_tol!r}: must be a finite number > 0")
-    return ThresholdOptions(chosen, float(growth_tol))
+    return ThresholdOptions(chosen, float(growth_tol), taus_given=bool(taus))
+
+
+def require_levels(ds: xr.Dataset, opts: ThresholdOptions) -> None:
+    """UsageError when ``--tau`` was given for a cube whose experiment has no risk levels
+    (it would be ignored)."""
+    from pipeline.experiments import experiment_of
+
+    experiment = experiment_of(ds)
+    if opts.taus_given and experiment.levels is None:
+        given = " ".join(f"{t:g}" for t in opts.taus)
+        raise UsageError(
+            f"--tau {given}: a {experiment.name} cube has no risk levels; --tau chooses the level of k* "
+            "in the hidden experiments"
+        )
 
 
 def workflow_name(ds: xr.Dataset) -> str:
@@ -159,7 +173,9 @@ def thresholds_for_store(
     if path.rstrip("/") == cube.rstrip("/"):
         raise UsageError(f"--out {path!r} is the cube itself; choose another path")
     check_target(StoreLocation(path), "thresholds")  # before the work, so a refusal is immediate
-    th = compute_thresholds(open_cube(cube, partial=partial), opts, source=cube)
+    ds = open_cube(cube, partial=partial)
+    require_levels(ds, opts or ThresholdOptions())
+    th = compute_thresholds(ds, opts, source=cube)
     write_thresholds(th, path)
     return th, path
 
