@@ -9,9 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from pipeline import api
 from pipeline.cli import main
+from pipeline.core.errors import UsageError
 from tests.helpers import REPO, emergence, one_clean_line, write_workflow
 from tests.references import BAD, GOOD
 
@@ -215,6 +218,8 @@ def test_info_json_and_query_formats(cube, capsys):
     captured = capsys.readouterr()
     rows = json.loads(captured.out)
     assert len(rows) == 1 and rows[0]["noise_ratio"] == 1.0  # nearest, as asked with ~
+    stored = api.open_cube(out)["risk"].sel(noise_ratio=1.0, learner="truncated_kalman", k=2, T=1000)
+    assert rows[0]["risk"] == stored.values.item()  # the same bits, not 15 digits
     assert captured.err == "noise_ratio: nearest to 1.1 is 1.0\n"
     assert (
         main(
@@ -329,3 +334,34 @@ def test_the_readme_commands_run_verbatim(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "noise_ratio: nearest to 4 is 3.1622776601683795" in result.stderr.splitlines()
     assert result.stdout.count("truncated_kalman") >= 2  # the exact cell and the nearest one
+
+
+def test_tau_for_a_cube_without_risk_levels_is_refused_not_ignored(tmp_path, capsys):
+    wf = write_workflow(tmp_path, OBSERVED, "obs.toml")
+    out = tmp_path / "obs.zarr"
+    assert main(["run", str(wf), "--out", str(out), "--workers", "1", "--no-progress"]) == 0
+    capsys.readouterr()
+    before = _snapshot(tmp_path)
+    for argv in (["plot", str(out), "--tau", "2"], ["thresholds", str(out), "--tau", "2", "5"]):
+        assert main(argv) == 2, argv
+        line = one_clean_line(capsys.readouterr().err)
+        assert "--tau 2" in line and "observed cube has no risk levels" in line, line
+    assert _snapshot(tmp_path) == before
+    assert main(["thresholds", str(out)]) == 0  # without --tau it runs
+    ds = api.open_cube(out)
+    with pytest.raises(UsageError, match="no risk levels"):
+        api.thresholds(ds, taus=(2.0,))
+    with pytest.raises(UsageError, match="no risk levels"):
+        api.plot(ds, tau=2.0)
+
+
+def test_query_json_reads_back_to_the_same_bits():
+    from pipeline.readers.inspect import records_json
+
+    values = [0.1 + 0.2, 1e-300, 5e-324, -np.inf, np.inf, np.nan, np.float64(2.0) / 3]
+    rows = json.loads(records_json([{"x": v, "k": np.int64(3), "learner": "best_fir"} for v in values]))
+    back = [r["x"] for r in rows]
+    assert back[:5] == [0.1 + 0.2, 1e-300, 5e-324, -np.inf, np.inf] and back[5] is None and back[6] == 2.0 / 3
+    assert rows[0]["k"] == 3 and rows[0]["learner"] == "best_fir"
+    text = records_json([{"x": -np.inf, "y": np.nan}])
+    assert text == '[{"x":-1e999,"y":null}]'  # strict JSON: no NaN or Infinity tokens

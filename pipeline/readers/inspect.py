@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -208,9 +209,25 @@ def query(
     if fmt == "csv":
         return str(frame.to_csv().rstrip("\n"))
     if fmt == "json":
-        return str(frame.reset_index().to_json(orient="records", double_precision=15))
+        return records_json(frame.reset_index().to_dict(orient="records"))
     with _wide_pandas():
         return str(frame.to_string())
+
+
+def records_json(records: list[dict[Any, Any]]) -> str:
+    """Rows as a JSON array of objects whose floats read back to the same bits: the shortest
+    round-trip form, an unfinished cell's NaN as ``null`` and an infinity as ``1e999`` /
+    ``-1e999`` (a JSON number every IEEE parser reads as infinity; ``log10_risk`` of an exactly
+    zero risk is ``-inf``)."""
+
+    def value(v: Any) -> str:
+        v = v.item() if isinstance(v, np.generic) else v
+        if isinstance(v, float) and not math.isfinite(v):
+            return "null" if math.isnan(v) else ("1e999" if v > 0 else "-1e999")
+        return json.dumps(v)
+
+    rows = ("{" + ",".join(f"{json.dumps(str(k))}:{value(v)}" for k, v in r.items()) + "}" for r in records)
+    return "[" + ",".join(rows) + "]"
 
 
 class _wide_pandas:
