@@ -46,8 +46,8 @@ def require_levels(ds: xr.Dataset, opts: ThresholdOptions) -> None:
     if opts.taus_given and experiment.levels is None:
         given = " ".join(f"{t:g}" for t in opts.taus)
         raise UsageError(
-            f"--tau {given}: a {experiment.name} cube has no risk levels; --tau chooses the level of k* "
-            "in the hidden experiments"
+            f"--tau {given}: a {experiment.name} cube has no risk levels; --tau chooses among the levels "
+            "of an experiment that reads k* at a risk level"
         )
 
 
