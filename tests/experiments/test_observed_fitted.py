@@ -245,8 +245,8 @@ def test_thresholds_over_fits_equal_numpy_on_the_cube(learning_cube):
     np.testing.assert_allclose(at.values, mT / 4 * excess[0, 0, 0, 0, 2], rtol=1e-12)
     # the whole class of a stable system: its theory 1 applies at d = n^2 only
     theory = th["normalised_excess_theory"].squeeze(["family", "draw", "learner_family"], drop=True)
-    assert float(theory.sel(spectrum="0.5, 0.3", d=4)) == 1.0 and np.isnan(theory.sel(d=[0, 1])).all()
-    assert np.isnan(theory.sel(spectrum="1.0")).all()
+    assert (theory.sel(spectrum="0.5, 0.3", d=4) == 1.0).all() and np.isnan(theory.sel(d=[0, 1])).all()
+    assert np.isnan(theory.sel(spectrum="1.0")).all()  # a marginal system: not from 40 trajectories
     # Dickey-Fuller: T (ahat - 1) of the scalar random walk at m = 1, d = 1, the largest T
     b = float(ds["learner_basis"].sel(spectrum="1.0", learner_family="full")[0, 0, 0])
     phi = ds["phi"].sel(spectrum="1.0", d=1, trajectories=1, T=120).isel(param=0).squeeze().values
@@ -287,6 +287,30 @@ def test_a_disagreement_is_listed_with_its_tolerance(learning_cube):
     same = thr.compute_thresholds(learning_cube)
     untouched = str(same["normalised_excess_verdict"].sel(spectrum="0.5, 0.3", d=4).squeeze().values)
     assert untouched in ("agrees", "unresolved")  # 30 fits: the noise band may be too wide to agree
+
+
+def test_a_marginal_system_is_held_to_1_from_many_trajectories(tmp_path, threaded_cluster):
+    """MATH §6.5: the random walk's constant is ~6.6 from one trajectory and tends to 1 as m grows;
+    the comparison is made at m >= 100 only, and a cube three times off there disagrees."""
+    from pipeline.experiments.observed_fitted.thresholds import FPE_MANY_TRAJECTORIES
+    from pipeline.readers import thresholding as thr
+
+    grid = dict(spectrum=["1.0"], learner_family=["full"], d=[1], T=[20, 100], trajectories=[1, 100], fits=800)
+    out = tmp_path / "walk.zarr"
+    assert run_quietly(observed_fitted("walk", **grid), out, threaded_cluster).complete
+    ds = open_cube(out).load()
+    assert FPE_MANY_TRAJECTORIES == 100
+    th = thr.compute_thresholds(ds)
+    theory = th["normalised_excess_theory"].squeeze(drop=True)
+    assert np.isnan(float(theory.sel(trajectories=1))) and float(theory.sel(trajectories=100)) == 1.0
+    one = float(th["normalised_excess"].sel(T=100, trajectories=1).squeeze())
+    many = float(th["normalised_excess"].sel(T=100, trajectories=100).squeeze())
+    assert one > 3 and abs(many - 1) < 0.25, (one, many)  # 6.6 from one trajectory, 1 from many
+    assert str(th["normalised_excess_verdict"].squeeze().values) == "agrees"
+    ds["risk"] = 3.0 * ds["risk"]
+    tripled = thr.compute_thresholds(ds)
+    assert str(tripled["normalised_excess_verdict"].squeeze().values) == "disagrees"
+    assert thr.format_table(tripled).count("normalised_excess 1.0 learner=full d=1 T=100 m=100:") == 1
 
 
 def test_fit_best_is_the_plain_observed_experiment_with_its_fingerprint():

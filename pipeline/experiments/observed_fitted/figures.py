@@ -184,7 +184,7 @@ def _excess(ds: xr.Dataset, th: xr.Dataset, learner: str, stem: str, partial: st
         yerr = np.where(np.isfinite(se), se, 0.0)
         shown += [float(v) for v in y[np.isfinite(y)]]
         ax.errorbar(ms, y, yerr=yerr, color=colour, marker="o", ms=4, capsize=2, label=f"{_panel_title(sel)}, d = {d}")
-    ax.axhline(1.0, color="black", ls="--", lw=1.0, label="stable limit 1 (d = n^2)")
+    ax.axhline(1.0, color="black", ls="--", lw=1.0, label="limit 1 (d = n^2: stable; marginal as m grows)")
     ax.set_xscale("log")
     # heavy tails (one explosive trajectory) beside the limit 1: a log axis (symlog if any is <= 0)
     ax.set_yscale(
@@ -199,6 +199,7 @@ def _excess(ds: xr.Dataset, th: xr.Dataset, learner: str, stem: str, partial: st
         f"The excess of the mean risk over the bias, times m T / d, at the largest horizon T = {Tmax}, against the "
         "number of trajectories m, one line per spectrum (bars: one standard error). For stable systems with the "
         "whole class (d = n^2) it tends to 1 as m T grows (Akaike's final prediction error, docs/theory.md §6); "
-        "marginal and explosive systems from few trajectories sit elsewhere."
+        "a marginal system sits higher from few trajectories (6.6 for the random walk from one) and tends to 1 as m "
+        "grows; an explosive one from few trajectories is heavy-tailed."
     )
     return DrawnFigure(stem, text, caption, fig)

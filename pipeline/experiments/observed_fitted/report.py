@@ -126,7 +126,7 @@ def table(th: xr.Dataset) -> list[str]:
                 if math.isnan(bias):
                     continue
                 ne = ""
-                theory = th["normalised_excess_theory"].sel(sel | {"d": int(d)})
+                theory = th["normalised_excess_theory"].sel(at | {"d": int(d)})
                 if not math.isnan(float(theory)):
                     ne = f"  (mT/d) excess {_value(th, 'normalised_excess', c)} (theory {float(theory):g})"
                 lines.append(
