@@ -278,12 +278,13 @@ def settled(
     reading is more than :func:`noise_sigmas` standard errors (``sigma``, estimated from
     ``samples`` draws; ``None``: exact cube) from the tolerance (``margin``: distance to it).
     A single draw settles nothing, whatever its (undefined) standard error reads."""
-    if sigma is None:
-        clear = np.ones(np.shape(holds), dtype=bool)
-    elif math.isinf(noise_sigmas(samples)):  # one draw has no spread to clear a tolerance by
+    k = 0.0 if sigma is None else noise_sigmas(samples)
+    if math.isinf(k):  # one draw has no spread to clear a tolerance by
         clear = np.zeros(np.shape(holds), dtype=bool)
+    elif sigma is None:
+        clear = np.ones(np.shape(holds), dtype=bool)
     else:
-        clear = ~(np.abs(margin) <= noise_sigmas(samples) * np.nan_to_num(sigma))
+        clear = ~(np.abs(margin) <= k * np.nan_to_num(sigma))
     return np.asarray(known_before & (holds == holds_before) & clear, dtype=bool)
 
 

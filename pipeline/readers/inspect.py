@@ -217,8 +217,8 @@ def query(
 def records_json(records: list[dict[Any, Any]]) -> str:
     """Rows as a JSON array of objects whose floats read back to the same bits: the shortest
     round-trip form, an unfinished cell's NaN as ``null`` and an infinity as ``1e999`` /
-    ``-1e999`` (a JSON number every IEEE parser reads as infinity; ``log10_risk`` of an exactly
-    zero risk is ``-inf``)."""
+    ``-1e999`` (strict JSON numbers that Python and JavaScript read as infinite; ``log10_risk``
+    of an exactly zero risk is ``-inf``)."""
 
     def value(v: Any) -> str:
         v = v.item() if isinstance(v, np.generic) else v
